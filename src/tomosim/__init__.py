@@ -1,0 +1,22 @@
+"""tomosim: simulated cryo-electron tomograms with perfect labels.
+
+The public API is listed here once; see CONVENTIONS.md for axes, units and angle conventions.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from tomosim.config import SimulationConfig, load_config
+from tomosim.errors import TomosimError
+from tomosim.orientations import euler_to_matrix, matrix_to_euler, random_rotations
+
+__all__ = [
+    "SimulationConfig",
+    "TomosimError",
+    "__version__",
+    "euler_to_matrix",
+    "load_config",
+    "matrix_to_euler",
+    "random_rotations",
+]

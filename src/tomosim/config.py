@@ -1,0 +1,469 @@
+"""The simulation configuration: one YAML file, validated by pydantic.
+
+Only user-facing configuration lives here. The models never hold big arrays and never read files
+when built; the physics functions take plain numbers, not these models. Every section forbids
+unknown keys and constrains every number. Units follow CONVENTIONS.md: Å, degrees, and the unit in
+the name where it is ambiguous (``voltage_kv``, ``cs_mm``, ``defocus_um``, ``dose_e_per_a2``).
+
+Loading: :func:`load_config` reads YAML, applies ``--set section.key=value`` overrides and the
+seed, and validates. :func:`dump_config` writes the fully resolved config (every default filled
+in) that is saved next to every output as ``config.resolved.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tomosim.errors import TomosimError
+
+CONFIG_VERSION = 1
+
+PositiveLength = Annotated[float, Field(gt=0, le=1e6)]
+Angle = Annotated[float, Field(ge=-360, le=360)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Structures and potentials
+# --------------------------------------------------------------------------------------------
+
+
+class PotentialConfig(Section):
+    """How structures become potentials (see :func:`tomosim.potential.atoms_to_potential`)."""
+
+    solvent: Literal["none", "ice"] = "ice"
+    hydrogens: bool = Field(True, description="add implicit hydrogens to heavy atoms")
+    b_factor: float = Field(0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²")
+    resolution: float | None = Field(
+        None, gt=0, le=200, description="optional low-pass to this resolution, Å"
+    )
+    hydration_shell: bool = False
+    ice_potential_v: float | None = Field(
+        None, gt=0, le=20, description="mean potential of vitreous ice, V; None = documented default"
+    )
+    cache: bool = Field(True, description="reuse potentials from the on-disk cache")
+
+
+class StructureOptions(Section):
+    """How an atomic model is read (see :func:`tomosim.structures.read_structure`)."""
+
+    assembly: str | None = Field(None, description="biological assembly id to expand, e.g. '1'")
+    chains: list[str] | None = None
+    keep_water: bool = False
+    keep_ligands: bool = True
+    keep_hydrogens: bool = False
+    map_mass_kda: float | None = Field(None, gt=0, le=1e6, description="molecular mass for maps, kDa")
+    map_scale_v: float | None = Field(None, gt=0, le=1e6, description="map value -> volts factor")
+    map_threshold: float | None = Field(None, description="map values below this are set to 0")
+
+
+# --------------------------------------------------------------------------------------------
+# The sample
+# --------------------------------------------------------------------------------------------
+
+
+class SampleConfig(Section):
+    """The simulated volume and its ice slab."""
+
+    shape: tuple[
+        Annotated[int, Field(ge=8, le=4096)],
+        Annotated[int, Field(ge=8, le=4096)],
+        Annotated[int, Field(ge=8, le=4096)],
+    ] = Field((200, 512, 512), description="(z, y, x) voxels")
+    pixel_size: float = Field(10.0, gt=0, le=50, description="Å per voxel")
+    ice_thickness: float | None = Field(
+        None, gt=0, le=1e5, description="ice slab thickness, Å; None = the whole z extent"
+    )
+    label_threshold: float = Field(
+        0.5, gt=0, le=1e3, description="an object labels voxels where its own potential exceeds this, V"
+    )
+
+
+OrientationMode = Literal["random", "fixed", "in_plane"]
+
+
+class ProteinSpecies(Section):
+    """One kind of globular particle.
+
+    Exactly one of ``count``, ``concentration_nm`` and ``volume_fraction`` sets how many copies.
+    ``label`` is the class its voxels are labelled with (default: ``name``); ``"background"``
+    makes it a distractor that is placed but labelled 0.
+    """
+
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome")
+    label: str | None = None
+    count: int | None = Field(None, ge=0, le=10_000_000)
+    concentration_nm: float | None = Field(None, ge=0, le=1e7)
+    volume_fraction: float | None = Field(None, ge=0, le=0.74)
+    orientation: OrientationMode = "random"
+    structure: StructureOptions = StructureOptions()
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> ProteinSpecies:
+        given = [x is not None for x in (self.count, self.concentration_nm, self.volume_fraction)]
+        if sum(given) != 1:
+            raise ValueError(
+                f"species {self.name!r}: give exactly one of count, concentration_nm, volume_fraction"
+            )
+        return self
+
+
+class ProteinsConfig(Section):
+    """Globular particles and how they are placed."""
+
+    placement: Literal["random", "grid"] = "random"
+    grid_spacing: float | None = Field(None, gt=0, le=1e5, description="grid placement spacing, Å")
+    min_gap: float = Field(0.0, ge=0, le=1e4, description="minimum gap between particles, Å")
+    clustering: float = Field(
+        0.0, ge=0, le=1, description="0 = uniform; towards 1 particles gather in clusters"
+    )
+    max_attempts: int = Field(200, ge=1, le=100_000, description="placement attempts per particle")
+    species: list[ProteinSpecies] = []
+
+
+class DecorationConfig(Section):
+    """Partial decoration of a filament: segments switch between bare and decorated."""
+
+    preset: Literal["cofilactin"] | None = "cofilactin"
+    source: str | None = Field(None, description="decorated subunit structure; None = preset builtin")
+    label: str = "cofilactin"
+    fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
+    mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
+    rise: float | None = Field(None, gt=0, le=1e3)
+    twist: float | None = Field(None, ge=-360, le=360)
+
+
+class FilamentSpecies(Section):
+    """One kind of helical filament (see :mod:`tomosim.filaments`).
+
+    A preset (``actin``, ``cofilactin``, ``microtubule``) fills in the helical parameters and the
+    built-in subunit; anything given explicitly overrides the preset.
+    """
+
+    name: str = Field(min_length=1)
+    preset: Literal["actin", "cofilactin", "microtubule"] | None = None
+    source: str | None = Field(None, description="subunit structure; None = the preset's builtin")
+    label: str | None = None
+    rise: float | None = Field(None, gt=0, le=1e3, description="axial rise per subunit, Å")
+    twist: float | None = Field(None, ge=-360, le=360, description="rotation per subunit, degrees")
+    radius: float | None = Field(None, ge=0, le=1e4, description="subunit centre radius, Å")
+    protofilaments: int | None = Field(None, ge=1, le=100)
+    start: int | None = Field(None, ge=0, le=100, description="helix start number of a tube")
+    count: int = Field(0, ge=0, le=100_000)
+    length: tuple[PositiveLength, PositiveLength] = Field(
+        (1000.0, 5000.0), description="(min, max) filament length, Å"
+    )
+    arrangement: Literal["sheets", "random", "bundle"] = "random"
+    persistence_length: float = Field(
+        1.0e5, gt=0, le=1e9, description="bending stiffness for random filaments, Å"
+    )
+    sheet_angle_step: float = Field(30.0, ge=0, le=180, description="in-plane rotation per sheet")
+    filaments_per_sheet: int = Field(4, ge=1, le=10_000)
+    bundle_spacing: float = Field(120.0, gt=0, le=1e4, description="centre spacing in bundles, Å")
+    decoration: DecorationConfig | None = None
+
+    @model_validator(mode="after")
+    def _lengths(self) -> FilamentSpecies:
+        if self.length[0] > self.length[1]:
+            raise ValueError(f"filament {self.name!r}: length (min, max) has min > max")
+        if self.preset is None and self.source is None:
+            raise ValueError(f"filament {self.name!r}: give a preset or a source")
+        return self
+
+
+class VesiclesConfig(Section):
+    """Lipid vesicles: spherical or ellipsoidal bilayers labelled as ``label``."""
+
+    count: int = Field(0, ge=0, le=100_000)
+    radius: tuple[PositiveLength, PositiveLength] = Field((300.0, 800.0), description="(min, max) Å")
+    max_aspect: float = Field(1.0, ge=1, le=5, description="largest ellipsoid axis ratio")
+    thickness: float = Field(40.0, gt=0, le=200, description="bilayer thickness, Å")
+    label: str = "membrane"
+    proteins_inside: list[str] = Field([], description="species placed only inside vesicles")
+    proteins_outside: list[str] = Field([], description="species kept out of vesicles")
+
+
+# --------------------------------------------------------------------------------------------
+# The microscope
+# --------------------------------------------------------------------------------------------
+
+
+class TiltConfig(Section):
+    """Tilt scheme and its errors."""
+
+    min_angle: float = Field(-60.0, ge=-90, le=90)
+    max_angle: float = Field(60.0, ge=-90, le=90)
+    step: float = Field(2.0, gt=0, le=90)
+    order: Literal["unidirectional", "bidirectional", "dose_symmetric"] = "dose_symmetric"
+    group_size: int = Field(2, ge=1, le=100, description="dose-symmetric group size (Hagen)")
+    start_angle: float = Field(0.0, ge=-90, le=90, description="first tilt of bidirectional order")
+    tilt_axis_angle: float = Field(0.0, ge=-180, le=180)
+    shift_error: float = Field(0.0, ge=0, le=1e4, description="per-tilt shift s.d., Å")
+    rotation_error: float = Field(0.0, ge=0, le=45, description="per-tilt in-plane rotation s.d.")
+    angle_error: float = Field(0.0, ge=0, le=10, description="per-tilt tilt-angle s.d., degrees")
+
+    @model_validator(mode="after")
+    def _range(self) -> TiltConfig:
+        if self.min_angle > self.max_angle:
+            raise ValueError("tilt min_angle is larger than max_angle")
+        return self
+
+
+class OpticsConfig(Section):
+    """Lens and CTF, CTFFIND convention (defocus positive = underfocus)."""
+
+    voltage_kv: float = Field(300.0, gt=0, le=3000)
+    cs_mm: float = Field(2.7, ge=0, le=20)
+    amplitude_contrast: float = Field(0.07, ge=0, lt=1)
+    defocus_um: float = Field(3.0, ge=-20, le=50)
+    astigmatism_um: float = Field(0.0, ge=0, le=10, description="defocus_u - defocus_v, µm")
+    astigmatism_angle: float = Field(0.0, ge=-180, le=180)
+    phase_shift: float = Field(0.0, ge=-180, le=180, description="phase plate shift, degrees")
+    defocus_jitter_um: float = Field(0.0, ge=0, le=10, description="per-tilt defocus s.d., µm")
+    defocus_gradient: bool = Field(True, description="defocus varies across tilted images")
+    depth_defocus: bool = Field(False, description="defocus varies through the sample thickness")
+    b_factor: float = Field(0.0, ge=0, le=1e4, description="CTF envelope B-factor, Å²")
+    source_spread_mrad: float = Field(0.0, ge=0, le=10, description="spatial coherence envelope")
+    energy_spread_ev: float = Field(0.0, ge=0, le=10, description="temporal coherence envelope")
+    chromatic_aberration_mm: float = Field(2.7, ge=0, le=20)
+    padding: float = Field(0.25, ge=0, le=2, description="fractional padding against wrap-around")
+
+
+class DoseConfig(Section):
+    """Electron dose, radiation damage and inelastic scattering."""
+
+    total_dose_e_per_a2: float = Field(100.0, gt=0, le=1e4)
+    weighting: Literal["uniform", "cosine"] = "uniform"
+    exposure_filter: bool = True
+    energy_filter: bool = True
+    inelastic_mean_free_path: float = Field(3500.0, gt=0, le=1e6, description="Å")
+
+
+class DetectorConfig(Section):
+    """Electron counting detector."""
+
+    preset: Literal["ideal", "k3", "falcon4"] = "k3"
+    dqe: float | None = Field(None, gt=0, le=1, description="DQE at zero frequency; None = preset")
+    mtf_falloff: float | None = Field(None, ge=0, le=10, description="None = preset")
+    read_noise: float = Field(0.0, ge=0, le=1e3, description="Gaussian read noise, electrons")
+    noise: bool = Field(True, description="Poisson shot noise")
+    write_noise_free: bool = False
+    write_half_sets: bool = Field(False, description="odd/even half-dose series and tomograms")
+
+
+class MicroscopeConfig(Section):
+    tilt: TiltConfig = TiltConfig()
+    optics: OpticsConfig = OpticsConfig()
+    dose: DoseConfig = DoseConfig()
+    detector: DetectorConfig = DetectorConfig()
+
+
+class ReconstructionConfig(Section):
+    """Weighted backprojection (see :func:`tomosim.reconstruct.weighted_backprojection`)."""
+
+    thickness_px: int | None = Field(None, ge=1, le=8192, description="None = sample z size")
+    lowpass_cutoff: float = Field(0.35, gt=0, le=0.5, description="radial filter, cycles/pixel")
+    lowpass_falloff: float = Field(0.035, ge=0, le=0.5)
+    sirt_like_iterations: int = Field(0, ge=0, le=1000)
+    phase_flip: bool = False
+    binning: int = Field(1, ge=1, le=16)
+    invert: bool = False
+
+
+class OutputConfig(Section):
+    previews: bool = True
+    tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+
+
+# --------------------------------------------------------------------------------------------
+# The root
+# --------------------------------------------------------------------------------------------
+
+
+class SimulationConfig(Section):
+    """A whole simulation: one YAML file."""
+
+    version: Literal[1] = CONFIG_VERSION
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    classes: list[str] | None = Field(
+        None, description="class names in id order (1, 2, ...); None = order of first use"
+    )
+    potential: PotentialConfig = PotentialConfig()
+    sample: SampleConfig = SampleConfig()
+    proteins: ProteinsConfig = ProteinsConfig()
+    filaments: list[FilamentSpecies] = []
+    vesicles: VesiclesConfig = VesiclesConfig()
+    microscope: MicroscopeConfig = MicroscopeConfig()
+    reconstruction: ReconstructionConfig = ReconstructionConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _class_names(self) -> SimulationConfig:
+        used = self.used_labels()
+        if self.classes is not None:
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("classes: names must be unique")
+            if "background" in self.classes:
+                raise ValueError("classes: 'background' is class 0 and must not be listed")
+            unknown = [name for name in used if name not in self.classes]
+            if unknown:
+                raise ValueError(f"unknown class name(s) {unknown}; classes lists {self.classes}")
+        names = [s.name for s in self.proteins.species] + [f.name for f in self.filaments]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"species/filament names must be unique, repeated: {dup}")
+        known = {s.name for s in self.proteins.species}
+        for key in ("proteins_inside", "proteins_outside"):
+            for name in getattr(self.vesicles, key):
+                if name not in known:
+                    raise ValueError(f"vesicles.{key}: unknown species {name!r}")
+        return self
+
+    def used_labels(self) -> list[str]:
+        """Class names used by species, filaments and vesicles, in config order (no background)."""
+        out: list[str] = []
+        for s in self.proteins.species:
+            out.append(s.label or s.name)
+        for f in self.filaments:
+            out.append(f.label or f.name)
+            if f.decoration is not None:
+                out.append(f.decoration.label)
+        if self.vesicles.count > 0:
+            out.append(self.vesicles.label)
+        seen: list[str] = []
+        for name in out:
+            if name != "background" and name not in seen:
+                seen.append(name)
+        return seen
+
+    def class_ids(self) -> dict[str, int]:
+        """Map class name -> label id (1, 2, ...); ``background`` is 0. Ids never shift."""
+        names = self.classes if self.classes is not None else self.used_labels()
+        ids = {"background": 0}
+        ids.update({name: i + 1 for i, name in enumerate(names)})
+        return ids
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and writing
+# --------------------------------------------------------------------------------------------
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree[a][b][c] = value`` for ``dotted = "a.b.c"``; integer parts index lists."""
+    parts = dotted.split(".")
+    node: Any = tree
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            try:
+                idx = int(part)
+                node[idx]
+            except (ValueError, IndexError):
+                raise TomosimError(f"--set {dotted}: {part!r} is not a valid list index") from None
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise TomosimError(f"--set {dotted}: {part!r} is inside a value that is not a section")
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a config tree."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise TomosimError(f"--set expects section.key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise TomosimError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        _set_path(tree, key.strip(), value)
+    return tree
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    msg = err["msg"].removeprefix("Value error, ")
+    extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid config {source}: {where}: {msg}{extra}"
+
+
+def config_from_dict(
+    tree: dict[str, Any], *, source: str = "<dict>", overrides: list[str] | None = None,
+    seed: int | None = None,
+) -> SimulationConfig:
+    """Validate a config tree (after overrides and seed) into a :class:`SimulationConfig`."""
+    tree = apply_overrides(dict(tree), overrides or [])
+    if seed is not None:
+        tree["seed"] = seed
+    try:
+        return SimulationConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise TomosimError(_format_validation_error(exc, source)) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    *,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+) -> SimulationConfig:
+    """Read a YAML config, apply overrides and seed, validate.
+
+    Parameters
+    ----------
+    path
+        YAML file; None starts from all defaults.
+    overrides
+        ``"section.key=value"`` strings; the value is parsed as YAML (``sample.shape=[64,64,64]``).
+    seed
+        Overrides the config's ``seed``.
+
+    Raises
+    ------
+    TomosimError
+        Missing or unparsable file, unknown keys, values out of range.
+    """
+    tree: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise TomosimError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            at = f" at line {line + 1}" if line is not None else ""
+            raise TomosimError(f"config {p} is not valid YAML{at}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise TomosimError(f"config {p} must be a YAML mapping of sections")
+        tree = loaded
+    return config_from_dict(tree, source=source, overrides=overrides, seed=seed)
+
+
+def dump_config(config: SimulationConfig) -> str:
+    """The fully resolved config as YAML text (every default filled in)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

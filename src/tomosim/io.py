@@ -1,0 +1,163 @@
+"""File input and output: MRC volumes, atomic writes, tables.
+
+All writers go through :func:`atomic_path`: the data are written to a temporary name in the same
+folder and renamed over the final name only when complete, so an interrupted or failed run never
+leaves a half-written file that looks finished.
+
+Array axes are ``(z, y, x)`` (see CONVENTIONS.md); MRC ``voxel_size`` is the pixel size in Å.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from tomosim.errors import TomosimError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary file keeps the final suffix (``.mrc``, ``.png`` ...) so that writers which
+    choose a format by suffix still do the right thing. On any exception the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=".partial" + "".join(final.suffixes), dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@dataclass(frozen=True)
+class MrcVolume:
+    """A volume or image stack read from an MRC file.
+
+    Attributes
+    ----------
+    data
+        Array in ``(z, y, x)`` order (a stack: ``(section, y, x)``), as stored.
+    voxel_size
+        ``(z, y, x)`` voxel size in Å; 0 where the header holds none.
+    origin
+        ``(x, y, z)`` header origin in Å.
+    """
+
+    data: np.ndarray
+    voxel_size: tuple[float, float, float]
+    origin: tuple[float, float, float]
+
+
+def read_mrc(path: str | os.PathLike[str], *, require_voxel_size: bool = True) -> MrcVolume:
+    """Read an MRC/MAP file (optionally gzipped) with its voxel size and origin.
+
+    Parameters
+    ----------
+    path
+        File name; ``.gz`` files are decompressed on the fly.
+    require_voxel_size
+        Raise :class:`TomosimError` if the header voxel size is zero or negative.
+
+    Raises
+    ------
+    TomosimError
+        If the file is missing, not a readable MRC file, or has no voxel size.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TomosimError(f"file not found: {p}")
+    try:
+        if p.suffix == ".gz":
+            with gzip.open(p, "rb") as fh:
+                raw = fh.read()
+            with tempfile.NamedTemporaryFile(suffix=".mrc") as tmp:
+                tmp.write(raw)
+                tmp.flush()
+                return read_mrc(tmp.name, require_voxel_size=require_voxel_size)
+        with mrcfile.open(p, mode="r", permissive=True) as mrc:
+            if mrc.data is None:
+                raise TomosimError(f"not a readable MRC file (no data): {p}")
+            data = np.asarray(mrc.data).copy()
+            vs = mrc.voxel_size
+            voxel = (float(vs.z), float(vs.y), float(vs.x))
+            org = mrc.header.origin
+            origin = (float(org.x), float(org.y), float(org.z))
+    except TomosimError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise TomosimError(f"not a readable MRC file ({exc}): {p}") from None
+    if require_voxel_size and min(voxel) <= 0:
+        raise TomosimError(f"MRC file has no voxel size (header voxel size {voxel[::-1]}): {p}")
+    return MrcVolume(data=data, voxel_size=voxel, origin=origin)
+
+
+def write_mrc(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    *,
+    voxel_size: float | tuple[float, float, float],
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    is_stack: bool = False,
+) -> None:
+    """Write ``data`` to an MRC file atomically, with voxel size and origin set.
+
+    Parameters
+    ----------
+    data
+        ``(z, y, x)`` volume, ``(section, y, x)`` image stack or ``(y, x)`` image. float64 is
+        stored as float32; uint8/int8/int16/uint16/float16/float32 are stored as they are. MRC has
+        no 32-bit integer mode, so 32/64-bit integer ids (instances) are stored as uint16 when they
+        fit and as float32 (exact up to 2**24) otherwise.
+    voxel_size
+        Å; a scalar or ``(z, y, x)``.
+    origin
+        ``(x, y, z)`` in Å.
+    is_stack
+        Mark a 3D array as an image stack (MRC space group 0), as IMOD expects for tilt series.
+    """
+    arr = np.asarray(data)
+    if arr.dtype in (np.uint32, np.int32, np.int64, np.uint64):
+        # MRC has no 32-bit integer mode: ids fit uint16 (mode 6) or are exact in float32 < 2**24
+        top = int(arr.max()) if arr.size else 0
+        if int(arr.min(initial=0)) >= 0 and top < 2**16:
+            arr = arr.astype(np.uint16)
+        elif top < 2**24:
+            arr = arr.astype(np.float32)
+        else:
+            raise TomosimError(f"integer values beyond 2**24 cannot be stored exactly in MRC: {path}")
+    elif arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    vs = (voxel_size,) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)  # type: ignore[arg-type]
+    with atomic_path(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(arr))
+            if is_stack:
+                mrc.set_image_stack()
+            mrc.voxel_size = (float(vs[2]), float(vs[1]), float(vs[0]))  # mrcfile takes x, y, z
+            mrc.header.origin = origin
+            mrc.update_header_stats()

@@ -46,6 +46,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def cache_dir(kind: str) -> Path:
+    """The on-disk cache folder for ``kind`` ("structures", "potentials", ...), created if needed.
+
+    ``$TOMOSIM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/tomosim``, else ``~/.cache/tomosim``.
+    """
+    root = os.environ.get("TOMOSIM_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(xdg) / "tomosim")
+    path = Path(root) / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

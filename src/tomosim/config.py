@@ -379,6 +379,8 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
         elif isinstance(node, dict):
             if last:
                 node[part] = value
+            elif part not in node and parts[i + 1].isdigit():
+                raise TomosimError(f"--set {dotted}: there is no list {part!r} to index")
             else:
                 node = node.setdefault(part, {})
         else:

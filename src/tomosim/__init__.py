@@ -10,8 +10,12 @@ __version__ = "0.1.0"
 from tomosim.config import SimulationConfig, load_config
 from tomosim.errors import TomosimError
 from tomosim.orientations import euler_to_matrix, matrix_to_euler, random_rotations
+from tomosim.sources import resolve_source
+from tomosim.structures import Atoms, DensityMap, read_map, read_structure, resample_map
 
 __all__ = [
+    "Atoms",
+    "DensityMap",
     "SimulationConfig",
     "TomosimError",
     "__version__",
@@ -19,4 +23,8 @@ __all__ = [
     "load_config",
     "matrix_to_euler",
     "random_rotations",
+    "read_map",
+    "read_structure",
+    "resample_map",
+    "resolve_source",
 ]

@@ -52,19 +52,553 @@ def _root(
 # ---- commands: potential ----------------------------------------------------------------
 
 
+@app.command()
+def potential(
+    source: Annotated[
+        str, typer.Argument(help="Model or map: file (.pdb/.cif/.ent/.mrc/.map[.gz]) or pdb:/emdb:/afdb:/builtin: id.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output MRC file.")],
+    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Å per voxel, in (0, 50].")],
+    resolution: Annotated[
+        Optional[float], typer.Option("--resolution", help="Low-pass to this resolution, Å (B = 4 d²).")
+    ] = None,
+    b_factor: Annotated[float, typer.Option("--b-factor", help="Global B-factor added, Å².")] = 0.0,
+    solvent: Annotated[
+        str, typer.Option("--solvent", help="none: vacuum potential; ice: excess over vitreous ice.")
+    ] = "none",
+    hydrogens: Annotated[
+        bool, typer.Option("--hydrogens/--no-hydrogens", help="Add implicit hydrogens.")
+    ] = True,
+    hydration_shell: Annotated[
+        bool, typer.Option("--hydration-shell", help="Add a 3 Å hydration shell (ice only).")
+    ] = False,
+    assembly: Annotated[
+        Optional[str], typer.Option("--assembly", help="Biological assembly id to expand.")
+    ] = None,
+    chains: Annotated[
+        Optional[str], typer.Option("--chains", help="Comma-separated chain ids to keep.")
+    ] = None,
+    mass_kda: Annotated[
+        Optional[float], typer.Option("--mass-kda", help="Map: molecular mass (kDa) to scale to volts.")
+    ] = None,
+    scale_v: Annotated[
+        Optional[float], typer.Option("--scale-v", help="Map: volts per map unit.")
+    ] = None,
+    threshold: Annotated[
+        Optional[float], typer.Option("--threshold", help="Map: values below are not molecule.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the potential cache.")
+    ] = False,
+) -> None:
+    """Compute the electrostatic potential (V) of a structure and write it as MRC.
+
+    The MRC header carries the voxel size and an origin that puts the map on the model's
+    coordinates (voxel 0 at centre_a - (shape // 2) * pixel size).
+    """
+    from pydantic import ValidationError
+
+    from tomosim.config import PotentialConfig, StructureOptions
+    from tomosim.io import write_mrc
+    from tomosim.potential import MAX_PIXEL_SIZE, load_potential
+
+    if not (0 < pixel_size <= MAX_PIXEL_SIZE):
+        raise TomosimError(f"--pixel-size must be in (0, {MAX_PIXEL_SIZE:g}] Å, got {pixel_size}")
+    if mass_kda is not None and scale_v is not None:
+        raise TomosimError("give either --mass-kda or --scale-v, not both")
+    chain_list = [c.strip() for c in chains.split(",") if c.strip()] if chains else None
+    try:
+        potential_config = PotentialConfig(
+            solvent=solvent,  # type: ignore[arg-type]
+            hydrogens=hydrogens,
+            b_factor=b_factor,
+            resolution=resolution,
+            hydration_shell=hydration_shell,
+            cache=not no_cache,
+        )
+        structure_options = StructureOptions(
+            assembly=assembly,
+            chains=chain_list,
+            map_mass_kda=mass_kda,
+            map_scale_v=scale_v,
+            map_threshold=threshold,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise TomosimError(f"invalid --{field.replace('_', '-')}: {err['msg']}") from None
+    result = load_potential(
+        source, pixel_size, potential=potential_config, structure=structure_options
+    )
+    shape = result.data.shape
+    origin = tuple(
+        c - (n // 2) * result.pixel_size for c, n in zip(result.centre_a, shape[::-1])
+    )
+    write_mrc(output, result.data, voxel_size=result.pixel_size, origin=origin)  # type: ignore[arg-type]
+    typer.echo(
+        f"{output}: shape (z, y, x) {shape}, {result.pixel_size:g} Å/voxel, solvent {result.solvent}, "
+        f"integral {result.integral:.6g} V·Å³, min {float(result.data.min()):.4g} V, "
+        f"max {float(result.data.max()):.4g} V"
+    )
+
+
 # ---- commands: demo ---------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("demo_out"),
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Simulate a small mixed phantom from the built-in coarse models (offline)."""
+    from tomosim.pipeline import demo_config, simulate
+
+    config = demo_config(overrides=overrides or [], seed=seed)
+    simulate(config, output, progress=True)
+    typer.echo(f"demo written to {output}/ (open preview.png, tomogram.mrc, labels.mrc)")
 
 
 # ---- commands: simulate -----------------------------------------------------------------
 
 
+@app.command()
+def simulate(
+    config: Annotated[Path, typer.Argument(help="Simulation config (YAML).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Simulate a phantom, its tilt series and tomogram from a YAML config."""
+    from tomosim.config import load_config
+    from tomosim.pipeline import simulate as run_simulation
+
+    cfg = load_config(config, overrides=overrides or [], seed=seed)
+    run_simulation(cfg, output, progress=True)
+    typer.echo(f"simulation written to {output}/")
+
+
 # ---- commands: reconstruct --------------------------------------------------------------
+
+
+@app.command()
+def reconstruct(
+    tilt_series: Annotated[Path, typer.Argument(help="Tilt series (MRC stack), pixel size set.")],
+    angles: Annotated[Path, typer.Option("--angles", help="Tilt angles (IMOD .tlt).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output tomogram (MRC).")],
+    thickness: Annotated[int, typer.Option("--thickness", help="Thickness in unbinned pixels.")],
+    tilt_axis_angle: Annotated[
+        float, typer.Option("--tilt-axis-angle", help="Tilt axis, degrees anticlockwise from y.")
+    ] = 0.0,
+    cutoff: Annotated[
+        float, typer.Option("--cutoff", help="Low-pass cutoff, cycles/pixel (IMOD RADIAL).")
+    ] = 0.35,
+    falloff: Annotated[
+        float, typer.Option("--falloff", help="Low-pass Gaussian falloff (sigma), cycles/pixel.")
+    ] = 0.035,
+    sirt_like: Annotated[
+        int, typer.Option("--sirt-like", help="SIRT-like filter iterations (0: plain WBP).")
+    ] = 0,
+    binning: Annotated[int, typer.Option("--binning", help="Average BxB pixels first.")] = 1,
+    invert: Annotated[
+        bool, typer.Option("--invert", help="Flip the sign (protein bright).")
+    ] = False,
+    phase_flip: Annotated[
+        bool, typer.Option("--phase-flip", help="Phase-flip the images (CTF) first.")
+    ] = False,
+    defocus_um: Annotated[
+        Optional[float], typer.Option("--defocus-um", help="Defocus, µm, positive = underfocus.")
+    ] = None,
+    voltage_kv: Annotated[float, typer.Option("--voltage-kv", help="Beam energy, kV.")] = 300.0,
+    cs_mm: Annotated[float, typer.Option("--cs-mm", help="Spherical aberration, mm.")] = 2.7,
+    amplitude_contrast: Annotated[
+        float, typer.Option("--amplitude-contrast", help="Amplitude contrast fraction.")
+    ] = 0.07,
+) -> None:
+    """Reconstruct a tomogram from a tilt series by weighted backprojection (IMOD tilt geometry).
+
+    Writes a float32 MRC whose voxel size is the stack's pixel size times the binning.
+    """
+    import numpy as np
+
+    from tomosim.io import read_mrc, read_tlt, write_mrc
+    from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
+
+    tilt_angles = read_tlt(angles)
+    stack = read_mrc(tilt_series, require_voxel_size=True)
+    if stack.data.ndim != 3:
+        raise TomosimError(f"not a tilt series stack (shape {stack.data.shape}): {tilt_series}")
+    if tilt_angles.size != stack.data.shape[0]:
+        raise TomosimError(
+            f"{angles} has {tilt_angles.size} tilt angles but {tilt_series} has "
+            f"{stack.data.shape[0]} images"
+        )
+    outside = tilt_angles[np.abs(tilt_angles) > 90]
+    if outside.size:
+        raise TomosimError(f"tilt angle {outside[0]:g} is outside [-90, 90] degrees: {angles}")
+    if thickness < 1:
+        raise TomosimError(f"--thickness must be at least 1 pixel, got {thickness}")
+    pixel_size = stack.voxel_size[2]
+    settings = None
+    if phase_flip:
+        if defocus_um is None:
+            raise TomosimError("--phase-flip needs --defocus-um")
+        if not (voltage_kv > 0 and cs_mm >= 0 and 0 <= amplitude_contrast < 1):
+            raise TomosimError(
+                "--voltage-kv must be > 0, --cs-mm >= 0 and --amplitude-contrast in [0, 1)"
+            )
+        settings = PhaseFlipSettings(
+            defocus_u=defocus_um * 1e4,
+            defocus_v=defocus_um * 1e4,
+            voltage_kv=voltage_kv,
+            cs_mm=cs_mm,
+            amplitude_contrast=amplitude_contrast,
+        )
+    try:
+        volume = weighted_backprojection(
+            stack.data,
+            tilt_angles,
+            thickness_px=thickness,
+            tilt_axis_angle=tilt_axis_angle,
+            lowpass_cutoff=cutoff,
+            lowpass_falloff=falloff,
+            sirt_like_iterations=sirt_like,
+            binning=binning,
+            invert=invert,
+            pixel_size=pixel_size,
+            phase_flip=settings,
+        )
+    except TomosimError as exc:
+        raise TomosimError(f"{exc}: {tilt_series}") from None
+    voxel_size = pixel_size * binning
+    write_mrc(output, volume, voxel_size=voxel_size)
+    typer.echo(
+        f"{output}: tomogram (z, y, x) {volume.shape}, {voxel_size:g} Å/voxel, "
+        f"{tilt_angles.size} tilts {tilt_angles.min():g}..{tilt_angles.max():g} degrees"
+    )
 
 
 # ---- commands: train, segment, finetune, evaluate, pick ---------------------------------
 
 
+ThreadsOption = Annotated[
+    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def _torch_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise TomosimError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def _class_table_near(path: Path, explicit: Path | None):
+    """The class table for a label file: --classes, else <stem>.classes.csv or classes.csv beside it."""
+    from tomosim.train.data import read_class_table
+
+    if explicit is not None:
+        return read_class_table(explicit)
+    stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
+    for candidate in (path.with_name(f"{stem}.classes.csv"), path.with_name("classes.csv")):
+        if candidate.is_file():
+            return read_class_table(candidate)
+    return None
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path], typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    overrides: SetOption = None,
+    seed: SeedOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUTPUT/last.pt (its config, plus --set).")
+    ] = False,
+    threads: ThreadsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a 2.5D U-Net on simulated tomograms and their labels.
+
+    Writes OUTPUT/model.pt (for segment), last.pt (for --resume), metrics.json,
+    training_curve.png, classes.csv and config.resolved.yaml.
+    """
+    from tomosim.config import load_train_config
+    from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
+    from tomosim.train.data import merge_class_tables, prepare_training_volume, read_simulation_folder
+    from tomosim.train.training import train_network
+
+    _torch_threads(threads)
+    base = load_checkpoint(output / RESUME_FILE).config if resume and (output / RESUME_FILE).is_file() else None
+    settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=base)
+    folders = [read_simulation_folder(folder) for folder in data]
+    classes = merge_class_tables([folder.classes for folder in folders])
+    pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
+    volumes = []
+    while folders:
+        volumes.append(prepare_training_volume(folders.pop(0), classes=classes, pixel_size=pixel_size))
+    result = train_network(
+        volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
+        resume=resume, progress=not quiet,
+    )
+    final = result.history[-1] if result.history else {}
+    dice = final.get("validation_dice")
+    typer.echo(
+        f"{output}: {result.checkpoint.epoch} epochs, {result.checkpoint.iteration} iterations, "
+        f"classes {list(classes.names[1:])}, pixel size {pixel_size:g} Å, "
+        f"loss {final.get('loss', float('nan')):.4f}"
+        + (f", validation Dice {dice:.3f}" if dice is not None else "")
+    )
+
+
+@app.command()
+def segment(
+    model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
+    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
+    probabilities: Annotated[
+        Optional[Path], typer.Option("--probabilities", help="Folder for per-class probability MRCs.")
+    ] = None,
+    probability_dtype: Annotated[
+        str, typer.Option("--probability-dtype", help="float16 or float32.")
+    ] = "float16",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="z-slices per network call.")] = 4,
+    chunk_slices: Annotated[
+        int, typer.Option("--chunk-slices", help="z-slices held in memory at a time.")
+    ] = 32,
+    threads: ThreadsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
+
+    The tomogram is resampled to the model's pixel size if needed and the result mapped back.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    """
+    import contextlib
+
+    from tomosim.io import read_mrc, write_mrc
+    from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.train.data import write_class_table
+    from tomosim.train.inference import probability_map_files, segment_tomogram
+
+    if batch_size < 1 or chunk_slices < 1:
+        raise TomosimError("--batch-size and --chunk-slices must be at least 1")
+    if probability_dtype not in ("float16", "float32"):
+        raise TomosimError(f"--probability-dtype must be float16 or float32, got {probability_dtype!r}")
+    _torch_threads(threads)
+    checkpoint = load_checkpoint(model)
+    volume = read_mrc(tomogram)
+    if volume.data.ndim != 3:
+        raise TomosimError(f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}")
+    maps = contextlib.nullcontext(None)
+    if probabilities is not None:
+        maps = probability_map_files(
+            probabilities, checkpoint.classes.names, shape=volume.data.shape, dtype=probability_dtype,
+            voxel_size=volume.voxel_size, origin=volume.origin,
+        )
+    with maps as arrays:
+        labels = segment_tomogram(
+            checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
+            chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+        )
+    write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
+    stem = output.name.rsplit(".", 1)[0]
+    write_class_table(output.with_name(f"{stem}.classes.csv"), checkpoint.classes)
+    counts = {name: int((labels == i).sum()) for i, name in zip(checkpoint.classes.ids, checkpoint.classes.names)}
+    typer.echo(f"{output}: shape (z, y, x) {labels.shape}, voxels per class {counts}")
+
+
+@app.command()
+def finetune(
+    model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder to start from.")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
+    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
+    classes: Annotated[
+        Optional[Path], typer.Option("--classes", help="classes.csv naming LABELS' ids (default: the model's ids).")
+    ] = None,
+    phantoms: Annotated[
+        Optional[list[Path]], typer.Option("--phantoms", help="Simulation folder mixed into every batch (repeatable).")
+    ] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    overrides: SetOption = None,
+    seed: SeedOption = None,
+    threads: ThreadsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
+
+    Uses finetune.learning_rate and finetune.epochs of the config (the model's stored config,
+    updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
+    """
+    from tomosim.config import load_train_config
+    from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.train.data import prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder
+    from tomosim.train.training import finetune_network
+
+    _torch_threads(threads)
+    checkpoint = load_checkpoint(model)
+    settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=checkpoint.config)
+    table = read_class_table(classes) if classes is not None else checkpoint.classes
+    real = read_labelled_tomogram(tomogram, labels, table)
+    volumes = [prepare_training_volume(real, classes=checkpoint.classes, pixel_size=checkpoint.pixel_size)]
+    del real
+    phantom_volumes = [
+        prepare_training_volume(
+            read_simulation_folder(folder), classes=checkpoint.classes, pixel_size=checkpoint.pixel_size
+        )
+        for folder in phantoms or []
+    ]
+    result = finetune_network(
+        checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
+        progress=not quiet,
+    )
+    final = result.history[-1] if result.history else {}
+    dice = final.get("validation_dice")
+    typer.echo(
+        f"{output}: fine-tuned {result.checkpoint.epoch} epochs, loss {final.get('loss', float('nan')):.4f}"
+        + (f", validation Dice {dice:.3f}" if dice is not None else "")
+    )
+
+
+@app.command()
+def evaluate(
+    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
+    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    classes: Annotated[
+        Optional[Path], typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION).")
+    ] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Metrics JSON.")] = None,
+    filaments: Annotated[
+        Optional[list[str]], typer.Option("--filament", help="Class name scored with clDice too (repeatable; default: names like actin/microtubule).")
+    ] = None,
+) -> None:
+    """Per-class Dice, IoU, precision, recall, and clDice for filament classes."""
+    import json
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomosim.io import read_mrc, write_text
+    from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
+
+    predicted = read_mrc(prediction, require_voxel_size=False).data
+    true = read_mrc(truth, require_voxel_size=False).data
+    if predicted.shape != true.shape:
+        raise TomosimError(f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}")
+    table = _class_table_near(truth, classes) or _class_table_near(prediction, None)
+    names = dict(zip(table.ids, table.names)) if table is not None else {}
+    for label_id in np.union1d(np.unique(predicted), np.unique(true)):
+        if int(label_id) not in (0, 255):
+            names.setdefault(int(label_id), f"class_{int(label_id)}")
+    chosen = list(filaments) if filaments else [n for n in names.values() if is_filament_name(n)]
+    unknown = [n for n in chosen if n not in names.values()]
+    if unknown:
+        raise TomosimError(f"--filament {unknown[0]!r} is not a class name (classes {sorted(names.values())})")
+    scores = segmentation_scores(predicted, true, classes=names, filaments=chosen)
+    summary = summarise_scores(scores)
+    grid = Table(title=f"{prediction} vs {truth}")
+    for column in ("id", "class", "Dice", "IoU", "precision", "recall", "clDice", "true voxels", "predicted voxels"):
+        grid.add_column(column, justify="left" if column == "class" else "right")
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for s in scores:
+        grid.add_row(str(s.id), s.name, show(s.dice), show(s.iou), show(s.precision), show(s.recall),
+                     show(s.cl_dice), str(s.true_voxels), str(s.predicted_voxels))
+    grid.add_row("", "mean", *(show(summary[f"mean_{k}"]) for k in ("dice", "iou", "precision", "recall", "cl_dice")), "", "")
+    Console().print(grid)
+    if output is not None:
+        report = {"prediction": str(prediction), "truth": str(truth), "summary": summary,
+                  "classes": [s.as_dict() for s in scores]}
+        write_text(output, json.dumps(report, indent=2) + "\n")
+
+
+@app.command()
+def pick(
+    labels: Annotated[Path, typer.Argument(help="Label MRC (voxel size set).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output particles STAR file.")],
+    classes: Annotated[
+        Optional[Path], typer.Option("--classes", help="classes.csv (default: beside LABELS).")
+    ] = None,
+    class_names: Annotated[
+        Optional[list[str]], typer.Option("--class", help="Class to pick (repeatable; default: all but membrane/filament-like names).")
+    ] = None,
+    min_size: Annotated[int, typer.Option("--min-size", help="Smallest component kept, voxels.")] = 1,
+    tomo_name: Annotated[str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")] = "TS_01",
+) -> None:
+    """Particles from labels: centroids of connected components, as a RELION 5 style STAR file."""
+    import numpy as np
+
+    from tomosim.io import read_mrc
+    from tomosim.train.data import make_class_table
+    from tomosim.train.picking import is_globular_name, pick_particles, write_particles_star
+
+    if min_size < 1:
+        raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")
+    volume = read_mrc(labels)
+    table = _class_table_near(labels, classes)
+    if table is None:
+        present = [int(v) for v in np.unique(volume.data) if int(v) not in (0, 255)]
+        table = make_class_table(present, [f"class_{v}" for v in present])
+    if class_names:
+        wanted = {table.id_of(name): name for name in class_names}
+    else:
+        wanted = {i: n for i, n in zip(table.ids, table.names) if i != 0 and is_globular_name(n)}
+    particles = pick_particles(
+        volume.data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size,
+        tomogram_name=tomo_name,
+    )
+    write_particles_star(output, particles)
+    per_class = particles.groupby("tomosimClassName").size().to_dict() if len(particles) else {}
+    typer.echo(f"{output}: {len(particles)} particles {per_class}")
+
+
 # ---- commands: dataset ------------------------------------------------------------------
+
+
+@app.command("dataset")
+def dataset_command(
+    config: Annotated[Path, typer.Argument(help="Config (YAML); values may be distributions.")],
+    count: Annotated[int, typer.Option("-n", "--count", help="Number of phantoms.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Dataset folder.")],
+    workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option("--scheduler", help="Dask scheduler address (tcp://host:port) or file."),
+    ] = None,
+    seed: SeedOption = None,
+    overrides: SetOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a different dataset in the folder.")
+    ] = False,
+) -> None:
+    """Simulate N randomised phantoms in parallel (resumable: re-run to continue)."""
+    import time
+
+    from tomosim.dataset import generate_dataset
+
+    if count < 1:
+        raise TomosimError(f"-n must be at least 1, got {count}")
+    if workers < 1:
+        raise TomosimError(f"--workers must be at least 1, got {workers}")
+    start = time.monotonic()
+    index = generate_dataset(
+        config, count, output, seed=seed, workers=workers, scheduler=scheduler,
+        overrides=overrides or [], overwrite=overwrite, progress=True,
+    )
+    typer.echo(
+        f"{index.done} phantoms in {output}/ (index.csv, index.json) "
+        f"in {time.monotonic() - start:.1f} s"
+    )
 
 
 # ---- entry point ------------------------------------------------------------------------

@@ -469,3 +469,160 @@ def load_config(
 def dump_config(config: SimulationConfig) -> str:
     """The fully resolved config as YAML text (every default filled in)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Training (tomosim train / finetune): a separate root, not part of SimulationConfig
+# --------------------------------------------------------------------------------------------
+
+
+class NetworkConfig(Section):
+    """The 2.5D U-Net (see :func:`tomosim.train.model.build_network`).
+
+    ``slices`` adjacent z-slices enter as channels; the network scores the centre slice. Level
+    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the top.
+    """
+
+    slices: int = Field(5, ge=1, le=31, description="adjacent z-slices fed as channels (odd)")
+    depth: int = Field(3, ge=1, le=6, description="number of 2x downsamplings")
+    base_channels: int = Field(16, ge=2, le=256, description="feature channels at full resolution")
+    residual_units: int = Field(2, ge=0, le=4, description="convolutions per residual unit")
+    norm: Literal["batch", "instance"] = Field(
+        "batch", description="batch: the same statistics for patches and whole slices"
+    )
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _odd_slices(self) -> NetworkConfig:
+        if self.slices % 2 == 0:
+            raise ValueError(f"network.slices must be odd (a centre slice), got {self.slices}")
+        return self
+
+
+class AugmentationConfig(Section):
+    """Augmentations that keep the missing wedge where it is (beam along z, tilt axis along y).
+
+    Flips of x and y, 180° rotation about z and reversal of the slice order map the wedge onto
+    itself; 90° rotations would move it and are not offered. Intensity changes are in units of the
+    normalised tomogram (robust standard deviations); each is applied with ``probability``.
+    """
+
+    flip_x: bool = True
+    flip_y: bool = True
+    rotate_180: bool = True
+    reverse_slices: bool = True
+    intensity_scale: float = Field(0.2, ge=0, le=1, description="gain drawn from 1 ± this; 0 = off")
+    intensity_shift: float = Field(0.2, ge=0, le=5, description="offset drawn from ± this; 0 = off")
+    contrast: float = Field(0.2, ge=0, le=1, description="stretch about the patch mean, 1 ± this")
+    noise_std: float = Field(0.2, ge=0, le=5, description="Gaussian noise s.d. up to this; 0 = off")
+    blur_sigma_px: float = Field(1.0, ge=0, le=5, description="in-plane blur s.d. up to this, px")
+    probability: float = Field(0.5, ge=0, le=1, description="chance of each intensity transform")
+
+
+class FinetuneConfig(Section):
+    """``tomosim finetune``: a short, gentle continuation on partly labelled real data."""
+
+    learning_rate: float = Field(1e-4, gt=0, le=1)
+    epochs: int = Field(10, ge=1, le=100_000)
+    phantom_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of each batch drawn from --phantoms folders"
+    )
+
+
+class TrainConfig(Section):
+    """Training a segmentation network on simulated tomograms: one YAML file."""
+
+    version: Literal[1] = CONFIG_VERSION
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    pixel_size: float | None = Field(
+        None, gt=0, le=100, description="Å per voxel seen by the network; None = first tomogram's"
+    )
+    network: NetworkConfig = NetworkConfig()
+    patch_size: int = Field(128, ge=16, le=4096, description="square patch side, px")
+    batch_size: int = Field(8, ge=1, le=4096)
+    epochs: int = Field(20, ge=1, le=100_000)
+    iterations_per_epoch: int = Field(100, ge=1, le=10_000_000)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    weight_decay: float = Field(1e-5, ge=0, le=1)
+    dice_weight: float = Field(1.0, ge=0, le=100, description="soft Dice term added to cross-entropy")
+    validation_fraction: float = Field(
+        0.1, ge=0, le=0.5, description="share of each tomogram's y extent held out"
+    )
+    validation_patches: int = Field(16, ge=1, le=100_000)
+    augmentation: AugmentationConfig = AugmentationConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+
+    @model_validator(mode="after")
+    def _patch_fits_network(self) -> TrainConfig:
+        step = 2**self.network.depth
+        if self.patch_size % step:
+            raise ValueError(
+                f"patch_size {self.patch_size} must be a multiple of 2**network.depth = {step}"
+            )
+        return self
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_train_config(
+    path: str | os.PathLike[str] | None,
+    *,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Read a training YAML config, apply overrides and seed, validate.
+
+    Parameters
+    ----------
+    path
+        YAML file; None starts from ``base`` (or all defaults).
+    overrides
+        ``"section.key=value"`` strings, values parsed as YAML (``network.depth=4``).
+    seed
+        Overrides the config's ``seed``.
+    base
+        A stored config tree (from a checkpoint) that the file and overrides are merged over.
+
+    Raises
+    ------
+    TomosimError
+        Missing or unparsable file, unknown keys, values out of range.
+    """
+    tree: dict[str, Any] = _deep_merge({}, base or {})  # nested copy: overrides must not touch base
+    source = "<checkpoint>" if base else "<defaults>"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise TomosimError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError:
+            raise TomosimError(f"config {p} is not valid YAML") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise TomosimError(f"config {p} must be a YAML mapping of sections")
+        tree = _deep_merge(tree, loaded)
+    tree = apply_overrides(tree, overrides or [])
+    if seed is not None:
+        tree["seed"] = seed
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise TomosimError(_format_validation_error(exc, source)) from None
+
+
+def dump_train_config(config: TrainConfig) -> str:
+    """The fully resolved training config as YAML text (every default filled in)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -66,6 +66,58 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
+def read_tlt(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IMOD ``.tlt`` file: one tilt angle (degrees) per line, in image order.
+
+    Blank lines are skipped; anything after the first number on a line is ignored (as IMOD does).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 angles in degrees.
+
+    Raises
+    ------
+    TomosimError
+        If the file is missing or unreadable, a line does not start with a number, a value is not
+        finite, or the file holds no angles.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "file not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+        raise TomosimError(f"tilt angle file {reason}: {p}") from None
+    angles = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            value = float(fields[0])
+        except ValueError:
+            raise TomosimError(
+                f"tilt angle file line {number} is not a number ({line.strip()!r}): {p}"
+            ) from None
+        if not np.isfinite(value):
+            raise TomosimError(f"tilt angle file line {number} is not finite ({value}): {p}")
+        angles.append(value)
+    if not angles:
+        raise TomosimError(f"tilt angle file holds no angles: {p}")
+    return np.asarray(angles, dtype=np.float64)
+
+
+def write_tlt(path: str | os.PathLike[str], angles: np.ndarray) -> None:
+    """Write tilt angles (degrees) as an IMOD ``.tlt`` file, one per line, atomically.
+
+    Values are written with 4 decimals (IMOD writes 2), so angles on a 0.0001° grid round-trip.
+    """
+    values = np.asarray(angles, dtype=np.float64).reshape(-1)
+    if not np.isfinite(values).all():
+        raise TomosimError(f"tilt angles must be finite to write {path}")
+    write_text(path, "".join(f"{value:9.4f}\n" for value in values))
+
+
 @dataclass(frozen=True)
 class MrcVolume:
     """A volume or image stack read from an MRC file.

@@ -103,12 +103,12 @@ def parse_identifier(source: str | os.PathLike[str]) -> Identifier | None:
     prefix, accession = match.group(1).lower(), match.group(2).strip()
     if prefix == "pdb":
         if not _PDB_ID.match(accession):
-            raise TomosimError(f"malformed PDB id in {text!r}: expected 4 characters such as pdb:4V1W")
+            raise TomosimError(f"malformed PDB id in {text!r}: 4 characters, e.g. pdb:4V1W")
         return Identifier("pdb", accession.upper(), text)
     if prefix == "emdb":
         emdb = _EMDB_ID.match(accession)
         if emdb is None:
-            raise TomosimError(f"malformed EMDB id in {text!r}: expected a number such as emdb:5168")
+            raise TomosimError(f"malformed EMDB id in {text!r}: expected a number, e.g. emdb:5168")
         return Identifier("emdb", emdb.group(1), text)
     if prefix == "afdb":
         afdb = re.match(r"^(?:AF-)?([A-Z0-9]+?)(?:-F1)?$", accession.upper())
@@ -119,7 +119,7 @@ def parse_identifier(source: str | os.PathLike[str]) -> Identifier | None:
         return Identifier("afdb", afdb.group(1), text)
     if prefix == BUILTIN_PREFIX:
         if not _BUILTIN_NAME.match(accession):
-            raise TomosimError(f"malformed builtin name in {text!r}: expected e.g. builtin:ribosome")
+            raise TomosimError(f"malformed builtin name in {text!r}: e.g. builtin:ribosome")
         return Identifier(BUILTIN_PREFIX, accession.lower(), text)
     known = ", ".join(f"{p}:" for p in (*DATABASE_PREFIXES, BUILTIN_PREFIX))
     raise TomosimError(

@@ -1,0 +1,239 @@
+"""Benchmark: training-set generation rate, phantoms per hour, with 1 and 2 workers.
+
+Simulates the same randomised phantoms (256 x 256 x 128 voxels at 10 Å, 41 tilts -60..60 step 3,
+~200 proteins of three species plus distractors, 10 filaments) with
+:func:`tomosim.dataset.generate_dataset` on 1 worker (in process) and on a local Dask cluster of
+2 worker processes, after one untimed warm-up phantom that fills the potential and numba caches.
+The 2-worker time includes starting the cluster. Targets: >= 300 phantoms/hour on 1 worker,
+2 workers >= 1.8x one. It also checks that both runs wrote byte-identical phantoms (MRC header
+labels, which hold a creation time, aside).
+
+Also times weighted backprojection against volume size and tilt count (scaling), and ASTRA's
+CPU FBP (2D, row by row) when ``astra`` is importable (skipped otherwise).
+
+Writes ``benchmarks/results/dataset.json``. Needs the real pipeline (tomosim.pipeline.simulate).
+
+Run: ``python3 benchmarks/bench_dataset.py [--quick] [--phantoms N]``
+(``--quick``: 128 x 128 x 64 voxels, 21 tilts, ~40 proteins, 2 phantoms per run.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def phantom_tree(quick: bool) -> dict[str, Any]:
+    """The benchmark phantom: a config with distributions (see tomosim.randomize)."""
+    if quick:
+        shape, per_species, actin, step = [64, 128, 128], [10, 14], 3, 6
+    else:
+        shape, per_species, actin, step = [128, 256, 256], [55, 75], 8, 3
+    species = [
+        {"name": name, "source": f"builtin:{name}", "count": {"randint": per_species}}
+        for name in ("ribosome", "proteasome", "apoferritin")
+    ]
+    species.append({"name": "decoy", "source": "builtin:apoferritin", "count": 10 if not quick else 3,
+                    "label": "background"})
+    return {
+        "classes": ["ribosome", "proteasome", "apoferritin", "actin", "cofilactin", "microtubule"],
+        "sample": {"shape": shape, "pixel_size": 10.0, "ice_thickness": {"uniform": [0.8 * shape[0] * 10, 0.95 * shape[0] * 10]}},
+        "proteins": {"placement": "random", "min_gap": 10.0, "species": species},
+        "filaments": [
+            {"name": "actin", "preset": "actin", "count": actin, "length": [800, 2000],
+             "decoration": {"label": "cofilactin", "fraction": {"uniform": [0.2, 0.6]}}},
+            {"name": "microtubule", "preset": "microtubule", "count": 2 if not quick else 1,
+             "length": [800, 2000]},
+        ],
+        "microscope": {
+            "tilt": {"min_angle": -60, "max_angle": 60, "step": step, "order": "dose_symmetric"},
+            "optics": {"defocus_um": {"loguniform": [2.0, 5.0]}},
+            "dose": {"total_dose_e_per_a2": {"uniform": [80, 140]}},
+        },
+        "output": {"previews": False},
+    }
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def folder_bytes(root: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(root.glob("phantom_*/*")):
+        data = path.read_bytes()
+        if path.suffix == ".mrc":
+            data = data[:224] + bytes(800) + data[1024:]
+        files[str(path.relative_to(root))] = data
+    return files
+
+
+def bench_dataset(quick: bool, phantoms: int, scratch: Path) -> list[dict[str, Any]]:
+    from tomosim.dataset import generate_dataset
+
+    tree = phantom_tree(quick)
+    shape = tree["sample"]["shape"]
+    tilts = len(np.arange(-60, 60.001, tree["microscope"]["tilt"]["step"]))
+    size = f"{shape[2]}x{shape[1]}x{shape[0]} @10 Å, {tilts} tilts"
+    start = time.perf_counter()
+    generate_dataset(tree, 1, scratch / "warmup", seed=999, progress=False)
+    warmup = time.perf_counter() - start
+    print(f"warm-up phantom (caches, numba): {warmup:.1f} s", flush=True)
+    rows = []
+    for workers in (1, 2):
+        out = scratch / f"workers{workers}"
+        start = time.perf_counter()
+        index = generate_dataset(tree, phantoms, out, seed=2024, workers=workers, progress=False)
+        wall = time.perf_counter() - start
+        proteins = [
+            sum(v for k, v in e.parameters.items() if k.endswith(".count")) for e in index.phantoms
+        ]
+        rows.append({
+            "workers": workers, "phantoms": phantoms, "wall_s": wall,
+            "seconds_per_phantom": wall / phantoms, "phantoms_per_hour": phantoms / wall * 3600,
+            "mean_drawn_protein_count": float(np.mean(proteins)), "size": size,
+            "peak_rss_mb": peak_rss_mb(),
+        })
+        print(f"{workers} worker(s): {phantoms} phantoms in {wall:.1f} s = "
+              f"{rows[-1]['phantoms_per_hour']:.0f} phantoms/hour", flush=True)
+    identical = folder_bytes(scratch / "workers1") == folder_bytes(scratch / "workers2")
+    rows[1]["speedup_vs_1_worker"] = rows[0]["wall_s"] / rows[1]["wall_s"]
+    rows[1]["identical_to_1_worker"] = identical
+    rows[0]["warmup_s"] = warmup
+    return rows
+
+
+def bench_reconstruction_scaling(quick: bool) -> list[dict[str, Any]]:
+    from tomosim.reconstruct import weighted_backprojection
+
+    rng = np.random.default_rng(0)
+    cases = [((64, 128, 128), 41), ((128, 256, 256), 41), ((128, 256, 256), 21), ((128, 256, 256), 61)]
+    if not quick:
+        cases.append(((200, 512, 512), 41))
+    weighted_backprojection(rng.normal(size=(5, 8, 32)).astype(np.float32), np.linspace(-60, 60, 5),
+                            thickness_px=8)  # compile
+    rows = []
+    for (nz, ny, nx), tilts in cases:
+        angles = np.linspace(-60, 60, tilts)
+        stack = rng.normal(size=(tilts, ny, nx)).astype(np.float32)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            weighted_backprojection(stack, angles, thickness_px=nz)
+            times.append(time.perf_counter() - start)
+        best = min(times)
+        updates = nz * ny * nx * tilts
+        rows.append({"shape_zyx": [nz, ny, nx], "tilts": tilts, "seconds": best,
+                     "gupdates_per_s": updates / best / 1e9})
+        print(f"WBP {nx}x{ny}x{nz}, {tilts} tilts: {best:.2f} s "
+              f"({rows[-1]['gupdates_per_s']:.2f} G voxel-tilt/s)", flush=True)
+    return rows
+
+
+def bench_astra(quick: bool) -> dict[str, Any]:
+    try:
+        import astra
+    except ImportError:
+        print("ASTRA: not importable, skipped", flush=True)
+        return {"skipped": "astra is not importable"}
+    from tomosim.reconstruct import weighted_backprojection
+
+    nz, ny, nx, tilts = (64, 128, 128, 41) if quick else (128, 256, 256, 41)
+    angles = np.linspace(-60, 60, tilts)
+    stack = np.random.default_rng(1).normal(size=(tilts, ny, nx)).astype(np.float32)
+    volume_geometry = astra.create_vol_geom(nz, nx)  # rows = z, columns = x
+    projection_geometry = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(angles))
+    projector = astra.create_projector("linear", projection_geometry, volume_geometry)
+    start = time.perf_counter()
+    for y in range(ny):
+        sinogram_id = astra.data2d.create("-sino", projection_geometry, stack[:, y, :])
+        volume_id = astra.data2d.create("-vol", volume_geometry)
+        config = astra.astra_dict("FBP")
+        config.update({"ProjectorId": projector, "ProjectionDataId": sinogram_id,
+                       "ReconstructionDataId": volume_id})
+        algorithm = astra.algorithm.create(config)
+        astra.algorithm.run(algorithm)
+        astra.algorithm.delete(algorithm)
+        astra.data2d.delete([sinogram_id, volume_id])
+    astra_s = time.perf_counter() - start
+    astra.projector.delete(projector)
+    start = time.perf_counter()
+    weighted_backprojection(stack, angles, thickness_px=nz)
+    ours = time.perf_counter() - start
+    print(f"ASTRA CPU FBP row by row: {astra_s:.2f} s; tomosim WBP {ours:.2f} s", flush=True)
+    return {"shape_zyx": [nz, ny, nx], "tilts": tilts, "astra_seconds": astra_s,
+            "tomosim_seconds": ours, "speedup_vs_astra_cpu": astra_s / ours}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small phantoms, 2 per run")
+    parser.add_argument("--phantoms", type=int, default=None, help="phantoms per run (default 6)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "dataset.json")
+    args = parser.parse_args()
+    phantoms = args.phantoms or (2 if args.quick else 6)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    import tomosim.pipeline
+
+    if not hasattr(tomosim.pipeline, "simulate"):
+        note = "skipped: tomosim.pipeline.simulate does not exist yet"
+        print(note)
+        args.out.write_text(json.dumps({"summary": [{"stage": "dataset", "note": note}]}) + "\n")
+        return
+
+    scratch = Path(tempfile.mkdtemp(prefix="tomosim-bench-dataset-"))
+    try:
+        dataset_rows = bench_dataset(args.quick, phantoms, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    scaling = bench_reconstruction_scaling(args.quick)
+    astra_result = bench_astra(args.quick)
+
+    one, two = dataset_rows
+    summary = [
+        {"stage": "dataset, 1 worker", "size": one["size"], "time_s": one["seconds_per_phantom"],
+         "throughput": f"{one['phantoms_per_hour']:.0f} phantoms/h (target 300)",
+         "peak_memory_mb": one["peak_rss_mb"]},
+        {"stage": "dataset, 2 workers", "size": two["size"], "time_s": two["seconds_per_phantom"],
+         "throughput": f"{two['phantoms_per_hour']:.0f} phantoms/h",
+         "peak_memory_mb": two["peak_rss_mb"], "ratio": two["speedup_vs_1_worker"],
+         "alternative": "vs 1 worker (target 1.8)"},
+    ]
+    for row in scaling:
+        nz, ny, nx = row["shape_zyx"]
+        summary.append({"stage": "reconstruct scaling", "size": f"{nx}x{ny}x{nz}, {row['tilts']} tilts",
+                        "time_s": row["seconds"], "throughput": f"{row['gupdates_per_s']:.2f} G voxel-tilt/s"})
+    if "skipped" in astra_result:
+        summary.append({"stage": "reconstruct vs ASTRA CPU", "note": "skipped: astra not importable"})
+    else:
+        nz, ny, nx = astra_result["shape_zyx"]
+        summary.append({"stage": "reconstruct vs ASTRA CPU", "size": f"{nx}x{ny}x{nz}, {astra_result['tilts']} tilts",
+                        "time_s": astra_result["tomosim_seconds"], "ratio": astra_result["speedup_vs_astra_cpu"],
+                        "alternative": "ASTRA CPU FBP (row by row)"})
+    result = {
+        "quick": args.quick, "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+        "dataset": dataset_rows, "reconstruction_scaling": scaling, "astra": astra_result,
+        "summary": summary,
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nphantoms/hour: 1 worker {one['phantoms_per_hour']:.0f}, 2 workers "
+          f"{two['phantoms_per_hour']:.0f} ({two['speedup_vs_1_worker']:.2f}x); identical outputs: "
+          f"{two['identical_to_1_worker']}; load average {result['load_average_1min']:.2f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,492 @@
+"""Membranes: lipid vesicles as spherical or ellipsoidal bilayers with a radial potential profile.
+
+A vesicle is an ellipsoid (centre, semi-axes, rotation) whose surface is the *mid-plane* of the
+bilayer. Every voxel gets the potential of the bilayer profile at its signed distance ``d`` from
+that surface (``d < 0`` inside), in volts, as the excess over vitreous ice (CONVENTIONS.md).
+
+Positions are ``(x, y, z)`` in Å in sample coordinates (from the centre of voxel ``[0, 0, 0]``);
+arrays are ``(z, y, x)``.
+
+The bilayer profile
+-------------------
+The profile is built as in the scattering-density-profile models of X-ray and neutron
+diffraction on fluid phosphatidylcholine bilayers (Nagle & Wiener 1988, *BBA* 942, 1; Nagle et al.
+1996, *Biophys. J.* 70, 1419; Nagle & Tristram-Nagle 2000, *BBA* 1469, 159; Kučerka et al. 2008,
+*Biophys. J.* 95, 2356): each component group occupies a volume fraction ``P_g(d)`` of the slab,
+water fills the rest, and the potential excess over ice is ``V(d) = Σ_g P_g(d) (V_g − V_ice)``.
+
+- **Head groups** (phosphocholine + glycerol + carbonyls, C10H18NO8P, 319 Å³ per lipid, Nagle &
+  Wiener 1988): one Gaussian per leaflet centred at ``±thickness/2`` (the head-to-head distance
+  ``D_HH`` ≈ 36–40 Å: 38 Å for fluid DPPC, Nagle et al. 1996), width σ = 3.0 Å, integral
+  ``V_head / A`` (the head-group volume per area).
+- **Hydrocarbon core** (CH2 and CH3 of two C16 chains, 28 CH2 + 2 CH3 with
+  ``V_CH3 = 2 V_CH2``, ``V_CH2`` = 27.7 Å³): a slab of half-thickness ``D_C = thickness/2 − 4.8 Å``
+  (``D_HH/2 − D_C`` = 19.0 − 14.2 Å for DPPC, Nagle et al. 1996) with error-function edges of
+  σ = 2.4 Å, the terminal methyls a Gaussian trough of σ = 2.9 Å at the mid-plane (Kučerka et al.
+  2008). The area per lipid follows from volume conservation, ``A = V_chains / D_C``
+  (58 Å² at the default 40 Å thickness; 64 Å² fluid DPPC, 48 Å² gel).
+- **Mean inner potential of each group** ``V_g = 47.878 V·Å² · Σ f_e(0) / volume``: the same
+  neutral-atom electron scattering factors (Peng et al. 1996, International Tables C 4.3.2.2,
+  ``f_e(0) = Σ a_i`` from ``gemmi``) as the atomic potentials of proteins, so membranes and
+  proteins have consistent contrast. Vitreous ice (0.94 g/cm³, 31.8 Å³ per molecule) gives
+  4.58 V; head groups 8.7 V (+4.2 V over ice), CH2 6.2 V (+1.6 V), CH3 3.5 V (−1.0 V).
+
+The result at the default 40 Å thickness: ``V(d)`` is 0 in the ice, peaks at ≈ +3.1 V over ice at
+the head groups (``|d| = thickness/2``), holds ≈ +1.5 V through the core and dips to ≈ +0.2 V at
+the methyl trough — head groups denser than ice, the core less dense than protein (≈ +3.5 V in
+the same model: an average residue, C4.9 H7.8 N1.35 O1.5, in 135 Å³). The profile integrates to
+≈ 84 V·Å across the bilayer. The membrane dipole potential (0.26–0.51 V inside the core, Wang, Bose &
+Sigworth 2006, *PNAS* 103, 18528) is not included.
+
+**Anti-aliasing.** Voxels hold the mean of the potential over their cube (CONVENTIONS.md). For a
+locally flat bilayer the distance ``d`` of a point uniform in a voxel has variance
+``pixel_size² / 12`` in every direction, so the voxel mean is the profile convolved with that
+spread. It is applied analytically by widening every Gaussian and error function:
+``σ² → σ² + pixel_size² / 12`` (exact in integral and width; the profile's shape is otherwise
+preserved).
+
+**Labels.** The membrane label covers the bilayer: voxels whose centre has ``|d| ≤ thickness/2``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import gemmi
+import numba
+import numpy as np
+from scipy.special import erf
+
+from tomosim.errors import TomosimError
+from tomosim.orientations import random_rotations
+
+if TYPE_CHECKING:
+    from tomosim.config import VesiclesConfig
+
+POTENTIAL_CONSTANT = 47.878
+"""``h² / (2π m₀ e)`` in V·Å² (CONVENTIONS.md): potential integral = constant · f_e(0)."""
+
+ICE_DENSITY_G_CM3 = 0.94
+"""Density of vitreous ice, g/cm³ (low-density amorphous ice)."""
+
+HEAD_GROUP_FORMULA = {"C": 10, "H": 18, "N": 1, "O": 8, "P": 1}
+"""Phosphatidylcholine head group with glycerol and carbonyls (Nagle & Wiener 1988)."""
+HEAD_GROUP_VOLUME = 319.0
+"""Å³ per lipid (Nagle & Wiener 1988; Nagle & Tristram-Nagle 2000)."""
+METHYLENE_VOLUME = 27.7
+"""Å³ per CH2 in a fluid bilayer near room temperature; CH3 is twice this (Nagle & Wiener 1988)."""
+CHAIN_METHYLENES = 28
+CHAIN_METHYLS = 2
+HEAD_SIGMA = 3.0
+"""Å, width of the head-group Gaussian."""
+CORE_EDGE_SIGMA = 2.4
+"""Å, width of the hydrocarbon edges (Kučerka et al. 2008)."""
+METHYL_SIGMA = 2.9
+"""Å, width of the methyl trough (Kučerka et al. 2008)."""
+HEAD_TO_CORE = 4.8
+"""Å from a head-group peak to the hydrocarbon edge, ``D_HH/2 − D_C`` (DPPC, Nagle et al. 1996)."""
+PROFILE_REACH_SIGMAS = 5.0
+"""The profile is evaluated up to this many (widened) head-group widths beyond ``thickness/2``."""
+
+
+def _scattering_sum(formula: dict[str, int]) -> float:
+    """``Σ f_e(0)`` in Å of a formula, Peng et al. (1996) coefficients via gemmi."""
+    return float(sum(count * sum(gemmi.Element(symbol).c4322.a) for symbol, count in formula.items()))
+
+
+def mean_inner_potential(formula: dict[str, int], volume: float) -> float:
+    """Mean potential of a group of atoms filling ``volume`` Å³: ``47.878 · Σ f_e(0) / volume`` V."""
+    return POTENTIAL_CONSTANT * _scattering_sum(formula) / volume
+
+
+WATER_VOLUME = 18.015 / (ICE_DENSITY_G_CM3 * 0.602214076)
+"""Å³ per water molecule in vitreous ice."""
+ICE_POTENTIAL_V = mean_inner_potential({"H": 2, "O": 1}, WATER_VOLUME)
+"""Mean inner potential of vitreous ice in the neutral-atom model, V (≈ 4.57 V)."""
+HEAD_POTENTIAL_V = mean_inner_potential(HEAD_GROUP_FORMULA, HEAD_GROUP_VOLUME)
+METHYLENE_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 2}, METHYLENE_VOLUME)
+METHYL_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 3}, 2.0 * METHYLENE_VOLUME)
+
+
+def membrane_profile(
+    distance: np.ndarray,
+    *,
+    thickness: float,
+    pixel_size: float = 0.0,
+    ice_potential_v: float | None = None,
+) -> np.ndarray:
+    """Potential of a lipid bilayer (excess over ice, V) at signed distance from its mid-plane.
+
+    Parameters
+    ----------
+    distance
+        Signed distance from the bilayer mid-plane, Å (any shape).
+    thickness
+        Head-to-head distance ``D_HH``, Å: the head-group peaks sit at ``±thickness/2``.
+    pixel_size
+        Voxel size, Å, for the voxel average (every width widened by ``pixel_size² / 12``);
+        0 gives the point profile.
+    ice_potential_v
+        Mean potential of the ice the excess is taken over, V; ``None`` = :data:`ICE_POTENTIAL_V`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``distance``, float64, volts.
+    """
+    if not thickness > 2.0 * HEAD_TO_CORE:
+        raise TomosimError(f"membrane thickness must be > {2 * HEAD_TO_CORE} Å, got {thickness}")
+    ice = ICE_POTENTIAL_V if ice_potential_v is None else float(ice_potential_v)
+    d = np.abs(np.asarray(distance, dtype=np.float64))
+    blur = pixel_size**2 / 12.0
+    half = thickness / 2.0
+    core = half - HEAD_TO_CORE
+    area = (CHAIN_METHYLENES + 2 * CHAIN_METHYLS) * METHYLENE_VOLUME / core  # Å² per lipid
+
+    s_head = math.sqrt(HEAD_SIGMA**2 + blur)
+    s_edge = math.sqrt(CORE_EDGE_SIGMA**2 + blur)
+    s_methyl = math.sqrt(METHYL_SIGMA**2 + blur)
+    head = (HEAD_GROUP_VOLUME / area) / (s_head * math.sqrt(2 * math.pi)) * (
+        np.exp(-0.5 * ((d - half) / s_head) ** 2) + np.exp(-0.5 * ((d + half) / s_head) ** 2)
+    )
+    chains = 0.5 * (erf((d + core) / (math.sqrt(2) * s_edge)) - erf((d - core) / (math.sqrt(2) * s_edge)))
+    methyl_integral = 2 * CHAIN_METHYLS * 2.0 * METHYLENE_VOLUME / area  # both leaflets, Å
+    methyl = methyl_integral / (s_methyl * math.sqrt(2 * math.pi)) * np.exp(-0.5 * (d / s_methyl) ** 2)
+    methyl = np.minimum(methyl, chains)
+    return (
+        head * (HEAD_POTENTIAL_V - ice)
+        + (chains - methyl) * (METHYLENE_POTENTIAL_V - ice)
+        + methyl * (METHYL_POTENTIAL_V - ice)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Vesicles
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vesicle:
+    """An ellipsoidal vesicle; its surface is the bilayer mid-plane.
+
+    Attributes
+    ----------
+    centre
+        ``(3,)`` float64 ``(x, y, z)`` Å, sample coordinates.
+    semi_axes
+        ``(3,)`` float64 semi-axes ``(a, b, c)`` Å along the vesicle's own x, y, z axes.
+    rotation
+        ``(3, 3)`` float64 active rotation from the vesicle's axes to the sample: a point ``q``
+        in the vesicle frame is at ``centre + rotation @ q``.
+    """
+
+    centre: np.ndarray
+    semi_axes: np.ndarray
+    rotation: np.ndarray
+
+    @property
+    def bounding_radius(self) -> float:
+        """Largest semi-axis, Å."""
+        return float(np.max(self.semi_axes))
+
+    @property
+    def volume(self) -> float:
+        """Enclosed volume ``4/3 π abc``, Å³."""
+        return float(4.0 / 3.0 * np.pi * np.prod(self.semi_axes))
+
+
+@dataclass(frozen=True)
+class LocalBox:
+    """A sub-volume of the sample: ``volume[z0:z0+nz, y0:y0+ny, x0:x0+nx]``.
+
+    Attributes
+    ----------
+    data
+        ``(nz, ny, nx)`` array (float32 volts for potentials).
+    corner
+        ``(z0, y0, x0)`` index of ``data[0, 0, 0]`` in the sample volume.
+    mask
+        ``(nz, ny, nx)`` bool label mask of the object, or None.
+    """
+
+    data: np.ndarray
+    corner: tuple[int, int, int]
+    mask: np.ndarray | None = None
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        """Index of the box in the sample volume."""
+        return tuple(slice(c, c + n) for c, n in zip(self.corner, self.data.shape))  # type: ignore[return-value]
+
+
+@numba.njit(cache=True)
+def _ellipsoid_distance(y: np.ndarray, e: np.ndarray) -> float:
+    """Signed distance (negative inside) of point ``y`` from the ellipsoid of semi-axes ``e``.
+
+    The closest surface point is ``x_i = e_i² y_i / (t + e_i²)`` with ``t`` the root of
+    ``Σ (e_i y_i / (t + e_i²))² = 1`` on ``(−min e², ∞)``, found by Newton's method from the left
+    of the root (Eberly 2013, "Distance from a point to an ellipse, an ellipsoid, or a
+    hyperellipsoid").
+    """
+    a0, a1, a2 = abs(y[0]), abs(y[1]), abs(y[2])
+    e0, e1, e2 = e[0], e[1], e[2]
+    inside = (a0 / e0) ** 2 + (a1 / e1) ** 2 + (a2 / e2) ** 2 < 1.0
+    emin = min(e0, e1, e2)
+    # keep the coordinates on the smallest axis off zero so the root stays above -emin²
+    tiny = 1e-9 * emin
+    if e0 == emin:
+        a0 = max(a0, tiny)
+    if e1 == emin:
+        a1 = max(a1, tiny)
+    if e2 == emin:
+        a2 = max(a2, tiny)
+    # each term equals 1 at t = -e_i² + e_i·a_i, so F(t) >= 1 at the largest of these
+    t = max(-e0 * e0 + e0 * a0, -e1 * e1 + e1 * a1, -e2 * e2 + e2 * a2)
+    # F(t) - 1 is convex and decreasing on (-emin², inf) and >= 0 at the start, so Newton's steps
+    # increase t monotonically to the root.
+    for _ in range(100):
+        q0 = e0 * a0 / (t + e0 * e0)
+        q1 = e1 * a1 / (t + e1 * e1)
+        q2 = e2 * a2 / (t + e2 * e2)
+        f = q0 * q0 + q1 * q1 + q2 * q2 - 1.0
+        slope = -2.0 * (q0 * q0 / (t + e0 * e0) + q1 * q1 / (t + e1 * e1) + q2 * q2 / (t + e2 * e2))
+        step = -f / slope
+        t += step
+        if step <= 1e-13 * (abs(t) + e0 * e0 + e1 * e1 + e2 * e2):
+            break
+    x0 = e0 * e0 * a0 / (t + e0 * e0)
+    x1 = e1 * e1 * a1 / (t + e1 * e1)
+    x2 = e2 * e2 * a2 / (t + e2 * e2)
+    # project back onto the surface along the smallest axis when rounding left it off
+    g = (x0 / e0) ** 2 + (x1 / e1) ** 2 + (x2 / e2) ** 2
+    if g > 1.0 + 1e-12:
+        scale = 1.0 / math.sqrt(g)
+        x0 *= scale
+        x1 *= scale
+        x2 *= scale
+    dist = math.sqrt((a0 - x0) ** 2 + (a1 - x1) ** 2 + (a2 - x2) ** 2)
+    return -dist if inside else dist
+
+
+@numba.njit(cache=True, parallel=True)
+def _distance_box(
+    corner: np.ndarray, shape: np.ndarray, pixel_size: float, centre: np.ndarray,
+    rotation: np.ndarray, semi_axes: np.ndarray, reach: float,
+) -> np.ndarray:
+    """Signed distances (Å) of the voxel centres of a box; ``±inf`` beyond ``reach`` Å."""
+    out = np.empty((shape[0], shape[1], shape[2]))
+    emax = max(semi_axes[0], semi_axes[1], semi_axes[2])
+    emin = min(semi_axes[0], semi_axes[1], semi_axes[2])
+    sphere = emax - emin < 1e-9 * emax
+    for iz in numba.prange(shape[0]):
+        y = np.empty(3)
+        for iy in range(shape[1]):
+            for ix in range(shape[2]):
+                px = (corner[2] + ix) * pixel_size - centre[0]
+                py = (corner[1] + iy) * pixel_size - centre[1]
+                pz = (corner[0] + iz) * pixel_size - centre[2]
+                for k in range(3):  # body frame: rotation.T @ p
+                    y[k] = rotation[0, k] * px + rotation[1, k] * py + rotation[2, k] * pz
+                if sphere:
+                    out[iz, iy, ix] = math.sqrt(y[0] ** 2 + y[1] ** 2 + y[2] ** 2) - emax
+                    continue
+                # the point lies on the ellipsoid scaled by f, at least |f - 1|·emin from it
+                f = math.sqrt((y[0] / semi_axes[0]) ** 2 + (y[1] / semi_axes[1]) ** 2
+                              + (y[2] / semi_axes[2]) ** 2)
+                if (f - 1.0) * emin > reach:
+                    out[iz, iy, ix] = np.inf
+                elif (1.0 - f) * emin > reach:
+                    out[iz, iy, ix] = -np.inf
+                else:
+                    out[iz, iy, ix] = _ellipsoid_distance(y, semi_axes)
+    return out
+
+
+def _box_around(
+    vesicle: Vesicle, reach: float, *, shape: tuple[int, int, int], pixel_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corner ``(z0, y0, x0)`` and size of the voxel box within ``reach`` Å of the surface."""
+    extent = vesicle.bounding_radius + reach
+    centre_zyx = np.asarray(vesicle.centre, dtype=np.float64)[::-1]
+    low = np.floor((centre_zyx - extent) / pixel_size).astype(np.int64)
+    high = np.ceil((centre_zyx + extent) / pixel_size).astype(np.int64) + 1
+    low = np.clip(low, 0, np.asarray(shape))
+    high = np.clip(high, 0, np.asarray(shape))
+    return low, np.maximum(high - low, 0)
+
+
+def signed_distance(
+    vesicle: Vesicle, *, shape: tuple[int, int, int], pixel_size: float, reach: float
+) -> LocalBox:
+    """Signed distance (Å, negative inside) of voxel centres from the vesicle surface.
+
+    Covers the voxels within ``reach`` Å of the surface (clipped to the volume); entries beyond
+    ``reach`` may read ``±inf``.
+    """
+    corner, size = _box_around(vesicle, reach, shape=shape, pixel_size=pixel_size)
+    data = _distance_box(
+        corner, size, float(pixel_size), np.asarray(vesicle.centre, dtype=np.float64),
+        np.asarray(vesicle.rotation, dtype=np.float64),
+        np.asarray(vesicle.semi_axes, dtype=np.float64), float(reach),
+    )
+    return LocalBox(data, (int(corner[0]), int(corner[1]), int(corner[2])))
+
+
+def vesicle_potential(
+    vesicle: Vesicle,
+    *,
+    pixel_size: float,
+    shape: tuple[int, int, int],
+    thickness: float,
+    ice_potential_v: float | None = None,
+) -> LocalBox:
+    """Voxel-averaged bilayer potential of one vesicle as a local box, with its label mask.
+
+    Parameters
+    ----------
+    vesicle
+        The vesicle (surface = bilayer mid-plane).
+    pixel_size
+        Å per voxel.
+    shape
+        ``(z, y, x)`` shape of the sample volume; the box is clipped to it.
+    thickness
+        Head-to-head distance, Å (``VesiclesConfig.thickness``).
+    ice_potential_v
+        Ice potential the excess is taken over, V; None = :data:`ICE_POTENTIAL_V`.
+
+    Returns
+    -------
+    LocalBox
+        ``data`` float32 volts (excess over ice) from :func:`membrane_profile` with the
+        voxel-average widening; ``mask`` the membrane label, ``|d| ≤ thickness / 2`` at the voxel
+        centre; ``corner`` its place in the volume.
+    """
+    if not pixel_size > 0:
+        raise TomosimError(f"pixel_size must be > 0 Å, got {pixel_size}")
+    widest = math.sqrt(HEAD_SIGMA**2 + pixel_size**2 / 12.0)
+    reach = thickness / 2.0 + PROFILE_REACH_SIGMAS * widest + pixel_size
+    distance = signed_distance(vesicle, shape=shape, pixel_size=pixel_size, reach=reach)
+    d = distance.data
+    finite = np.isfinite(d)
+    potential = np.zeros(d.shape, dtype=np.float32)
+    potential[finite] = membrane_profile(
+        d[finite], thickness=thickness, pixel_size=pixel_size, ice_potential_v=ice_potential_v
+    )
+    mask = np.abs(d) <= thickness / 2.0
+    return LocalBox(potential, distance.corner, mask)
+
+
+def membrane_mask(
+    vesicle: Vesicle, *, pixel_size: float, shape: tuple[int, int, int], thickness: float
+) -> LocalBox:
+    """Membrane label of one vesicle: voxel centres with ``|d| ≤ thickness / 2`` (bool box)."""
+    distance = signed_distance(vesicle, shape=shape, pixel_size=pixel_size, reach=thickness)
+    return LocalBox(np.abs(distance.data) <= thickness / 2.0, distance.corner)
+
+
+def inside_mask(
+    vesicles: list[Vesicle], *, shape: tuple[int, int, int], pixel_size: float, margin: float = 0.0
+) -> np.ndarray:
+    """``(z, y, x)`` bool: voxel centres inside any vesicle, deeper than ``margin`` Å.
+
+    ``margin = 0`` is the mid-plane surface (the volume approaches ``4/3 π abc``);
+    ``margin = thickness / 2`` is the lumen inside the inner leaflet's head groups, where proteins
+    placed "inside" may go (add the protein radius to keep whole proteins inside).
+    """
+    mask = np.zeros(shape, dtype=bool)
+    for vesicle in vesicles:
+        distance = signed_distance(vesicle, shape=shape, pixel_size=pixel_size, reach=max(margin, 0.0) + pixel_size)
+        mask[distance.slices] |= distance.data < -margin
+    return mask
+
+
+def points_inside(vesicles: list[Vesicle], points: np.ndarray, *, margin: float = 0.0) -> np.ndarray:
+    """``(n,)`` bool: which points ``(x, y, z)`` Å lie inside any vesicle, deeper than ``margin`` Å."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros(pts.shape[0], dtype=bool)
+    for vesicle in vesicles:
+        body = (pts - vesicle.centre) @ np.asarray(vesicle.rotation)
+        semi = np.asarray(vesicle.semi_axes, dtype=np.float64)
+        candidates = np.flatnonzero(~out & (np.sum((body / semi) ** 2, axis=1) < 1.0))
+        for i in candidates:
+            out[i] = _ellipsoid_distance(body[i], semi) < -margin
+    return out
+
+
+def place_vesicles(
+    config: VesiclesConfig,
+    *,
+    shape: tuple[int, int, int],
+    pixel_size: float,
+    rng: np.random.Generator,
+    min_gap: float = 20.0,
+    max_attempts: int = 1000,
+) -> list[Vesicle]:
+    """Draw ``config.count`` non-overlapping vesicles in the volume.
+
+    The largest semi-axis is uniform in ``config.radius``; the other two are it divided by
+    factors uniform in ``[1, max_aspect]``; the orientation is uniform on SO(3). Vesicles are
+    placed largest first at uniformly random centres inside the volume (voxel-centre extent) and
+    may be cut by the volume faces, as in a lamella. Two vesicles are kept apart by their
+    bounding spheres: centre distance ≥ sum of (largest semi-axis + thickness/2) + ``min_gap``.
+    A vesicle without a free place after ``max_attempts`` is skipped with a warning saying how
+    many were placed.
+
+    Parameters
+    ----------
+    config
+        The ``vesicles`` config section.
+    shape
+        ``(z, y, x)`` volume shape, voxels.
+    pixel_size
+        Å per voxel.
+    rng
+        Random generator.
+    min_gap
+        Clearance between bilayer outer surfaces, Å.
+    max_attempts
+        Centre draws per vesicle.
+
+    Returns
+    -------
+    list of Vesicle
+        In placement order (largest first).
+    """
+    if config.count == 0:
+        return []
+    if config.radius[0] > config.radius[1]:
+        raise TomosimError(f"vesicle radius (min, max) has min > max: {config.radius}")
+    if config.radius[0] <= config.thickness / 2.0:
+        raise TomosimError(
+            f"vesicle min radius {config.radius[0]} Å must exceed half the bilayer thickness "
+            f"{config.thickness / 2.0} Å"
+        )
+    n = config.count
+    largest = np.sort(rng.uniform(config.radius[0], config.radius[1], n))[::-1]
+    ratios = rng.uniform(1.0, config.max_aspect, (n, 2))
+    rotations = random_rotations(n, rng)
+    extent = (np.asarray(shape[::-1], dtype=np.float64) - 1.0) * pixel_size
+    half_thickness = config.thickness / 2.0
+    placed: list[Vesicle] = []
+    for i in range(n):
+        semi_axes = np.array([largest[i], largest[i] / ratios[i, 0], largest[i] / ratios[i, 1]])
+        reach = largest[i] + half_thickness
+        centres = rng.uniform(0.0, 1.0, (max_attempts, 3)) * extent
+        ok = np.ones(max_attempts, dtype=bool)
+        for other in placed:
+            limit = reach + other.bounding_radius + half_thickness + min_gap
+            ok &= np.linalg.norm(centres - other.centre, axis=1) >= limit
+        free = np.flatnonzero(ok)
+        if free.size == 0:
+            continue
+        placed.append(Vesicle(centres[free[0]], semi_axes, rotations[i]))
+    if len(placed) < n:
+        warnings.warn(
+            f"vesicles: placed {len(placed)} of {n} (no free place in {max_attempts} attempts)",
+            stacklevel=2,
+        )
+    return placed

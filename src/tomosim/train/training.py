@@ -1,0 +1,521 @@
+"""Training and fine-tuning the 2.5D U-Net.
+
+The loss is cross-entropy plus ``dice_weight`` times a soft Dice loss (Milletari et al. 2016,
+3DV), both over labelled voxels only: label 255 means "not labelled" and gets no loss and no
+gradient. Patches are class-balanced (:func:`tomosim.train.data.sample_patches`) and augmented
+without moving the missing wedge (:mod:`tomosim.train.augmentation`).
+
+Reproducibility: every random draw of iteration ``i`` comes from a generator seeded with
+``(seed, i)`` and the learning rate is a function of ``i`` alone, so training is deterministic
+on the CPU for a given seed and thread count, and a run resumed from its last checkpoint ends
+with the same weights as an uninterrupted one.
+
+Outputs in the model folder: ``model.pt`` (weights and metadata), ``last.pt`` (plus optimiser
+state and history, for ``--resume``), ``config.resolved.yaml``, ``classes.csv``, and at the end
+``metrics.json`` and ``training_curve.png``. All are rewritten atomically after every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tomosim.config import TrainConfig, dump_train_config
+from tomosim.errors import TomosimError
+from tomosim.io import atomic_path, write_text
+from tomosim.train.augmentation import augment_batch
+from tomosim.train.checkpoint import (
+    MODEL_FILE,
+    RESUME_FILE,
+    ModelCheckpoint,
+    load_checkpoint,
+    network_from_checkpoint,
+    save_checkpoint,
+)
+from tomosim.train.data import (
+    IGNORE_LABEL,
+    NORMALISATION,
+    ClassTable,
+    PatchSource,
+    TrainingVolume,
+    sample_patches,
+    split_sources,
+    write_class_table,
+)
+from tomosim.train.model import build_network
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    checkpoint
+        The final model (with optimiser state).
+    output_dir
+        Folder holding model.pt, last.pt, metrics.json, training_curve.png.
+    """
+
+    checkpoint: ModelCheckpoint
+    output_dir: Path
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One record per epoch: loss, validation loss and Dice, learning rate."""
+        return self.checkpoint.history
+
+
+# --------------------------------------------------------------------------------------------
+# Loss and scores
+# --------------------------------------------------------------------------------------------
+
+
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float = 1.0
+) -> torch.Tensor:
+    """Cross-entropy + ``dice_weight`` x soft Dice loss over labelled voxels.
+
+    Parameters
+    ----------
+    logits
+        ``(batch, classes, y, x)`` raw scores.
+    target
+        ``(batch, y, x)`` integer class channels; 255 = not labelled (no loss, no gradient).
+    dice_weight
+        Weight of the soft Dice term, ``1 - mean_c 2 Σ p t / (Σ p + Σ t)`` over the classes
+        present in the labelled part of the batch.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; 0 (with a zero gradient) when nothing in the batch is labelled.
+    """
+    target = target.long()
+    valid = target != IGNORE_LABEL
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    loss = F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
+    if dice_weight > 0:
+        classes = logits.shape[1]
+        mask = valid.unsqueeze(1).to(logits.dtype)
+        probabilities = torch.softmax(logits, dim=1) * mask
+        one_hot = F.one_hot(torch.where(valid, target, 0), classes).permute(0, 3, 1, 2)
+        one_hot = one_hot.to(logits.dtype) * mask
+        intersection = (probabilities * one_hot).sum(dim=(0, 2, 3))
+        denominator = probabilities.sum(dim=(0, 2, 3)) + one_hot.sum(dim=(0, 2, 3))
+        present = one_hot.sum(dim=(0, 2, 3)) > 0
+        dice = (2.0 * intersection[present] + 1e-6) / (denominator[present] + 1e-6)
+        loss = loss + dice_weight * (1.0 - dice.mean())
+    return loss
+
+
+def hard_dice(prediction: np.ndarray, truth: np.ndarray, *, classes: int) -> list[float | None]:
+    """Dice per class channel over labelled voxels (truth != 255); None where both are empty."""
+    valid = truth != IGNORE_LABEL
+    scores: list[float | None] = []
+    for c in range(classes):
+        p = (prediction == c) & valid
+        t = truth == c
+        denominator = int(p.sum()) + int(t.sum())
+        scores.append(2.0 * int((p & t).sum()) / denominator if denominator else None)
+    return scores
+
+
+def learning_rate_at(iteration: int, *, total: int, base: float, schedule: str) -> float:
+    """Learning rate of step ``iteration`` (0-based) of ``total``: constant, or cosine to 0.01x."""
+    if schedule == "constant" or total <= 1:
+        return base
+    fraction = min(1.0, iteration / (total - 1))
+    return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * fraction)))
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+
+def _batch(
+    training: Sequence[PatchSource],
+    phantoms: Sequence[PatchSource],
+    *,
+    config: TrainConfig,
+    phantom_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    slices = config.network.slices
+    from_phantoms = int(round(config.batch_size * phantom_fraction)) if phantoms else 0
+    parts = []
+    if config.batch_size - from_phantoms:
+        parts.append(
+            sample_patches(
+                training, count=config.batch_size - from_phantoms,
+                patch_size=config.patch_size, slices=slices, rng=rng,
+            )
+        )
+    if from_phantoms:
+        parts.append(
+            sample_patches(
+                phantoms, count=from_phantoms, patch_size=config.patch_size, slices=slices, rng=rng
+            )
+        )
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return augment_batch(images, labels, config=config.augmentation, rng=rng)
+
+
+def _validate(
+    network: torch.nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    config: TrainConfig,
+    classes: ClassTable,
+) -> dict[str, Any]:
+    network.eval()
+    predictions, losses = [], []
+    with torch.no_grad():
+        for start in range(0, images.shape[0], config.batch_size):
+            logits = network(torch.from_numpy(images[start : start + config.batch_size]))
+            target = torch.from_numpy(labels[start : start + config.batch_size])
+            losses.append(float(segmentation_loss(logits, target, dice_weight=config.dice_weight)))
+            predictions.append(logits.argmax(dim=1).numpy().astype(np.uint8))
+    network.train()
+    per_class = hard_dice(np.concatenate(predictions), labels, classes=len(classes.ids))
+    foreground = [d for d in per_class[1:] if d is not None]
+    return {
+        "validation_loss": float(np.mean(losses)),
+        "validation_dice": float(np.mean(foreground)) if foreground else None,
+        "validation_dice_per_class": dict(zip(classes.names, per_class)),
+    }
+
+
+def _fit(
+    network: torch.nn.Module,
+    *,
+    classes: ClassTable,
+    pixel_size: float,
+    config: TrainConfig,
+    output_dir: Path,
+    training: Sequence[PatchSource],
+    validation: Sequence[PatchSource],
+    phantoms: Sequence[PatchSource],
+    learning_rate: float,
+    epochs: int,
+    phantom_fraction: float,
+    resume_from: ModelCheckpoint | None,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+    title: str,
+) -> TrainingResult:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=learning_rate, weight_decay=config.weight_decay
+    )
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume_from is not None:
+        if resume_from.optimizer is None:
+            raise TomosimError("the checkpoint to resume from has no optimiser state (use last.pt)")
+        optimizer.load_state_dict(resume_from.optimizer)
+        history = list(resume_from.history)
+        start_epoch = resume_from.epoch
+    per_epoch = config.iterations_per_epoch
+    total = epochs * per_epoch
+    validation_set = None
+    if any(source.centres for source in validation):
+        validation_set = sample_patches(
+            validation, count=config.validation_patches, patch_size=config.patch_size,
+            slices=config.network.slices, rng=np.random.default_rng([config.seed, 1]),
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text(output_dir / "config.resolved.yaml", dump_train_config(config))
+    write_class_table(output_dir / "classes.csv", classes)
+
+    checkpoint = resume_from
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+    )
+    with torch.random.fork_rng(devices=[]), Progress(
+        *columns, console=Console(stderr=True), disable=not progress, transient=False
+    ) as bar:
+        task = bar.add_task(title, total=total, completed=start_epoch * per_epoch, status="")
+        network.train()
+        for epoch in range(start_epoch, epochs):
+            losses = []
+            rate = learning_rate
+            for step in range(per_epoch):
+                iteration = epoch * per_epoch + step
+                rng = np.random.default_rng([config.seed, 0, iteration])
+                torch.manual_seed((config.seed * 1_000_003 + iteration) % 2**63)  # dropout
+                images, labels = _batch(
+                    training, phantoms, config=config, phantom_fraction=phantom_fraction, rng=rng
+                )
+                rate = learning_rate_at(
+                    iteration, total=total, base=learning_rate, schedule=config.schedule
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+                logits = network(torch.from_numpy(images))
+                loss = segmentation_loss(
+                    logits, torch.from_numpy(labels), dice_weight=config.dice_weight
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "iteration": (epoch + 1) * per_epoch,
+                "loss": float(np.mean(losses)),
+                "learning_rate": rate,
+            }
+            if validation_set is not None:
+                record.update(_validate(network, *validation_set, config=config, classes=classes))
+            history.append(record)
+            dice = record.get("validation_dice")
+            status = f"loss {record['loss']:.4f}" + (f"  val Dice {dice:.3f}" if dice is not None else "")
+            bar.update(task, status=status)
+            checkpoint = ModelCheckpoint(
+                network=config.network,
+                weights={k: v.detach().clone() for k, v in network.state_dict().items()},
+                classes=classes,
+                pixel_size=pixel_size,
+                normalisation=dict(NORMALISATION),
+                config=config.model_dump(mode="json"),
+                epoch=epoch + 1,
+                iteration=(epoch + 1) * per_epoch,
+                optimizer=optimizer.state_dict(),
+                history=list(history),
+            )
+            save_checkpoint(output_dir / RESUME_FILE, checkpoint)
+            save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+    assert checkpoint is not None
+    write_training_report(output_dir, checkpoint)
+    return TrainingResult(checkpoint=checkpoint, output_dir=output_dir)
+
+
+def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelCheckpoint) -> None:
+    """Write ``metrics.json`` (final record, history, classes) and ``training_curve.png``."""
+    root = Path(output_dir)
+    history = checkpoint.history
+    report = {
+        "epochs": checkpoint.epoch,
+        "iterations": checkpoint.iteration,
+        "pixel_size": checkpoint.pixel_size,
+        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids)),
+        "final": history[-1] if history else None,
+        "history": history,
+    }
+    write_text(root / "metrics.json", json.dumps(report, indent=2) + "\n")
+    image = draw_training_curve(history)
+    with atomic_path(root / "training_curve.png") as tmp:
+        image.save(tmp, format="PNG")
+
+
+def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, int] = (900, 360)):
+    """Two panels drawn with Pillow: loss (training, validation) and validation Dice per epoch.
+
+    Returns
+    -------
+    PIL.Image.Image
+        An RGB image of ``size`` (width, height) pixels.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    epochs = [r["epoch"] for r in history]
+    panels = [
+        ("loss", [("training", [r["loss"] for r in history], (31, 119, 180)),
+                  ("validation", [r.get("validation_loss") for r in history], (255, 127, 14))]),
+        ("validation Dice", [("mean foreground", [r.get("validation_dice") for r in history],
+                              (44, 160, 44))]),
+    ]
+    panel_width = width // len(panels)
+    for index, (title, series) in enumerate(panels):
+        left, top = index * panel_width + 60, 30
+        right, bottom = (index + 1) * panel_width - 20, height - 40
+        draw.rectangle((left, top, right, bottom), outline="black")
+        draw.text((left, 8), title, fill="black")
+        values = [v for _, ys, _ in series for v in ys if v is not None]
+        if title == "validation Dice":
+            low, high = 0.0, 1.0
+        else:
+            low, high = (min(values), max(values)) if values else (0.0, 1.0)
+            if high - low < 1e-12:
+                low, high = low - 0.5, high + 0.5
+        first, last = (min(epochs), max(epochs)) if epochs else (0, 1)
+        span = max(1, last - first)
+
+        def point(epoch: float, value: float) -> tuple[float, float]:
+            x = left + (epoch - first) / span * (right - left)
+            y = bottom - (value - low) / (high - low) * (bottom - top)
+            return x, y
+
+        for tick in range(5):
+            value = low + (high - low) * tick / 4
+            _, y = point(first, value)
+            draw.line((left - 4, y, left, y), fill="black")
+            draw.text((4 + index * panel_width, y - 6), f"{value:.3g}", fill="black")
+        for tick in sorted({first, last, (first + last) // 2}):
+            x, _ = point(tick, low)
+            draw.line((x, bottom, x, bottom + 4), fill="black")
+            draw.text((x - 6, bottom + 6), str(tick), fill="black")
+        draw.text(((left + right) // 2 - 15, height - 16), "epoch", fill="black")
+        for line, (name, ys, colour) in enumerate(series):
+            points = [point(e, v) for e, v in zip(epochs, ys) if v is not None]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+            for x, y in points:
+                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+            draw.text((right - 120, top + 6 + 14 * line), name, fill=colour)
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def train_network(
+    volumes: Sequence[TrainingVolume],
+    *,
+    classes: ClassTable,
+    pixel_size: float,
+    config: TrainConfig,
+    output_dir: str | os.PathLike[str],
+    resume: bool = False,
+    progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainingResult:
+    """Train a 2.5D U-Net on labelled tomograms.
+
+    Parameters
+    ----------
+    volumes
+        Training tomograms as the network sees them (see
+        :func:`tomosim.train.data.prepare_training_volume`): at ``pixel_size``, normalised,
+        labels as channels of ``classes``.
+    classes
+        The model's class table (channel ``k`` is ``classes.ids[k]``).
+    pixel_size
+        Å per voxel of ``volumes``; stored in the model so that inference resamples to it.
+    config
+        Training settings.
+    output_dir
+        Model folder (created).
+    resume
+        Continue from ``output_dir/last.pt`` up to ``config.epochs``.
+    progress
+        Show a rich progress bar with loss and validation Dice on stderr.
+    on_epoch_end
+        Called with each epoch's record after its checkpoint is written.
+
+    Raises
+    ------
+    TomosimError
+        Nothing to resume, or a resume whose classes, pixel size or network differ.
+    """
+    root = Path(output_dir)
+    resume_from = None
+    if resume:
+        if not (root / RESUME_FILE).is_file():
+            raise TomosimError(f"nothing to resume: {root / RESUME_FILE} does not exist")
+        resume_from = load_checkpoint(root / RESUME_FILE)
+        if resume_from.classes.names != classes.names or resume_from.classes.ids != classes.ids:
+            raise TomosimError(
+                f"cannot resume: the data's classes {list(classes.names)} differ from the "
+                f"checkpoint's {list(resume_from.classes.names)}"
+            )
+        if resume_from.network != config.network:
+            raise TomosimError("cannot resume: the network settings differ from the checkpoint's")
+        if abs(resume_from.pixel_size - pixel_size) > 1e-6 * pixel_size:
+            raise TomosimError(
+                f"cannot resume: pixel size {pixel_size} Å differs from the checkpoint's "
+                f"{resume_from.pixel_size} Å"
+            )
+        network = network_from_checkpoint(resume_from)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            network = build_network(config.network, classes=len(classes.ids))
+    training, validation = split_sources(
+        volumes, validation_fraction=config.validation_fraction,
+        rng=np.random.default_rng([config.seed, 2]),
+    )
+    return _fit(
+        network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
+        training=training, validation=validation, phantoms=(),
+        learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
+        resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
+    )
+
+
+def finetune_network(
+    model: ModelCheckpoint,
+    volumes: Sequence[TrainingVolume],
+    *,
+    config: TrainConfig,
+    output_dir: str | os.PathLike[str],
+    phantoms: Sequence[TrainingVolume] = (),
+    progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainingResult:
+    """Continue training ``model`` on partly labelled tomograms (255 = not labelled).
+
+    Uses ``config.finetune.learning_rate`` (lower than for training from scratch) and
+    ``config.finetune.epochs``; with ``phantoms``, a share ``config.finetune.phantom_fraction``
+    of every batch comes from simulated tomograms so the network keeps what it learnt there.
+    The validation split holds out the last ``validation_fraction`` of each real tomogram's rows.
+
+    Parameters
+    ----------
+    model
+        The model to start from; its network, classes and pixel size are kept.
+    volumes
+        Real tomograms prepared at ``model.pixel_size`` with labels as channels of
+        ``model.classes`` (255 where not labelled).
+    config
+        Settings; ``config.network`` must equal ``model.network``.
+    output_dir
+        Folder for the new model.
+    phantoms
+        Simulated tomograms prepared the same way.
+    """
+    if config.network != model.network:
+        raise TomosimError("finetune cannot change the network settings of the model")
+    with torch.random.fork_rng(devices=[]):
+        network = network_from_checkpoint(model).train()
+    training, validation = split_sources(
+        volumes, validation_fraction=config.validation_fraction,
+        rng=np.random.default_rng([config.seed, 2]),
+    )
+    phantom_sources, _ = split_sources(
+        phantoms, validation_fraction=0.0, rng=np.random.default_rng([config.seed, 3])
+    )
+    return _fit(
+        network, classes=model.classes, pixel_size=model.pixel_size, config=config,
+        output_dir=Path(output_dir), training=training, validation=validation,
+        phantoms=phantom_sources, learning_rate=config.finetune.learning_rate,
+        epochs=config.finetune.epochs, phantom_fraction=config.finetune.phantom_fraction,
+        resume_from=None, progress=progress, on_epoch_end=on_epoch_end, title="finetune",
+    )

@@ -130,26 +130,44 @@ def test_fixed_and_in_plane_orientations():
 # ---- rendering ------------------------------------------------------------------------------
 
 
+def scipy_render(template: Potential, rotation, position, shape, order: int) -> np.ndarray:
+    """Independent resampling: scipy affine_transform at the 2x2x2 sub-samples of every voxel."""
+    h = PIXEL / 2  # fine grid of sub-sample points: index m -> (m - 0.5) * h Å
+    centre = np.array(template.data.shape[::-1]) // 2  # x y z
+    flip = np.eye(3)[::-1]  # x y z <-> z y x
+    matrix = flip @ rotation.T @ flip * (h / template.pixel_size)
+    offset = flip @ (rotation.T @ (-0.5 * h - position) / template.pixel_size + centre)
+    fine = ndimage.affine_transform(
+        template.data.astype(np.float64), matrix, offset=offset,
+        output_shape=tuple(2 * s for s in shape), order=order, mode="grid-constant",
+    )
+    return fine.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+
+
 def test_rendered_copy_matches_scipy_affine_transform():
-    """An independent resampling: scipy's cubic-spline affine_transform at the same sub-samples."""
     template = asymmetric_blob(60.0, "blob")
     rotation = euler_to_matrix(np.array([37.0, 71.0, -123.0]))
     position = np.array([163.7, 148.2, 171.9])  # Å, x y z
     shape = (32, 32, 32)
     potential, _, _ = render(one_row("blob", position, rotation), {"blob": template}, shape)
-
-    # Fine grid of the 2x2x2 sub-sample points of every output voxel: index m -> (m - 0.5) * h Å.
-    h = PIXEL / 2
-    centre = np.array(template.data.shape[::-1]) // 2  # x y z
-    flip = np.eye(3)[::-1]  # x y z <-> z y x
-    matrix = flip @ rotation.T @ flip * (h / FINE)
-    offset = flip @ (rotation.T @ (-0.5 * h - position) / FINE + centre)
-    fine = ndimage.affine_transform(
-        template.data.astype(np.float64), matrix, offset=offset, output_shape=tuple(2 * s for s in shape), order=3
-    )
-    expected = fine.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+    expected = scipy_render(template, rotation, position, shape, order=3)  # cubic spline
     assert correlation(potential, expected) > 0.99
     assert potential.sum() * PIXEL**3 == pytest.approx(template.integral, rel=1e-5)
+
+
+@pytest.mark.parametrize("angles", [(37.0, 71.0, -123.0), (0.0, 90.0, 0.0), (10.0, 45.0, 80.0)])
+def test_elongated_off_centre_template_is_sampled_exactly(angles):
+    """Same trilinear samples as scipy (order 1): nothing of the support box is cut off."""
+    offsets = np.array([[0, 0, -60.0], [0, 0, -20], [0, 0, 20], [0, 0, 60], [25, 0, 40], [0, -15, -50]])
+    rod = gaussian_template(offsets, np.array([2.0, 2.5, 2.0, 1.5, 1.0, 1.2]), 10.0, 36, "rod")
+    # crop off-centre, leaving potential on the box faces
+    rod = Potential(rod.data[4:-4, 8:-6, 10:-8].copy(), FINE, (0.0, 0.0, 0.0), "ice", "rod")
+    rotation = euler_to_matrix(np.array(angles))
+    position = np.array([163.7, 148.2, 171.9])
+    shape = (32, 32, 32)
+    potential, _, _ = render(one_row("rod", position, rotation), {"rod": rod}, shape)
+    expected = scipy_render(rod, rotation, position, shape, order=1)
+    assert np.abs(potential - expected).max() < 1e-3 * expected.max()
 
 
 def test_position_and_euler_convention_with_analytic_gaussians():

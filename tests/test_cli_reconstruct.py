@@ -138,7 +138,9 @@ def test_angles_outside_90(run_cli, inputs, tmp_path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize("content", [None, "0\nnot-an-angle\n", "\n"], ids=["missing", "text", "empty"])
+@pytest.mark.parametrize(
+    "content", [None, "0\nnot-an-angle\n", "\n"], ids=["missing", "text", "empty"]
+)
 def test_unreadable_tilt_file(run_cli, inputs, tmp_path, content) -> None:
     stack_path, _ = inputs
     tlt = tmp_path / "broken.tlt"

@@ -162,6 +162,17 @@ def test_one_and_two_workers_byte_identical_on_a_local_dask_cluster(tmp_path):
     assert len(files) == 4 * 3 + 3 and files == folder_bytes(tmp_path / "two")
 
 
+def test_existing_scheduler_by_address(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        index = generate_dataset(TREE, 3, tmp_path / "d", scheduler=cluster.scheduler_address,
+                                 simulate=fake_simulate, progress=False)
+    assert index.done == 3
+    reference = generate_dataset(TREE, 3, tmp_path / "r", simulate=fake_simulate, progress=False)
+    assert folder_bytes(tmp_path / "d") == folder_bytes(tmp_path / "r")
+
+
 def test_failure_stops_records_and_resumes(tmp_path):
     out = tmp_path / "d"
     with pytest.raises(TomosimError, match="missing.pdb"):

@@ -16,6 +16,8 @@ import pytest
 from tomosim.config import PotentialConfig, StructureOptions
 from tomosim.errors import TomosimError
 from tomosim.potential import (
+    _ERF_SLOPES,
+    _ERF_VALUES,
     ICE_POTENTIAL_V,
     _accumulate_gaussians,
     atoms_to_potential,
@@ -346,7 +348,7 @@ def test_same_input_same_bytes_whatever_the_slab_split() -> None:
     grids = []
     for slabs in (1, 3, 20):
         grid = np.zeros((20, 20, 20), dtype=np.float32)
-        _accumulate_gaussians(grid, centres, weights, sigmas, 4.5, slabs)
+        _accumulate_gaussians(grid, centres, weights, sigmas, 4.5, slabs, _ERF_VALUES, _ERF_SLOPES)
         grids.append(grid)
     assert grids[0].tobytes() == grids[1].tobytes() == grids[2].tobytes()
     atoms = small_model(n=30)
@@ -422,6 +424,13 @@ def test_map_with_ice_reads_zero_outside() -> None:
     radius_a = np.linalg.norm(voxel_centres(potential) - 5.0, axis=1).reshape(potential.data.shape)
     assert np.abs(potential.data[radius_a > 14]).max() < 1e-3
     assert potential.data[radius_a < 5].mean() > 1.0
+    # without a threshold the ice envelope is the contour holding the volume of the mass
+    mass_kda = 13.02e-3 * len(atoms)
+    vacuum = map_to_potential(density, 2.0, mass_kda=mass_kda)
+    in_ice = map_to_potential(density, 2.0, mass_kda=mass_kda, solvent="ice")
+    displaced = (vacuum.data - in_ice.data).sum(dtype=np.float64) * 2.0**3
+    assert displaced == pytest.approx(ICE_POTENTIAL_V * 1.23e3 * mass_kda, rel=0.05)
+    assert np.abs(in_ice.data[radius_a > 14]).max() < 1e-3
     with pytest.raises(TomosimError, match="cannot scale"):
         map_to_potential(density, 2.0)
     with pytest.raises(TomosimError, match="no values"):
@@ -523,3 +532,21 @@ def test_apoferritin_integral_matches_formula() -> None:
         sum(a_sum[str(e)] for e in atoms.elements) + a_sum["H"] * float(atoms.hydrogens.sum())
     )
     assert potential.integral == pytest.approx(expected, rel=0.01)
+
+
+def test_builtin_models_are_centred_on_their_origin() -> None:
+    from tomosim.io import cache_dir
+    from tomosim.structures import read_structure
+
+    config, options = PotentialConfig(solvent="none"), StructureOptions()
+    decorated = load_potential("builtin:cofilactin", 8.0, potential=config, structure=options)
+    # cofilactin's reference point is the actin subunit centre (the origin), not its atom mean
+    assert decorated.centre_a == (0.0, 0.0, 0.0)
+    atoms = read_structure("builtin:cofilactin")
+    assert np.linalg.norm(atoms.positions.mean(axis=0)) > 5.0
+    data = decorated.data.astype(np.float64)
+    centroid = (voxel_centres(decorated) * data.ravel()[:, None]).sum(axis=0) / data.sum()
+    assert centroid == pytest.approx(atoms.positions.mean(axis=0), abs=1.0)
+    again = load_potential("builtin:cofilactin", 8.0, potential=config, structure=options)
+    assert again.data.tobytes() == decorated.data.tobytes()
+    assert len(list(cache_dir("potentials").glob("*.npz"))) == 1

@@ -98,7 +98,7 @@ def project_volume_by_rotation(volume: np.ndarray, angles_deg: np.ndarray) -> np
     return np.array(images)
 
 
-def ball_distance(shape: tuple[int, int, int], centre_xyz: tuple[float, float, float]) -> np.ndarray:
+def ball_distance(shape: tuple[int, ...], centre_xyz: tuple[float, ...]) -> np.ndarray:
     z, y, x = np.meshgrid(*(np.arange(n) - n // 2 for n in shape), indexing="ij")
     return np.sqrt((x - centre_xyz[0]) ** 2 + (y - centre_xyz[1]) ** 2 + (z - centre_xyz[2]) ** 2)
 

@@ -102,7 +102,7 @@ def test_errors_are_reproducible_and_scaled():
         (dict(min_angle=-90, max_angle=60, step=2, total_dose=1), "within (-90, 90)"),
         (dict(min_angle=-60, max_angle=60, step=0, total_dose=1), "step must be positive"),
         (dict(min_angle=-60, max_angle=60, step=2, total_dose=0), "total dose"),
-        (dict(min_angle=-6, max_angle=6, step=2, total_dose=1, order="spiral"), "unknown tilt order"),
+        (dict(min_angle=-6, max_angle=6, step=2, total_dose=1, order="spiral"), "tilt order"),
         (dict(min_angle=-6, max_angle=6, step=2, total_dose=1, weighting="sine"), "dose weighting"),
         (dict(min_angle=-6, max_angle=6, step=2, total_dose=1, shift_error=5), "needs an rng"),
     ],

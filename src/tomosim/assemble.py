@@ -26,9 +26,10 @@ The three steps, in the order :func:`assemble_phantom` runs them:
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -216,6 +217,8 @@ class Phantom:
         Requested and placed counts per protein species, filament species and vesicles.
     boxes
         Objects given as potential boxes (vesicles).
+    timings
+        Wall-clock seconds per stage (``vesicles``, ``filaments``, ``proteins``, ``render``).
     """
 
     potential: np.ndarray
@@ -227,6 +230,7 @@ class Phantom:
     ice_thickness: float
     report: tuple[SpeciesReport, ...]
     boxes: tuple[PotentialBox, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def instance_class(self) -> np.ndarray:
@@ -317,14 +321,15 @@ def _trilinear(flat, off, nz, ny, nx, ux, uy, uz):  # pragma: no cover - numba
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
 def _render_copies(
-    flat, t_offset, t_dims, t_centre, t_ratio, t_k, t_target, t_radius,
+    flat, t_offset, t_dims, t_centre, t_ratio, t_k, t_target, t_radius, t_lo, t_hi,
     centres, rotations, template, box_lo, box_shape, buf_offset, buf, n_tasks,
 ):  # pragma: no cover - numba
     """Render each copy into its own box of ``buf`` (flat, C order (z, y, x)), integral-exact.
 
     ``centres`` are ``(x, y, z)`` output-grid indices of the reference points; a copy's box starts
-    at ``box_lo`` ``(z, y, x)`` with ``box_shape``; voxels further than ``t_radius`` (output voxels)
-    from the centre are 0.
+    at ``box_lo`` ``(z, y, x)`` with ``box_shape``. Only voxels within ``t_radius`` (output voxels)
+    of the centre whose template coordinates fall in ``[t_lo, t_hi]`` (the template's support box,
+    rotated) are sampled; the rest are exactly 0.
     """
     n = centres.shape[0]
     for task in numba.prange(n_tasks):
@@ -385,8 +390,34 @@ def _render_copies(
                     if rest < 0.0:
                         continue
                     half = math.sqrt(rest)
-                    xa = max(0, int(math.ceil(cx - half)) - box_lo[i, 2])
-                    xb = min(bx - 1, int(math.floor(cx + half)) - box_lo[i, 2])
+                    lo = -half
+                    hi = half
+                    # u(dx) = base + dx * column: keep dx where all three lie in the support box
+                    for axis in range(3):
+                        if axis == 0:
+                            base = tcx + axy * dy + axz * dz
+                            slope = axx
+                        elif axis == 1:
+                            base = tcy + ayy * dy + ayz * dz
+                            slope = ayx
+                        else:
+                            base = tcz + azy * dy + azz * dz
+                            slope = azx
+                        a = t_lo[t, axis]
+                        b = t_hi[t, axis]
+                        if abs(slope) < 1e-12:
+                            if base < a or base > b:
+                                lo = 1.0
+                                hi = -1.0
+                        else:
+                            e0 = (a - base) / slope
+                            e1 = (b - base) / slope
+                            lo = max(lo, min(e0, e1))
+                            hi = min(hi, max(e0, e1))
+                    if hi < lo:
+                        continue
+                    xa = max(0, int(math.ceil(cx + lo)) - box_lo[i, 2])
+                    xb = min(bx - 1, int(math.floor(cx + hi)) - box_lo[i, 2])
                     row = o0 + (zz * by + yy) * bx
                     for xx in range(xa, xb + 1):
                         dx = box_lo[i, 2] + xx - cx
@@ -511,10 +542,13 @@ class _RenderTemplates:
     k: np.ndarray  # sub-samples per axis and output voxel
     target: np.ndarray  # template integral in output-voxel units (sum of a rendered copy)
     radius: np.ndarray  # support radius in output voxels (beyond it a copy is exactly 0)
+    support_lo: np.ndarray  # (m, 3) x y z padded-template coordinates outside which a
+    support_hi: np.ndarray  # sub-sampled output voxel is exactly 0 (support box + margins)
 
 
 def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _RenderTemplates:
     parts, offset, dims, centre, ratio, ks, target, radius = [], [], [], [], [], [], [], []
+    support_lo, support_hi = [], []
     at = 0
     for template in templates:
         data = np.asarray(template.data, np.float32)
@@ -541,6 +575,15 @@ def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _Rende
         else:
             reach = 0.0
         radius.append(reach / q + math.sqrt(3.0) / 2 + 1e-6 if nonzero.size else 0.0)
+        # trilinear samples are non-zero only for u in (j_min, j_max + 2) (padded coordinates);
+        # the sub-samples of a voxel lie within q (k - 1) / (2 k) sqrt(3) template voxels of it
+        spread = q * (k - 1) / (2 * k) * math.sqrt(3.0) + 1e-6
+        if nonzero.size:
+            support_lo.append(nonzero.min(axis=0)[::-1] - spread)
+            support_hi.append(nonzero.max(axis=0)[::-1] + 2 + spread)
+        else:
+            support_lo.append(np.zeros(3))
+            support_hi.append(np.zeros(3))
     return _RenderTemplates(
         flat=np.concatenate(parts) if parts else np.zeros(1, np.float32),
         offset=np.array(offset, np.int64),
@@ -550,6 +593,8 @@ def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _Rende
         k=np.array(ks, np.int64),
         target=np.array(target, np.float64),
         radius=np.array(radius, np.float64),
+        support_lo=np.array(support_lo, np.float64).reshape(-1, 3),
+        support_hi=np.array(support_hi, np.float64).reshape(-1, 3),
     )
 
 
@@ -576,7 +621,7 @@ def render_objects(
     pixel_size: float,
     label_threshold: float,
     boxes: Sequence[PotentialBox] = (),
-    batch_voxels: int = 1 << 25,
+    batch_voxels: int = 1 << 24,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render every placed copy and box into a volume, with semantic and instance labels.
 
@@ -672,10 +717,23 @@ def render_objects(
         centres = np.asarray(placements.positions, np.float64) / pixel_size  # (x, y, z) voxels
         rotations = np.ascontiguousarray(placements.rotations, np.float64)
         radius = packed.radius[template]
-        lo_xyz = np.floor(centres - radius[:, None]).astype(np.int64)
-        hi_xyz = np.ceil(centres + radius[:, None]).astype(np.int64)
+        # box: the extent of the rotated support box (sub-sample margin included) within the ball
+        ratio = packed.ratio[template]
+        corners = np.stack(
+            np.meshgrid(*[[0, 1]] * 3, indexing="ij"), axis=-1
+        ).reshape(8, 3).astype(np.float64)
+        low = packed.support_lo[template] - packed.centre[template]  # template voxels, x y z
+        span = packed.support_hi[template] - packed.support_lo[template]
+        points = (low[:, None, :] + corners[None] * span[:, None, :]) / ratio[:, None, None]
+        moved = np.einsum("nij,nkj->nki", rotations, points)  # output voxels from the centre
+        lo_xyz = np.maximum(
+            np.floor(centres - radius[:, None]), np.floor(centres + moved.min(axis=1))
+        ).astype(np.int64)
+        hi_xyz = np.minimum(
+            np.ceil(centres + radius[:, None]), np.ceil(centres + moved.max(axis=1))
+        ).astype(np.int64)
         box_lo = np.ascontiguousarray(lo_xyz[:, ::-1])
-        box_shape = np.ascontiguousarray((hi_xyz - lo_xyz + 1)[:, ::-1])
+        box_shape = np.ascontiguousarray(np.maximum(hi_xyz - lo_xyz + 1, 0)[:, ::-1])
         outside = np.any((hi_xyz[:, ::-1] < 0) | (lo_xyz[:, ::-1] >= np.array(shape)), axis=1)
         box_shape[outside | (radius == 0)] = 0
         sizes = box_shape.prod(axis=1)
@@ -698,7 +756,8 @@ def render_objects(
             buf = np.empty(int(sizes[rows].sum()) or 1, np.float32)
             _render_copies(
                 packed.flat, packed.offset, packed.dims, packed.centre, packed.ratio, packed.k,
-                packed.target, packed.radius, centres[rows], rotations[rows], template[rows],
+                packed.target, packed.radius, packed.support_lo, packed.support_hi,
+                centres[rows], rotations[rows], template[rows],
                 box_lo[rows], box_shape[rows], offsets, buf, n_tasks,
             )
             batch_starts = starts[b0 : b1 + 1] - r0
@@ -1292,6 +1351,8 @@ def assemble_phantom(
     envelope_threshold = ENVELOPE_FRACTION * label_threshold
     occupancy = np.zeros(shape, bool)
     reports: list[SpeciesReport] = []
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     from tomosim import filaments, membranes  # noqa: PLC0415 - import cycle (they use Placements)
 
     # 1. vesicles --------------------------------------------------------------------------
@@ -1318,6 +1379,8 @@ def assemble_phantom(
             )
         reports.append(SpeciesReport("vesicles", "vesicle", config.vesicles.count, len(boxes)))
     next_instance = len(boxes) + 1
+    timings["vesicles"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     # 2. filaments -------------------------------------------------------------------------
     filament_parts: list[Placements] = []
@@ -1342,6 +1405,8 @@ def assemble_phantom(
             filament_parts.append(part)
         placed = int(np.unique(part.filament_id).size) if len(part) else 0
         reports.append(SpeciesReport(species.name, "filament", species.count, placed))
+    timings["filaments"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     # 3. proteins --------------------------------------------------------------------------
     proteins, protein_report = place_proteins(
@@ -1352,12 +1417,15 @@ def assemble_phantom(
     )
     reports += protein_report
     del occupancy, interior
+    timings["proteins"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     placements = Placements.concatenate([*filament_parts, proteins])
     potential, labels, instances = render_objects(
         placements, templates, shape=shape, pixel_size=pixel_size,
         label_threshold=label_threshold, boxes=boxes,
     )
+    timings["render"] = time.perf_counter() - clock
     return Phantom(
         potential=potential,
         labels=labels,
@@ -1368,4 +1436,5 @@ def assemble_phantom(
         ice_thickness=ice_thickness,
         report=tuple(reports),
         boxes=tuple(boxes),
+        timings=timings,
     )

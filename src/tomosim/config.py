@@ -140,8 +140,11 @@ class DecorationConfig(Section):
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
     mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
-    rise: float | None = Field(None, gt=0, le=1e3)
-    twist: float | None = Field(None, ge=-360, le=360)
+    rise: float | None = Field(None, gt=0, le=1e3, description="decorated rise, Å; None = preset")
+    twist: float | None = Field(None, ge=-360, le=360, description="decorated twist; None = preset")
+    radius: float | None = Field(
+        None, ge=0, le=1e4, description="decorated subunit centre radius, Å; None = preset"
+    )
 
 
 class FilamentSpecies(Section):
@@ -207,7 +210,9 @@ class TiltConfig(Section):
     step: float = Field(2.0, gt=0, le=90)
     order: Literal["unidirectional", "bidirectional", "dose_symmetric"] = "dose_symmetric"
     group_size: int = Field(2, ge=1, le=100, description="dose-symmetric group size (Hagen)")
-    start_angle: float = Field(0.0, ge=-90, le=90, description="first tilt of bidirectional order")
+    start_angle: float = Field(
+        0.0, ge=-90, le=90, description="first tilt of bidirectional and dose-symmetric orders"
+    )
     tilt_axis_angle: float = Field(0.0, ge=-180, le=180)
     shift_error: float = Field(0.0, ge=0, le=1e4, description="per-tilt shift s.d., Å")
     rotation_error: float = Field(0.0, ge=0, le=45, description="per-tilt in-plane rotation s.d.")

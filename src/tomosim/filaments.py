@@ -10,11 +10,12 @@ Conventions
 Positions are ``(x, y, z)`` in Å in *sample coordinates* (from the centre of voxel ``[0, 0, 0]``;
 ``p`` lies at array index ``p[::-1] / pixel_size``). Angles are in degrees.
 
-**Filament frame.** The filament axis is ``+z`` and points from the minus (pointed) end to the
-plus (barbed) end. A 1-start helix with rise ``Δz`` and twist ``Δφ`` has subunit ``k`` at
-azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and radius ``r`` — position
-``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that neighbouring subunits are
-related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
+**Filament frame.** The filament axis is ``+z``, the direction the subunit template's ``+z``
+points (for ``builtin:actin`` the pointed end, for ``builtin:tubulin`` the plus end; the
+handedness of a helix does not depend on which end ``+z`` names). A 1-start helix with rise
+``Δz`` and twist ``Δφ`` has subunit ``k`` at azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and
+radius ``r`` — position ``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that
+neighbouring subunits are related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
 protofilament ``q`` at azimuth ``q·360°/N`` and axial stagger ``q·S·δ/N`` (``δ`` =
 ``start_rise``, the length of the unit the start number counts); along each protofilament the
 subunits repeat with the rise and twist. When ``S·δ`` is not a multiple of the rise the lattice
@@ -23,10 +24,11 @@ closes with a *seam* between protofilaments ``N − 1`` and ``0`` (the microtubu
 
 **Subunit template.** A subunit template (``builtin:actin``, ``builtin:cofilactin``,
 ``builtin:tubulin`` or any structure) is the subunit *as it sits at azimuth 0 of the filament*:
-its reference point (the mean atom position, CONVENTIONS.md) on the ``+x`` axis at
-``HelicalParameters.radius`` from the filament axis, the filament axis parallel to ``+z``
-(minus to plus end), and then translated so that its reference point is at the origin. In
-template coordinates the filament axis is therefore the line ``(x, y) = (-radius, 0)``.
+its reference point (the mean atom position, CONVENTIONS.md; for ``builtin:cofilactin`` the
+centre of its actin) on the ``+x`` axis at ``HelicalParameters.radius`` from the filament axis,
+the filament axis parallel to ``+z``, and then translated so that its reference point is at the
+origin (the frame of :mod:`tomosim.builtin_structures`). In template coordinates the filament
+axis is therefore the line ``(x, y) = (-radius, 0)``.
 
 **Curved filaments.** Along a curved path the lattice coordinates ``(s, φ)`` (arc length, azimuth)
 are mapped with a rotation-minimising (parallel-transported) frame ``(n, b, t)`` of the path: a
@@ -44,16 +46,18 @@ Helical parameters of the presets (literature values)
 ``actin``
     F-actin (ADP): rise 27.5 Å, twist −166.7° per subunit (1-start genetic helix; Fujii et al.
     2010, *Nature* 467, 724; von der Ecken et al. 2015, *Nature* 519, 114: rise 27.5–27.6 Å, twist
-    −166.6 to −166.7°). Subunit centre (mean atom position) radius 15.8 Å and outer radius 48 Å,
-    measured on the F-actin model 6BNO (15 subunits; helical fit of the chain centroids gives rise
-    28.1 Å, twist −166.6°, radius 15.8 Å; 99 % of atoms within 41 Å of the axis).
+    −166.6 to −166.7°). Subunit centre (mean atom position) radius 15.8 Å, measured on the
+    F-actin model 6BNO (15 subunits; helical fit of the chain centroids gives rise 28.1 Å, twist
+    −166.6°, radius 15.8 Å; 99 % of atoms within 41 Å of the axis); outer radius 48 Å (the
+    coarse ``builtin:actin`` reaches 44.5 Å).
 ``cofilactin``
     Cofilin-saturated actin: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011, *PNAS* 108, 20568;
     Huehn et al. 2018, *PNAS* 115, 1478; crossover shortened to ~75 % of F-actin's, McGough et al.
-    1997, *J. Cell Biol.* 138, 771). The subunit is one actin plus its cofilin, whose centre lies at
-    22.5 Å from the axis and whose atoms reach 53 Å (99 %) / 62 Å (max), measured on the
-    cofilactin MD model of Hocky et al. (CofilinSevering; helical fit of the decorated part:
-    twist −161.8°, rise 27.7 Å); outer radius 60 Å.
+    1997, *J. Cell Biol.* 138, 771). The subunit is one actin plus its cofilin with the *actin*
+    centre as reference point (as in ``builtin:cofilactin``), at 16.0 Å from the axis, measured on
+    the cofilactin MD model of Hocky et al. (CofilinSevering; helical fit of the decorated actins:
+    twist −161.8°, rise 27.7 Å, radius 16.0 Å; the actin + cofilin centroid sits at 22.5 Å, atoms
+    reach 62 Å); outer radius 72 Å (the coarse ``builtin:cofilactin`` reaches 71 Å).
 ``microtubule``
     13 protofilaments, 3-start lattice counted in monomers (B-lattice with one seam),
     αβ-tubulin dimer subunits with an 81.8 Å repeat along the protofilament (4.1 nm monomer;
@@ -61,7 +65,8 @@ Helical parameters of the presets (literature values)
     2015, *Cell* 162, 849), no supertwist (13-pf microtubules have straight protofilaments,
     twist 0). Protofilament (dimer centre) radius 110 Å: neighbouring protofilaments of the GDP
     lattice patch derived from PDB 3J6E are 53.4 Å apart including a 9.4 Å stagger, i.e. a
-    52.6 Å chord = 2 R sin(π/13); outer radius 130 Å (outer diameter ≈ 25 nm).
+    52.6 Å chord = 2 R sin(π/13); outer radius 140 Å (outer diameter ≈ 25 nm; the coarse
+    ``builtin:tubulin`` reaches 139 Å).
 """
 
 from __future__ import annotations
@@ -149,7 +154,8 @@ class HelicalParameters:
             raise TomosimError(f"start_rise must be > 0 Å, got {self.start_rise}")
         if self.outer_radius is not None and not self.outer_radius >= self.radius:
             raise TomosimError(
-                f"outer_radius {self.outer_radius} Å is smaller than the subunit radius {self.radius} Å"
+                f"outer_radius {self.outer_radius} Å is smaller than the subunit radius "
+                f"{self.radius} Å"
             )
 
     @property
@@ -170,10 +176,10 @@ class HelicalParameters:
 
 PRESETS: dict[str, HelicalParameters] = {
     "actin": HelicalParameters(rise=27.5, twist=-166.7, radius=15.8, outer_radius=48.0),
-    "cofilactin": HelicalParameters(rise=27.0, twist=-162.0, radius=22.5, outer_radius=60.0),
+    "cofilactin": HelicalParameters(rise=27.0, twist=-162.0, radius=16.0, outer_radius=72.0),
     "microtubule": HelicalParameters(
         rise=81.8, twist=0.0, radius=110.0, protofilaments=13, start=3, start_rise=40.9,
-        outer_radius=130.0,
+        outer_radius=140.0,
     ),
 }
 """Helical parameters of the presets; values and sources in the module docstring."""
@@ -276,8 +282,9 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
 def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
     """The decorated lattice of a species (``None`` without decoration).
 
-    The decoration preset gives rise, twist, radius and outer radius (``rise``/``twist`` of the
-    decoration override them); without a preset the bare lattice is used with those overrides.
+    The decoration preset gives rise, twist, radius and outer radius (``rise``, ``twist`` and
+    ``radius`` of the decoration override them); without a preset the bare lattice is used with
+    those overrides.
     The lattice topology (protofilaments, start) is always the bare one.
     """
     decoration = species.decoration
@@ -290,15 +297,16 @@ def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
             f"filament {species.name!r}: decoration preset {decoration.preset!r} is a "
             f"{base.protofilaments}-protofilament lattice, the filament has {bare.protofilaments}"
         )
+    radius = decoration.radius if decoration.radius is not None else base.radius
     try:
         return HelicalParameters(
             rise=decoration.rise if decoration.rise is not None else base.rise,
             twist=decoration.twist if decoration.twist is not None else base.twist,
-            radius=base.radius,
+            radius=radius,
             protofilaments=bare.protofilaments,
             start=bare.start,
             start_rise=bare.start_rise,
-            outer_radius=base.envelope_radius,
+            outer_radius=max(base.envelope_radius, radius + (base.envelope_radius - base.radius)),
         )
     except TomosimError as exc:
         raise TomosimError(f"filament {species.name!r} decoration: {exc}") from None
@@ -530,12 +538,14 @@ def worm_like_chain(
 def _usable_box(
     shape: tuple[int, int, int], pixel_size: float, margin: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(lo, hi)`` ``(x, y, z)`` Å where a filament axis may run (voxel centres shrunk by margin)."""
+    """``(lo, hi)`` ``(x, y, z)`` Å where an axis may run: voxel-centre extent shrunk by margin."""
     extent = (np.asarray(shape[::-1], dtype=np.float64) - 1.0) * pixel_size
     return np.full(3, float(margin)), extent - margin
 
 
-def _chord(point: np.ndarray, direction: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
+def _chord(
+    point: np.ndarray, direction: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[float, float]:
     """Parameters ``(t_in, t_out)`` where the line ``point + t·direction`` crosses the box.
 
     Returns ``(nan, nan)`` when the line misses it (slab method).
@@ -635,20 +645,28 @@ class _SegmentIndex:
 
 
 @numba.njit(cache=True)
+def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
+    """Index range ``[lo, hi)`` of voxel centres within ``radius`` of ``centre`` on an axis."""
+    return max(0, int(math.ceil(centre - radius))), min(size, int(math.floor(centre + radius)) + 1)
+
+
+@numba.njit(cache=True)
 def _balls_hit(occupancy: np.ndarray, centres_px: np.ndarray, radius_px: float) -> bool:
     """True if any voxel centre within ``radius_px`` of any centre (x, y, z px) is occupied."""
     nz, ny, nx = occupancy.shape
     r2 = radius_px * radius_px
     for k in range(centres_px.shape[0]):
         cx, cy, cz = centres_px[k, 0], centres_px[k, 1], centres_px[k, 2]
-        for z in range(max(0, int(math.ceil(cz - radius_px))), min(nz, int(math.floor(cz + radius_px)) + 1)):
-            dz2 = (z - cz) ** 2
-            for y in range(max(0, int(math.ceil(cy - radius_px))), min(ny, int(math.floor(cy + radius_px)) + 1)):
-                dy2 = (y - cy) ** 2
-                if dz2 + dy2 > r2:
+        z0, z1 = _span(cz, radius_px, nz)
+        y0, y1 = _span(cy, radius_px, ny)
+        x0, x1 = _span(cx, radius_px, nx)
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                d2 = (z - cz) ** 2 + (y - cy) ** 2
+                if d2 > r2:
                     continue
-                for x in range(max(0, int(math.ceil(cx - radius_px))), min(nx, int(math.floor(cx + radius_px)) + 1)):
-                    if dz2 + dy2 + (x - cx) ** 2 <= r2 and occupancy[z, y, x]:
+                for x in range(x0, x1):
+                    if d2 + (x - cx) ** 2 <= r2 and occupancy[z, y, x]:
                         return True
     return False
 
@@ -685,9 +703,12 @@ def _mark_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float) -> N
     r2 = radius_px * radius_px
     for k in range(centres_px.shape[0]):
         cx, cy, cz = centres_px[k, 0], centres_px[k, 1], centres_px[k, 2]
-        for z in range(max(0, int(math.ceil(cz - radius_px))), min(nz, int(math.floor(cz + radius_px)) + 1)):
-            for y in range(max(0, int(math.ceil(cy - radius_px))), min(ny, int(math.floor(cy + radius_px)) + 1)):
-                for x in range(max(0, int(math.ceil(cx - radius_px))), min(nx, int(math.floor(cx + radius_px)) + 1)):
+        z0, z1 = _span(cz, radius_px, nz)
+        y0, y1 = _span(cy, radius_px, ny)
+        x0, x1 = _span(cx, radius_px, nx)
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
                     if (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= r2:
                         mask[z, y, x] = True
 
@@ -697,14 +718,19 @@ def _mark_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def _draw_length(rng: np.random.Generator, lengths: tuple[float, float], longest: float) -> float:
+def _draw_length(
+    rng: np.random.Generator, lengths: tuple[float, float], longest: float
+) -> float:
     """Uniform length in ``[min, min(max, longest)]``."""
     low, high = float(lengths[0]), min(float(lengths[1]), longest)
     return float(rng.uniform(low, high)) if high > low else low
 
 
 def _place_on_line(
-    point: np.ndarray, direction: np.ndarray, t_range: tuple[float, float], species: FilamentSpecies,
+    point: np.ndarray,
+    direction: np.ndarray,
+    t_range: tuple[float, float],
+    species: FilamentSpecies,
     *, rng: np.random.Generator, occupancy: np.ndarray | None, pixel_size: float, radius: float,
     max_attempts: int,
 ) -> FilamentPath | None:
@@ -746,7 +772,9 @@ def _sheet_paths(
         centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, z])
         half = 0.5 * (abs((hi[0] - lo[0]) * normal[0]) + abs((hi[1] - lo[1]) * normal[1]))
         offsets = np.linspace(-half, half, 1001)
-        chords = np.array([np.diff(_chord(centre + o * normal, direction, lo, hi))[0] for o in offsets])
+        chords = np.array(
+            [np.diff(_chord(centre + o * normal, direction, lo, hi))[0] for o in offsets]
+        )
         fits = np.nan_to_num(chords, nan=-1.0) >= min_length - 1e-6
         if not fits.any():
             longest = float(np.nanmax(chords)) if np.isfinite(chords).any() else 0.0
@@ -956,7 +984,9 @@ def filament_paths(
     if species.count == 0:
         return []
     if occupancy is not None and tuple(occupancy.shape) != tuple(shape):
-        raise TomosimError(f"occupancy shape {occupancy.shape} differs from the volume {tuple(shape)}")
+        raise TomosimError(
+            f"occupancy shape {occupancy.shape} differs from the volume {tuple(shape)}"
+        )
     radius = species_outer_radius(species)
     lo, hi = _usable_box(shape, pixel_size, radius)
     if np.any(hi < lo):
@@ -1065,7 +1095,8 @@ def _class_id(label: str, class_ids: dict[str, int], species_name: str) -> int:
         return 0
     if label not in class_ids:
         raise TomosimError(
-            f"filament {species_name!r}: label {label!r} has no class id (known: {sorted(class_ids)})"
+            f"filament {species_name!r}: label {label!r} has no class id "
+            f"(known: {sorted(class_ids)})"
         )
     return int(class_ids[label])
 

@@ -27,16 +27,19 @@ water fills the rest, and the potential excess over ice is ``V(d) = Σ_g P_g(d) 
   (58 Å² at the default 40 Å thickness; 64 Å² fluid DPPC, 48 Å² gel).
 - **Mean inner potential of each group** ``V_g = 47.878 V·Å² · Σ f_e(0) / volume``: the same
   neutral-atom electron scattering factors (Peng et al. 1996, International Tables C 4.3.2.2,
-  ``f_e(0) = Σ a_i`` from ``gemmi``) as the atomic potentials of proteins, so membranes and
-  proteins have consistent contrast. Vitreous ice (0.94 g/cm³, 31.8 Å³ per molecule) gives
-  4.58 V; head groups 8.7 V (+4.2 V over ice), CH2 6.2 V (+1.6 V), CH3 3.5 V (−1.0 V).
+  ``f_e(0) = Σ a_i`` from ``gemmi``) as the atomic potentials of proteins, and the excess taken
+  over the same ice potential as proteins (:data:`tomosim.potential.ICE_POTENTIAL_V`, 4.48 V), so
+  membranes and proteins have consistent contrast. Head groups 8.73 V (+4.25 V over ice), CH2
+  6.16 V (+1.68 V), CH3 3.54 V (−0.94 V).
 
 The result at the default 40 Å thickness: ``V(d)`` is 0 in the ice, peaks at ≈ +3.1 V over ice at
-the head groups (``|d| = thickness/2``), holds ≈ +1.5 V through the core and dips to ≈ +0.2 V at
+the head groups (``|d| = thickness/2``), holds ≈ +1.6 V through the core and dips to ≈ +0.3 V at
 the methyl trough — head groups denser than ice, the core less dense than protein (≈ +3.5 V in
 the same model: an average residue, C4.9 H7.8 N1.35 O1.5, in 135 Å³). The profile integrates to
-≈ 84 V·Å across the bilayer. The membrane dipole potential (0.26–0.51 V inside the core, Wang, Bose &
-Sigworth 2006, *PNAS* 103, 18528) is not included.
+≈ 88 V·Å across the bilayer. Because of the methyl trough the potential drops below a typical
+label threshold (0.5 V) at the mid-plane for pixels finer than ~8 Å: label membranes with the
+``|d| ≤ thickness/2`` mask, not with a potential threshold. The membrane dipole potential (0.26–0.51 V inside the core; Wang,
+Bose & Sigworth 2006, *PNAS* 103, 18528) is not included.
 
 **Anti-aliasing.** Voxels hold the mean of the potential over their cube (CONVENTIONS.md). For a
 locally flat bilayer the distance ``d`` of a point uniform in a voxel has variance
@@ -62,15 +65,13 @@ from scipy.special import erf
 
 from tomosim.errors import TomosimError
 from tomosim.orientations import random_rotations
+from tomosim.potential import ICE_POTENTIAL_V
 
 if TYPE_CHECKING:
     from tomosim.config import VesiclesConfig
 
 POTENTIAL_CONSTANT = 47.878
 """``h² / (2π m₀ e)`` in V·Å² (CONVENTIONS.md): potential integral = constant · f_e(0)."""
-
-ICE_DENSITY_G_CM3 = 0.94
-"""Density of vitreous ice, g/cm³ (low-density amorphous ice)."""
 
 HEAD_GROUP_FORMULA = {"C": 10, "H": 18, "N": 1, "O": 8, "P": 1}
 """Phosphatidylcholine head group with glycerol and carbonyls (Nagle & Wiener 1988)."""
@@ -94,18 +95,16 @@ PROFILE_REACH_SIGMAS = 5.0
 
 def _scattering_sum(formula: dict[str, int]) -> float:
     """``Σ f_e(0)`` in Å of a formula, Peng et al. (1996) coefficients via gemmi."""
-    return float(sum(count * sum(gemmi.Element(symbol).c4322.a) for symbol, count in formula.items()))
+    return float(
+        sum(count * sum(gemmi.Element(symbol).c4322.a) for symbol, count in formula.items())
+    )
 
 
 def mean_inner_potential(formula: dict[str, int], volume: float) -> float:
-    """Mean potential of a group of atoms filling ``volume`` Å³: ``47.878 · Σ f_e(0) / volume`` V."""
+    """Mean potential of atoms filling ``volume`` Å³: ``47.878 · Σ f_e(0) / volume``, volts."""
     return POTENTIAL_CONSTANT * _scattering_sum(formula) / volume
 
 
-WATER_VOLUME = 18.015 / (ICE_DENSITY_G_CM3 * 0.602214076)
-"""Å³ per water molecule in vitreous ice."""
-ICE_POTENTIAL_V = mean_inner_potential({"H": 2, "O": 1}, WATER_VOLUME)
-"""Mean inner potential of vitreous ice in the neutral-atom model, V (≈ 4.57 V)."""
 HEAD_POTENTIAL_V = mean_inner_potential(HEAD_GROUP_FORMULA, HEAD_GROUP_VOLUME)
 METHYLENE_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 2}, METHYLENE_VOLUME)
 METHYL_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 3}, 2.0 * METHYLENE_VOLUME)
@@ -130,7 +129,9 @@ def membrane_profile(
         Voxel size, Å, for the voxel average (every width widened by ``pixel_size² / 12``);
         0 gives the point profile.
     ice_potential_v
-        Mean potential of the ice the excess is taken over, V; ``None`` = :data:`ICE_POTENTIAL_V`.
+        Mean potential of the ice the excess is taken over, V; ``None`` = the project default
+        :data:`tomosim.potential.ICE_POTENTIAL_V` (4.48 V), as for proteins; 0 gives the
+        absolute potential (``solvent="none"``).
 
     Returns
     -------
@@ -152,9 +153,12 @@ def membrane_profile(
     head = (HEAD_GROUP_VOLUME / area) / (s_head * math.sqrt(2 * math.pi)) * (
         np.exp(-0.5 * ((d - half) / s_head) ** 2) + np.exp(-0.5 * ((d + half) / s_head) ** 2)
     )
-    chains = 0.5 * (erf((d + core) / (math.sqrt(2) * s_edge)) - erf((d - core) / (math.sqrt(2) * s_edge)))
+    edge = math.sqrt(2.0) * s_edge
+    chains = 0.5 * (erf((d + core) / edge) - erf((d - core) / edge))
     methyl_integral = 2 * CHAIN_METHYLS * 2.0 * METHYLENE_VOLUME / area  # both leaflets, Å
-    methyl = methyl_integral / (s_methyl * math.sqrt(2 * math.pi)) * np.exp(-0.5 * (d / s_methyl) ** 2)
+    methyl = (
+        methyl_integral / (s_methyl * math.sqrt(2 * math.pi)) * np.exp(-0.5 * (d / s_methyl) ** 2)
+    )
     methyl = np.minimum(methyl, chains)
     return (
         head * (HEAD_POTENTIAL_V - ice)
@@ -219,7 +223,8 @@ class LocalBox:
     @property
     def slices(self) -> tuple[slice, slice, slice]:
         """Index of the box in the sample volume."""
-        return tuple(slice(c, c + n) for c, n in zip(self.corner, self.data.shape))  # type: ignore[return-value]
+        (z0, y0, x0), (nz, ny, nx) = self.corner, self.data.shape
+        return slice(z0, z0 + nz), slice(y0, y0 + ny), slice(x0, x0 + nx)
 
 
 @numba.njit(cache=True)
@@ -356,7 +361,8 @@ def vesicle_potential(
     thickness
         Head-to-head distance, Å (``VesiclesConfig.thickness``).
     ice_potential_v
-        Ice potential the excess is taken over, V; None = :data:`ICE_POTENTIAL_V`.
+        Ice potential the excess is taken over, V; None = :data:`tomosim.potential.ICE_POTENTIAL_V`
+        (4.48 V); 0 gives the absolute potential.
 
     Returns
     -------
@@ -399,13 +405,16 @@ def inside_mask(
     """
     mask = np.zeros(shape, dtype=bool)
     for vesicle in vesicles:
-        distance = signed_distance(vesicle, shape=shape, pixel_size=pixel_size, reach=max(margin, 0.0) + pixel_size)
+        reach = max(margin, 0.0) + pixel_size
+        distance = signed_distance(vesicle, shape=shape, pixel_size=pixel_size, reach=reach)
         mask[distance.slices] |= distance.data < -margin
     return mask
 
 
-def points_inside(vesicles: list[Vesicle], points: np.ndarray, *, margin: float = 0.0) -> np.ndarray:
-    """``(n,)`` bool: which points ``(x, y, z)`` Å lie inside any vesicle, deeper than ``margin`` Å."""
+def points_inside(
+    vesicles: list[Vesicle], points: np.ndarray, *, margin: float = 0.0
+) -> np.ndarray:
+    """``(n,)`` bool: points ``(x, y, z)`` Å inside any vesicle, deeper than ``margin`` Å."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     out = np.zeros(pts.shape[0], dtype=bool)
     for vesicle in vesicles:

@@ -27,10 +27,11 @@ Sampling without aliasing
     Each voxel holds the exact mean of ``V`` over its cube. A 3D Gaussian is separable, so its
     voxel mean is the product of three 1D voxel means, each a difference of two error functions
     at the voxel edges. Per atom and Gaussian, three short 1D arrays over the footprint
-    (``±4.5σ`` per axis, truncation < 3·10⁻⁵ of the integral) are computed and their outer
-    product is accumulated (numba kernel :func:`_accumulate_gaussians`). The volume integral is therefore
-    exact at every pixel size, and coarse maps are the true box average of the fine potential
-    (no point-sampling aliasing).
+    (``±4.5σ`` per axis; the tails beyond it, < 7·10⁻⁶ per side, are given to the outermost
+    voxels) are computed and their outer product is accumulated (numba kernel
+    :func:`_accumulate_gaussians`; erf from a cubic Hermite table, error < 10⁻⁹). The volume
+    integral is therefore exact at every pixel size, and coarse maps are the box average of the
+    fine potential (no point-sampling aliasing).
 Solvent (``solvent="ice"``)
     The result is the excess over vitreous ice: ``V_atoms - V_ice · E + shell``. ``E`` in [0, 1]
     is the fraction of each voxel occupied by the molecule, built from Gaussian excluded volumes
@@ -41,9 +42,10 @@ Solvent (``solvent="ice"``)
     loses ~20 % of its volume at 1 Å sampling, against 2 % with it). ``E = clip(Σ g_i, 0, 1)``,
     voxel-averaged like the potential (the clip is applied to the voxel means). The atom volume
     ``v_i`` = occupancy × (atom mass + mass of its implicit H) × :data:`PROTEIN_VOLUME_A3_PER_DA`
-    (1.23 Å³/Da, i.e. protein density 1.35 g/cm³; Fischer, Polikarpov & Craievich 2004,
-    *Protein Sci.* 13, 2825). Implicit H count towards the volume whether or not their scattering
-    is added (they are physically there).
+    (1.23 Å³/Da, i.e. the customary mean protein density 1.35 g/cm³ = 1 / (0.74 cm³/g partial
+    specific volume), Matthews 1968, *J. Mol. Biol.* 33, 491; Fischer, Polikarpov & Craievich
+    2004, *Protein Sci.* 13, 2825 discuss its mass dependence). Implicit H count towards the
+    volume whether or not their scattering is added (they are physically there).
     The default ice potential :data:`ICE_POTENTIAL_V` = 4.48 V is the mean inner potential of
     liquid water measured by electron holography (Yesibolati et al. 2020, *Phys. Rev. Lett.* 124,
     065502). The independent-atom value for vitreous ice of density 0.94 g/cm³ from the same
@@ -95,7 +97,7 @@ ICE_DENSITY_G_CM3 = 0.94
 """Density of low-density amorphous (vitreous) ice, g/cm³."""
 
 PROTEIN_DENSITY_G_CM3 = 1.35
-"""Mean protein density (Fischer, Polikarpov & Craievich 2004, Protein Sci. 13, 2825)."""
+"""Mean protein density, g/cm³ (partial specific volume 0.74 cm³/g; Matthews 1968, J. Mol. Biol. 33, 491)."""
 
 AVOGADRO = 6.02214076e23
 PROTEIN_VOLUME_A3_PER_DA = 1.0 / (PROTEIN_DENSITY_G_CM3 * AVOGADRO * 1e-24)
@@ -115,7 +117,8 @@ AVERAGINE = {"C": 4.9384, "H": 7.7583, "N": 1.3577, "O": 1.4773, "S": 0.0417}
 1995, J. Am. Soc. Mass Spectrom. 6, 229)."""
 
 FOOTPRINT_SIGMAS = 4.5
-"""Each Gaussian is evaluated out to this many σ per axis (lost integral < 3·10⁻⁵)."""
+"""Each Gaussian is evaluated out to this many σ per axis; its tails (< 7·10⁻⁶ per side) are
+added to the outermost voxels, so no integral is lost."""
 
 MAX_PIXEL_SIZE = 50.0
 """Largest accepted pixel size, Å."""
@@ -262,6 +265,75 @@ def _check_solvent(solvent: str, ice_potential_v: float | None) -> float:
 # The kernel: exact voxel averages of 3D Gaussians
 # --------------------------------------------------------------------------------------------
 
+_ERF_SAMPLES_PER_UNIT = 64
+_ERF_LIMIT = 6.0
+
+
+def _erf_table() -> tuple[np.ndarray, np.ndarray]:
+    """erf and its derivative (times the step) on ``[0, 6]`` every 1/64, for :func:`_table_erf`."""
+    from scipy.special import erf
+
+    x = np.arange(int(_ERF_LIMIT * _ERF_SAMPLES_PER_UNIT) + 2) / _ERF_SAMPLES_PER_UNIT
+    slope = 2.0 / math.sqrt(math.pi) * np.exp(-(x**2)) / _ERF_SAMPLES_PER_UNIT
+    return erf(x), slope
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _table_erf(x: float, values: np.ndarray, slopes: np.ndarray) -> float:  # pragma: no cover
+    """erf(x) by cubic Hermite interpolation of a table (abs. error < 1e-9, 5x faster than libm)."""
+    magnitude = abs(x)
+    if magnitude >= _ERF_LIMIT:
+        result = 1.0
+    else:
+        u = magnitude * _ERF_SAMPLES_PER_UNIT
+        i = int(u)
+        t = u - i
+        t2 = t * t
+        t3 = t2 * t
+        result = (
+            (2.0 * t3 - 3.0 * t2 + 1.0) * values[i]
+            + (t3 - 2.0 * t2 + t) * slopes[i]
+            + (3.0 * t2 - 2.0 * t3) * values[i + 1]
+            + (t3 - t2) * slopes[i + 1]
+        )
+    return result if x >= 0.0 else -result
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _voxel_profile(
+    out: np.ndarray,
+    centre: float,
+    sigma: float,
+    span: float,
+    size: int,
+    scale: float,
+    values: np.ndarray,
+    slopes: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover
+    """1D voxel means of a unit Gaussian along one axis, written to ``out[0 : hi - lo + 1]``.
+
+    Voxel ``i`` covers ``[i - 0.5, i + 0.5)``; the footprint is the voxels that meet
+    ``centre ± span``, clipped to ``[0, size)``. The two outer edges of the unclipped footprint
+    are taken at ±infinity (the tails beyond ``span`` go to the end voxels), so the profile sums
+    exactly to 1 whenever the box holds the footprint. Returns ``(lo, hi)``; ``lo > hi`` if empty.
+    """
+    first = int(math.floor(centre - span + 0.5))
+    last = int(math.floor(centre + span + 0.5))
+    lo = max(first, 0)
+    hi = min(last, size - 1)
+    if lo > hi:
+        return lo, hi
+    half_scale = scale / sigma
+    previous = -1.0 if lo == first else _table_erf((lo - 0.5 - centre) * half_scale, values, slopes)
+    for i in range(lo, hi + 1):
+        if i == last:
+            current = 1.0
+        else:
+            current = _table_erf((i + 0.5 - centre) * half_scale, values, slopes)
+        out[i - lo] = 0.5 * (current - previous)
+        previous = current
+    return lo, hi
+
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
 def _accumulate_gaussians(
@@ -271,6 +343,8 @@ def _accumulate_gaussians(
     sigmas: np.ndarray,
     radius: float,
     n_slabs: int,
+    erf_values: np.ndarray,
+    erf_slopes: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Add the voxel means of isotropic 3D Gaussians to ``grid`` in place.
 
@@ -287,10 +361,13 @@ def _accumulate_gaussians(
     sigmas
         ``(n, g)`` standard deviation per axis, voxels.
     radius
-        Footprint half-width in σ.
+        Footprint half-width in σ; the tails beyond it are added to the outermost voxels.
     n_slabs
         The box is split into this many z-slabs processed in parallel; each slab visits the atoms
-        in their given order, so the result does not depend on the number of slabs or threads.
+        in their given order and every voxel value is computed the same way whatever the slab,
+        so the result does not depend on the number of slabs or threads.
+    erf_values, erf_slopes
+        The table of :func:`_erf_table`.
     """
     nz, ny, nx = grid.shape
     n_atoms, n_gauss = weights.shape
@@ -306,13 +383,10 @@ def _accumulate_gaussians(
     for slab in numba.prange(n_slabs):
         z_start = slab * nz // n_slabs
         z_stop = (slab + 1) * nz // n_slabs
-        size_x = min(longest, nx)
-        size_y = min(longest, ny)
-        size_z = min(longest, nz)
-        local = np.zeros((size_z, size_y, size_x))
-        profile_x = np.empty(size_x)
-        profile_y = np.empty(size_y)
-        profile_z = np.empty(size_z)
+        local = np.zeros((min(longest, nz), min(longest, ny), min(longest, nx)))
+        profile_x = np.empty(min(longest, nx))
+        profile_y = np.empty(min(longest, ny))
+        profile_z = np.empty(min(longest, nz))
         for atom in range(n_atoms):
             if reach[atom] == 0.0:
                 continue
@@ -338,34 +412,25 @@ def _accumulate_gaussians(
                 if weight == 0.0:
                     continue
                 sigma = sigmas[atom, g]
-                scale = inv_sqrt2 / sigma
                 span = radius * sigma
-                gz_lo = max(int(math.floor(cz - span + 0.5)), z_lo)
-                gz_hi = min(int(math.floor(cz + span + 0.5)), z_hi)
-                gy_lo = max(int(math.floor(cy - span + 0.5)), y_lo)
-                gy_hi = min(int(math.floor(cy + span + 0.5)), y_hi)
-                gx_lo = max(int(math.floor(cx - span + 0.5)), x_lo)
-                gx_hi = min(int(math.floor(cx + span + 0.5)), x_hi)
-                if gz_lo > gz_hi or gy_lo > gy_hi or gx_lo > gx_hi:
+                # the z profile over the whole box, so that it is the same in every slab
+                gz_lo, gz_hi = _voxel_profile(
+                    profile_z, cz, sigma, span, nz, inv_sqrt2, erf_values, erf_slopes
+                )
+                kz_lo = max(gz_lo, z_lo)
+                kz_hi = min(gz_hi, z_hi)
+                if kz_lo > kz_hi:
                     continue
-                # 1D voxel means: half the erf difference across each voxel's edges
-                previous = math.erf((gx_lo - 0.5 - cx) * scale)
-                for i in range(gx_lo, gx_hi + 1):
-                    current = math.erf((i + 0.5 - cx) * scale)
-                    profile_x[i - gx_lo] = 0.5 * (current - previous)
-                    previous = current
-                previous = math.erf((gy_lo - 0.5 - cy) * scale)
-                for j in range(gy_lo, gy_hi + 1):
-                    current = math.erf((j + 0.5 - cy) * scale)
-                    profile_y[j - gy_lo] = 0.5 * (current - previous)
-                    previous = current
-                previous = math.erf((gz_lo - 0.5 - cz) * scale)
-                for k in range(gz_lo, gz_hi + 1):
-                    current = math.erf((k + 0.5 - cz) * scale)
-                    profile_z[k - gz_lo] = weight * 0.5 * (current - previous)
-                    previous = current
-                for k in range(gz_lo, gz_hi + 1):
-                    wz = profile_z[k - gz_lo]
+                gy_lo, gy_hi = _voxel_profile(
+                    profile_y, cy, sigma, span, ny, inv_sqrt2, erf_values, erf_slopes
+                )
+                gx_lo, gx_hi = _voxel_profile(
+                    profile_x, cx, sigma, span, nx, inv_sqrt2, erf_values, erf_slopes
+                )
+                if gy_lo > gy_hi or gx_lo > gx_hi:
+                    continue
+                for k in range(kz_lo, kz_hi + 1):
+                    wz = weight * profile_z[k - gz_lo]
                     for j in range(gy_lo, gy_hi + 1):
                         wzy = wz * profile_y[j - gy_lo]
                         row = local[k - z_lo, j - y_lo]
@@ -377,6 +442,9 @@ def _accumulate_gaussians(
                     row = local[k, j]
                     for i in range(fx):
                         out[x_lo + i] += row[i]
+
+
+_ERF_VALUES, _ERF_SLOPES = _erf_table()
 
 
 def _gaussians_to_grid(
@@ -392,6 +460,8 @@ def _gaussians_to_grid(
         np.ascontiguousarray(sigmas, dtype=np.float64),
         FOOTPRINT_SIGMAS,
         n_slabs,
+        _ERF_VALUES,
+        _ERF_SLOPES,
     )
     return grid
 
@@ -603,19 +673,21 @@ def map_to_potential(
 
     Method
     ------
-    1. The molecule is the set of voxels at or above ``threshold``; without a threshold it is
-       every positive voxel, or, when ``mass_kda`` is given, the highest voxels whose volume is
-       that of the mass at protein density (1.23 Å³/Da). Values outside it are set to 0.
+    1. The molecule is the map's values at or above ``threshold`` (without a threshold: its
+       positive values); everything else is set to 0.
     2. The map is padded and resampled to ``pixel_size`` with
-       :func:`tomosim.structures.resample_map` (integral and box centre conserved); the molecule
-       mask is resampled the same way, giving the occupied fraction of every voxel. Small
+       :func:`tomosim.structures.resample_map` (integral and box centre conserved). Small
        negative interpolation ripples are clipped to 0.
     3. Volts: ``scale_v`` (V per map unit) if given; otherwise the map is scaled so that its
        integral equals ``47.878 V·Å² · Σ f_e(0)`` of a protein of ``mass_kda`` with the averagine
        composition (Senko et al. 1995): :func:`protein_potential_integral_per_kda` ≈ 9.76·10³
-       V·Å³ per kDa. With neither, the mass is estimated from the molecule's volume at
-       1.23 Å³/Da (a threshold is then required).
-    4. ``solvent="ice"`` subtracts ``ice_potential_v × occupied fraction``, as for atoms.
+       V·Å³ per kDa. With neither, the mass is estimated from the volume above ``threshold`` at
+       1.23 Å³/Da (protein density 1.35 g/cm³; a threshold is then required).
+    4. ``solvent="ice"`` subtracts ``ice_potential_v × occupied fraction`` as for atoms. The
+       envelope is the thresholded map; without a threshold, the highest voxels whose volume is
+       that of ``mass_kda`` at 1.23 Å³/Da (the usual "contour at the molecular volume"), or,
+       with neither, every positive voxel (give a threshold for noisy maps). Its binary mask is
+       resampled like the map, giving the occupied fraction of every output voxel.
 
     Parameters
     ----------
@@ -666,19 +738,18 @@ def map_to_potential(
         from tomosim.structures import threshold_mask
 
         inside = threshold_mask(values, float(threshold))
-    elif mass_kda is not None and scale_v is None:
-        target_voxels = mass_kda * 1000.0 * PROTEIN_VOLUME_A3_PER_DA / source_pixel**3
-        count = int(min(max(round(target_voxels), 1), np.count_nonzero(values > 0)))
-        if count < 1:
-            raise TomosimError(f"map has no positive values: {label}")
-        cut = np.partition(values.ravel(), values.size - count)[values.size - count]
-        inside = values >= max(cut, np.nextafter(0.0, 1.0))
     else:
         inside = values > 0
     if not np.any(inside):
         where = f"at or above threshold {threshold}" if threshold is not None else "positive"
         raise TomosimError(f"map has no values {where}: {label}")
     molecule = np.where(inside, values, 0.0)
+    envelope = inside
+    if threshold is None and mass_kda is not None:
+        target_voxels = mass_kda * 1000.0 * PROTEIN_VOLUME_A3_PER_DA / source_pixel**3
+        count = int(min(max(round(target_voxels), 1), np.count_nonzero(inside)))
+        cut = np.partition(molecule.ravel(), molecule.size - count)[molecule.size - count]
+        envelope = molecule >= max(cut, np.nextafter(0.0, 1.0))
     if scale_v is None and mass_kda is None:
         if threshold is None:
             raise TomosimError(
@@ -689,7 +760,7 @@ def map_to_potential(
 
     pad = int(math.ceil(3.0 * pixel / source_pixel)) + 2
     molecule = np.pad(molecule, pad)
-    fraction = np.pad(inside.astype(np.float64), pad)
+    fraction = np.pad(envelope.astype(np.float64), pad)
     factor = pixel / source_pixel
     out_shape = tuple(max(1, int(math.ceil(n / factor))) for n in molecule.shape)
     resampled = np.maximum(resample_map(molecule, source_pixel, pixel, shape=out_shape), 0.0)

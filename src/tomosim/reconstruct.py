@@ -32,12 +32,14 @@ structures lose the part of their contrast that lies in the missing wedge, as in
 Mean level: each image's mean is subtracted before filtering (IMOD reconstructions also carry an
 arbitrary offset), so a sample that fills the field of view (an ice slab) reconstructs with mean
 ≈ 0. For an object that lies wholly inside the field of view the subtraction changes the
-reconstruction only by the constant ``−Σᵢ Δθᵢ mᵢ R(0)`` (``mᵢ`` the image mean, ``R(0) ≈ 0.2 /
-padded length`` the DC weight of the exact discrete ramp): the padded row is the original row
-shifted by ``−mᵢ`` everywhere, which touches only the zero frequency.
+reconstruction only by the constant ``−Σᵢ Δθᵢ mᵢ R(0)`` (``mᵢ`` the image mean, ``R(0) ≈
+2 / (π² P)`` the zero-frequency weight of the exact discrete ramp on ``P`` padded samples): the
+padded row is then the original row shifted by ``−mᵢ`` everywhere, which touches only the zero
+frequency.
 
-Speed: the backprojection follows IMOD's "cosine stretching" for tilts up to 80°: each filtered
-row is first resampled (cubic convolution, Keys 1981) on a grid of spacing ``cos θ``, after which
+Speed: the backprojection follows the "cosine stretching" of IMOD's ``tilt`` (its manual page) for
+tilts up to 80°: each filtered row is first resampled (cubic convolution, Keys 1981, *IEEE Trans.
+Acoust. Speech Signal Process.* 29, 1153) on a grid of spacing ``cos θ``, after which
 ``u`` at ``(x, z)`` is ``x + z tan θ`` in stretched samples, the interpolation fraction is constant
 along x, and the inner loop is a contiguous, vectorised two-tap blend. Tilts beyond 80° use a
 direct loop (linear interpolation at ``u = x cos θ + z sin θ``).
@@ -58,6 +60,7 @@ from tomosim.errors import TomosimError
 
 __all__ = [
     "PhaseFlipSettings",
+    "exact_ramp",
     "phase_flip_tilt_series",
     "radial_filter",
     "view_weights",
@@ -108,10 +111,10 @@ def exact_ramp(padded_length: int) -> np.ndarray:
     """The exact discrete ramp filter on ``padded_length`` samples, rfft half spectrum.
 
     The DFT of the band-limited ramp kernel ``h[0] = 1/4``, ``h[n] = −1/(π n)²`` for odd ``n``,
-    0 for even ``n`` (Ramachandran & Lakshminarayanan 1971; Kak & Slaney 1988, *Principles of
-    Computerized Tomographic Imaging*, eq. 3.61), whose continuous transform is ``|k|`` up to
-    Nyquist. Sampled this way rather than as ``|k|`` on the DFT grid, the filter has a small
-    positive zero-frequency value (≈ 0.2 / ``padded_length``) and gives reconstructions without
+    0 for even ``n`` (Ramachandran & Lakshminarayanan 1971, *PNAS* 68, 2236; Kak & Slaney 1988,
+    *Principles of Computerized Tomographic Imaging*, ch. 3), whose continuous transform is
+    ``|k|`` up to Nyquist. Sampled this way rather than as ``|k|`` on the DFT grid, the filter has a small
+    positive zero-frequency value (≈ 2 / (π² ``padded_length``)) and gives reconstructions without
     the DC bias of a sampled ramp (Zeng 2015, *IEEE Trans. Nucl. Sci.* 62, 131).
 
     Returns
@@ -414,8 +417,8 @@ def phase_flip_tilt_series(
     Tilted images have a defocus gradient perpendicular to the tilt axis (the image x axis here):
     ``Δf(u) = Δf₀ + u tan θ`` at ``u`` Å from the axis (:func:`tomosim.microscope.ctf.
     defocus_in_tilted_image`). With ``tilt_angles`` and ``strip_width_px`` the image is corrected
-    in vertical strips of that width, each with the defocus at its centre (as ``ctfphaseflip``
-    does); otherwise one defocus per image is used, which is exact only near the tilt axis.
+    in vertical strips of that width, each with the defocus at its centre (in the manner of
+    ``ctfphaseflip``); otherwise one defocus per image is used, which is exact only near the tilt axis.
 
     Parameters
     ----------

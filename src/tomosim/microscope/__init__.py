@@ -10,3 +10,35 @@ Geometry and sign conventions are those of CONVENTIONS.md ("Microscope geometry"
 """
 
 from __future__ import annotations
+
+from tomosim.microscope.ctf import (
+    apply_ctf,
+    ctf_2d,
+    defocus_in_tilted_image,
+    electron_wavelength,
+    interaction_constant,
+)
+from tomosim.microscope.detector import DETECTOR_PRESETS, detect_electrons, detector_model
+from tomosim.microscope.dose import exposure_filter, zero_loss_fraction
+from tomosim.microscope.image_formation import TiltSeries, simulate_tilt_series
+from tomosim.microscope.projection import ice_projection, project_volume
+from tomosim.microscope.tilt_scheme import TiltScheme, build_tilt_scheme
+
+__all__ = [
+    "DETECTOR_PRESETS",
+    "TiltScheme",
+    "TiltSeries",
+    "apply_ctf",
+    "build_tilt_scheme",
+    "ctf_2d",
+    "defocus_in_tilted_image",
+    "detect_electrons",
+    "detector_model",
+    "electron_wavelength",
+    "exposure_filter",
+    "ice_projection",
+    "interaction_constant",
+    "project_volume",
+    "simulate_tilt_series",
+    "zero_loss_fraction",
+]

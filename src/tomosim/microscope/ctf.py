@@ -137,7 +137,8 @@ def _coherence_envelope(
     if energy_spread_ev and chromatic_aberration_mm:
         # focus spread (FWHM) δ = Cc ΔE / E; E_t = exp[−(π λ δ k²)² / (16 ln 2)]
         focus_spread = chromatic_aberration_mm * 1e7 * energy_spread_ev / (voltage_kv * 1e3)
-        log_envelope = log_envelope - (np.pi * wavelength * focus_spread * k2) ** 2 / (16 * np.log(2))
+        temporal = (np.pi * wavelength * focus_spread * k2) ** 2 / (16 * np.log(2))
+        log_envelope = log_envelope - temporal
     return np.exp(log_envelope)
 
 
@@ -437,10 +438,15 @@ def apply_ctf(
         voltage_kv=voltage_kv,
     )
     if extra_filter is not None:
-        extra = extra_filter(*frequency_grid(shape, pixel_size)) if callable(extra_filter) else extra_filter
+        extra = (
+            extra_filter(*frequency_grid(shape, pixel_size))
+            if callable(extra_filter)
+            else extra_filter
+        )
         if np.shape(extra) != grid.k2.shape:
             raise TomosimError(
-                f"extra_filter has shape {np.shape(extra)}, expected {grid.k2.shape} (padded rfft grid)"
+                f"extra_filter has shape {np.shape(extra)}, expected {grid.k2.shape}"
+                " (the padded rfft grid)"
             )
         multiplier = multiplier * extra
     if not np.isscalar(multiplier):

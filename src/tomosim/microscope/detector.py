@@ -76,13 +76,19 @@ def detector_model(
 ) -> DetectorModel:
     """A preset with optional overrides of its DQE and MTF falloff."""
     if preset not in DETECTOR_PRESETS:
-        raise TomosimError(f"unknown detector preset {preset!r}; use one of {list(DETECTOR_PRESETS)}")
+        raise TomosimError(
+            f"unknown detector preset {preset!r}; use one of {list(DETECTOR_PRESETS)}"
+        )
     base = DETECTOR_PRESETS[preset]
     dqe = base.dqe if dqe is None else float(dqe)
     falloff = base.mtf_falloff if mtf_falloff is None else float(mtf_falloff)
     if not 0 < dqe <= 1 or falloff < 0:
-        raise TomosimError(f"bad detector parameters: dqe {dqe} (0 < dqe <= 1), mtf_falloff {falloff}")
-    return DetectorModel(base.name, dqe=dqe, mtf_falloff=falloff, pixel_aperture=base.pixel_aperture)
+        raise TomosimError(
+            f"bad detector parameters: dqe {dqe} (0 < dqe <= 1), mtf_falloff {falloff}"
+        )
+    return DetectorModel(
+        base.name, dqe=dqe, mtf_falloff=falloff, pixel_aperture=base.pixel_aperture
+    )
 
 
 def detector_mtf(

@@ -11,9 +11,9 @@ A tilt exposed from ``N₀`` to ``N₁`` is the sum of its frames, so its signal
 ``2Nₑ/(N₁ − N₀) · [exp(−N₀/2Nₑ) − exp(−N₁/2Nₑ)]`` (:func:`exposure_filter`).
 
 Inelastic scattering: the fraction of electrons passing a slab of thickness ``t`` at tilt θ
-without inelastic scattering is ``P₀ = exp(−t / (λ_in cos θ))`` (the zero-loss fraction;
-the default ``λ_in`` = 3500 Å is of the order measured for vitreous ice at 300 kV, e.g. by
-Rice et al. 2018, *J. Struct. Biol.* 204, 38). With an energy filter the inelastic electrons are removed: the
+without inelastic scattering is ``P₀ = exp(−t / (λ_in cos θ))`` (the zero-loss fraction; the
+default ``λ_in`` = 3500 Å is of the order measured for vitreous ice at 300 kV, e.g. by Rice et al.
+2018, *J. Struct. Biol.* 204, 38). With an energy filter the inelastic electrons are removed: the
 image keeps ``P₀`` of the counts. Without it they reach the detector as a smooth background
 (:func:`inelastic_transfer`): tomosim models them as carrying the elastic image blurred by a
 Gaussian of ``inelastic_blur`` Å (default 200 Å, a representative value for the chromatic blur of

@@ -11,7 +11,8 @@ The chain (:func:`simulate_tilt_series`), per tilt, in ascending angle order:
    that each get the defocus of their height.
 3. **Exit wave, weak-phase approximation**: phase ``φ = σ V_proj`` with the relativistic
    interaction constant ``σ`` (:func:`~tomosim.microscope.ctf.interaction_constant`). The ice slab
-   adds the uniform phase ``σ V_ice t / cos θ`` (:func:`~tomosim.microscope.projection.ice_projection`);
+   adds the uniform phase ``σ V_ice t / cos θ``
+   (:func:`~tomosim.microscope.projection.ice_projection`);
    a uniform phase (like the mean of ``φ``) shifts the whole wave and gives no contrast, so the
    mean is removed and only its value is kept (``TiltSeries.mean_phase``). The image intensity is
    ``I = m + 2 F⁻¹[CTF · E · D · T · MTF · F[φ − ⟨φ⟩]]`` with the CTF (CTFFIND sign, amplitude
@@ -45,7 +46,12 @@ from tomosim.microscope.ctf import (
     interaction_constant,
     padded_shape,
 )
-from tomosim.microscope.detector import detect_electrons, detector_model, detector_mtf, expected_counts
+from tomosim.microscope.detector import (
+    detect_electrons,
+    detector_model,
+    detector_mtf,
+    expected_counts,
+)
 from tomosim.microscope.dose import exposure_filter, inelastic_transfer, zero_loss_fraction
 from tomosim.microscope.projection import ice_projection, project_volume
 from tomosim.microscope.tilt_scheme import TiltScheme, build_tilt_scheme
@@ -242,7 +248,9 @@ def simulate_tilt_series(
             )
 
         if optics.depth_defocus:
-            slabs = depth_slabs(n_z, pixel_size=pixel_size, tilt_angle=angle, defocus_step=defocus_step)
+            slabs = depth_slabs(
+                n_z, pixel_size=pixel_size, tilt_angle=angle, defocus_step=defocus_step
+            )
         else:
             slabs = [(0, n_z, 0.0)]
         contrast = np.zeros((n_y, n_x), dtype=np.float32)

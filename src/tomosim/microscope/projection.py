@@ -13,9 +13,10 @@ is shifted by ``z tan θ`` with linear weights and summed into a sheared row (a 
 vectorised loop; the shear ``x' = x + z tan θ``), then the sheared row is compressed by ``cos θ``
 onto the detector (``u = x' cos θ``), each sample, ``cos θ`` pixels wide, split between the
 pixels it overlaps (the distance-driven scheme of De Man & Basu 2004, *Phys. Med. Biol.* 49,
-2463, which unlike linear splatting leaves no moiré at non-integer spacings). Both steps keep the
-integral and the centre of mass exactly; the price is a slight blur (variance about
-``cos²θ / 6 + (1 + cos²θ) / 12`` pixels², versus the ideal pixel-box ``1 / 12``).
+2463, which unlike linear splatting leaves no moiré at non-integer spacings). The integral is kept
+exactly; positions to a small fraction of a pixel (< 0.01 pixel for smooth content, < 0.1 for a
+single voxel). The price is a slight blur at nonzero tilt (an added variance of 0.15–0.35
+pixel²; none at 0°, where the image is exactly the z sum).
 """
 
 from __future__ import annotations

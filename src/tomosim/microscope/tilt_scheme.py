@@ -196,7 +196,9 @@ def build_tilt_scheme(
     n = angles.shape[0]
     if not total_dose > 0:
         raise TomosimError(f"total dose must be positive, got {total_dose}")
-    sequence = acquisition_order(angles, order=order, group_size=group_size, start_angle=start_angle)
+    sequence = acquisition_order(
+        angles, order=order, group_size=group_size, start_angle=start_angle
+    )
     acquisition_index = np.empty(n, dtype=np.int64)
     acquisition_index[sequence] = np.arange(n)
 

@@ -1,0 +1,200 @@
+"""Benchmark: phantom assembly of a 512 x 512 x 200 voxel sample at 10 Å.
+
+Target (issue 3): >= 1000 proteins of >= 4 species and >= 40 filaments, assembled with labels
+(potentials already cached) in <= 5 s on 2 cores with peak memory <= 1.5 GB.
+
+Templates are the built-in coarse models computed by ``tomosim.potential.load_potential`` at
+``pixel_size / 2`` (from the on-disk cache after the first run) and are not timed. A small warm-up
+assembly loads the compiled numba kernels first; the JIT load time is reported separately.
+
+Usage::
+
+    python3 benchmarks/bench_assemble.py [--repeat 3] [--threads 2] [--seed 0]
+
+Prints a table and writes ``benchmarks/results/assemble.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed assemblies (best and all reported)")
+    parser.add_argument("--threads", type=int, default=2, help="numba threads (the target has 2 cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "assemble.json")
+    return parser.parse_args()
+
+
+ARGS = _arguments()
+os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)  # before numba is imported
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+from tomosim import filaments  # noqa: E402
+from tomosim.assemble import assemble_phantom, template_pixel_size  # noqa: E402
+from tomosim.config import StructureOptions, config_from_dict  # noqa: E402
+from tomosim.labels import labels_consistent  # noqa: E402
+from tomosim.potential import load_potential  # noqa: E402
+
+SCENE = {
+    "seed": 0,
+    "classes": ["ribosome", "proteasome", "apoferritin", "tubulin", "actin", "cofilactin",
+                "microtubule", "membrane"],
+    "sample": {"shape": [200, 512, 512], "pixel_size": 10.0},
+    "potential": {"solvent": "ice"},
+    "proteins": {
+        "placement": "random",
+        "min_gap": 10.0,
+        "species": [
+            {"name": "ribosome", "source": "builtin:ribosome", "count": 250},
+            {"name": "proteasome", "source": "builtin:proteasome", "count": 250},
+            {"name": "apoferritin", "source": "builtin:apoferritin", "count": 300},
+            {"name": "tubulin", "source": "builtin:tubulin", "count": 200},
+            {"name": "decoy", "source": "builtin:apoferritin", "count": 50, "label": "background"},
+        ],
+    },
+    "filaments": [
+        {"name": "actin", "preset": "actin", "count": 28, "length": [1000, 3000],
+         "arrangement": "random",
+         "decoration": {"label": "cofilactin", "fraction": 0.4, "mean_segment_subunits": 25}},
+        {"name": "microtubule", "preset": "microtubule", "count": 12, "length": [1500, 3500],
+         "arrangement": "random"},
+    ],
+    "vesicles": {"count": 2, "radius": [400, 700]},
+}
+
+
+class PeakMemory:
+    """Samples the process RSS every 5 ms in a thread; ``peak`` in bytes."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def main() -> int:
+    config = config_from_dict(SCENE, seed=ARGS.seed)
+    pixel = template_pixel_size(config.sample.pixel_size)
+    sources = {s.name: (s.source, s.structure) for s in config.proteins.species}
+    for species in config.filaments:
+        for name, source in filaments.filament_templates(species).items():
+            sources[name] = (source, StructureOptions())
+    clock = time.perf_counter()
+    templates = {
+        name: load_potential(source, pixel, potential=config.potential, structure=structure)
+        for name, (source, structure) in sources.items()
+    }
+    template_seconds = time.perf_counter() - clock
+
+    # warm-up: load (or compile) the numba kernels on a small scene
+    clock = time.perf_counter()
+    small = config_from_dict(
+        {**SCENE, "sample": {"shape": [64, 96, 96], "pixel_size": 10.0},
+         "proteins": {**SCENE["proteins"], "species": [
+             {**s, "count": 2} for s in SCENE["proteins"]["species"]]},
+         "filaments": [{**f, "count": 1, "length": [300, 400]} for f in SCENE["filaments"]],
+         "vesicles": {"count": 1, "radius": [150, 200]}},
+    )
+    assemble_phantom(small, templates, np.random.default_rng(0))
+    jit_seconds = time.perf_counter() - clock
+
+    baseline = psutil.Process().memory_info().rss
+    runs = []
+    phantom = None
+    for _ in range(ARGS.repeat):
+        del phantom
+        phantom = None
+        with PeakMemory() as memory:
+            clock = time.perf_counter()
+            phantom = assemble_phantom(config, templates, np.random.default_rng(ARGS.seed))
+            seconds = time.perf_counter() - clock
+        runs.append({"seconds": seconds, "peak_rss_bytes": memory.peak, "stages": phantom.timings})
+
+    placements = phantom.placements
+    proteins = int(np.count_nonzero(placements.filament_id < 0))
+    n_filaments = int(np.unique(placements.filament_id[placements.filament_id >= 0]).size)
+    consistent = labels_consistent(phantom.labels, phantom.instances, phantom.instance_class)
+    best = min(runs, key=lambda r: r["seconds"])
+    result = {
+        "benchmark": "assemble",
+        "shape_zyx": list(config.sample.shape),
+        "pixel_size": config.sample.pixel_size,
+        "template_pixel_size": pixel,
+        "threads": ARGS.threads,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "proteins": proteins,
+        "protein_species": len(config.proteins.species),
+        "filaments": n_filaments,
+        "filament_subunits": int(np.count_nonzero(placements.filament_id >= 0)),
+        "vesicles": len(phantom.boxes),
+        "instances": int(phantom.instances.max()),
+        "labels_consistent": bool(consistent),
+        "report": [vars(r) for r in phantom.report],
+        "template_seconds": template_seconds,
+        "jit_warmup_seconds": jit_seconds,
+        "baseline_rss_bytes": baseline,
+        "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "runs": runs,
+        "best_seconds": best["seconds"],
+        "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+        "target_seconds": 5.0,
+        "target_peak_bytes": 1.5e9,
+    }
+    result["meets_targets"] = bool(
+        result["best_seconds"] <= 5.0 and result["peak_rss_bytes"] <= 1.5e9 and proteins >= 1000
+        and n_filaments >= 40 and consistent
+    )
+    ARGS.output.parent.mkdir(parents=True, exist_ok=True)
+    ARGS.output.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"assembly of {tuple(config.sample.shape)} voxels at {config.sample.pixel_size} Å, "
+          f"{ARGS.threads} threads (load average {os.getloadavg()[0]:.2f})")
+    print(f"  {proteins} proteins ({len(config.proteins.species)} species), {n_filaments} filaments "
+          f"({result['filament_subunits']} subunits), {len(phantom.boxes)} vesicles; labels "
+          f"consistent: {consistent}")
+    print(f"  templates {template_seconds:.2f} s (not timed), JIT warm-up {jit_seconds:.2f} s")
+    print(f"{'run':>4} {'total s':>8} {'vesicles':>9} {'filaments':>10} {'proteins':>9} {'render':>7} {'peak RSS GB':>12}")
+    for i, run in enumerate(runs):
+        st = run["stages"]
+        print(f"{i:>4} {run['seconds']:>8.2f} {st['vesicles']:>9.2f} {st['filaments']:>10.2f} "
+              f"{st['proteins']:>9.2f} {st['render']:>7.2f} {run['peak_rss_bytes'] / 1e9:>12.3f}")
+    print(f"best {result['best_seconds']:.2f} s (target 5 s), peak RSS "
+          f"{result['peak_rss_bytes'] / 1e9:.3f} GB (target 1.5 GB; baseline "
+          f"{baseline / 1e9:.3f} GB) -> {'OK' if result['meets_targets'] else 'MISSED'}")
+    print(f"wrote {ARGS.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

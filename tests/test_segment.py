@@ -41,6 +41,11 @@ def centroids_a(labels: np.ndarray, label: int, voxel_size: float, min_size: int
     return np.array(sorted(map(tuple, points * voxel_size))).reshape(-1, 3)
 
 
+def nearest_distances(found: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """For each expected point, the distance to the nearest found point."""
+    return np.linalg.norm(expected[:, None, :] - found[None, :, :], axis=2).min(axis=1)
+
+
 def test_segment_cli_keeps_shape_voxel_size_and_origin(trained, tmp_path, run_cli):
     model_dir, checkpoint = trained
     image, truth = render_phantom(10.0, seed=0)
@@ -96,7 +101,7 @@ def test_segmenting_at_another_pixel_size_keeps_geometry(trained):
     assert dice(labels, truth, 1) > 0.85 and dice(labels, truth, 2) > 0.75
     found, expected = centroids_a(labels, 1, 5.0, min_size=100), centroids_a(truth, 1, 5.0)
     assert found.shape == expected.shape == (6, 3)
-    assert np.abs(found - expected).max() < 5.0  # within one voxel, in Å
+    assert nearest_distances(found, expected).max() < 5.0  # within one voxel, in Å
 
 
 def test_non_integer_resampling_maps_back_onto_the_input_grid(trained):
@@ -111,11 +116,8 @@ def test_non_integer_resampling_maps_back_onto_the_input_grid(trained):
     assert labels.shape == fine.shape
     back = resample_volume(labels, voxel_size=(7.5,) * 3, pixel_size=10.0, order=0,
                            output_shape=image.shape)
-    assert np.mean(back == direct) > 0.97
-    big_direct = centroids_a(direct, 1, 10.0, min_size=200)
-    big_fine = centroids_a(labels, 1, 7.5, min_size=int(200 * (10 / 7.5) ** 3))
-    near = [np.min(np.linalg.norm(big_fine - c, axis=1)) for c in big_direct]
-    assert len(big_direct) >= 4 and max(near) < 7.5
+    # a shift of one voxel would halve the overlap of these 3-4 voxel wide objects
+    assert dice(back, direct, 1) > 0.8 and dice(back, direct, 2) > 0.8
 
 
 def test_checkpoint_round_trip_reproduces_predictions_exactly(trained, tmp_path):
@@ -127,8 +129,7 @@ def test_checkpoint_round_trip_reproduces_predictions_exactly(trained, tmp_path)
     loaded = load_checkpoint(tmp_path / "copy.pt")
     assert loaded.classes == checkpoint.classes and loaded.network == checkpoint.network
     assert loaded.pixel_size == checkpoint.pixel_size and loaded.iteration == checkpoint.iteration
-    save_checkpoint(tmp_path / "again.pt", loaded)
-    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "copy.pt").read_bytes()
+    assert all(torch.equal(loaded.weights[k], v) for k, v in checkpoint.weights.items())
     image, _ = render_phantom(10.0, seed=3)
     outputs = []
     for model in (checkpoint, loaded):

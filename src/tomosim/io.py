@@ -23,6 +23,39 @@ import numpy as np
 from tomosim.errors import TomosimError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+# IMOD marks MRC files with this stamp; bit 0 of imodFlags set means mode-0 bytes are signed.
+IMOD_STAMP = 1146047817
+
+
+# imodStamp and imodFlags are header bytes 152-159, i.e. bytes 40-47 of MRC2014 "extra2" (112-195)
+_IMOD_OFFSET = 152 - 112
+
+
+def _int32_dtype(header: np.recarray) -> np.dtype:
+    """int32 in the byte order of the header (mrcfile keeps the file's order)."""
+    return np.dtype(np.int32).newbyteorder(header.mode.dtype.byteorder)
+
+
+def _imod_stamp_and_flags(header: np.recarray) -> tuple[int, int]:
+    raw = np.asarray(header.extra2).tobytes()
+    words = np.frombuffer(raw[_IMOD_OFFSET : _IMOD_OFFSET + 8], dtype=_int32_dtype(header))
+    return int(words[0]), int(words[1])
+
+
+def _set_imod_stamp_and_flags(header: np.recarray, stamp: int, flags: int) -> None:
+    raw = bytearray(np.asarray(header.extra2).tobytes())
+    raw[_IMOD_OFFSET : _IMOD_OFFSET + 8] = np.array([stamp, flags], dtype=_int32_dtype(header)).tobytes()
+    header.extra2 = np.frombuffer(bytes(raw), dtype=np.asarray(header.extra2).dtype)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
@@ -40,6 +73,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -167,6 +202,10 @@ def read_mrc(path: str | os.PathLike[str], *, require_voxel_size: bool = True) -
             if mrc.data is None:
                 raise TomosimError(f"not a readable MRC file (no data): {p}")
             data = np.asarray(mrc.data).copy()
+            header = mrc.header
+            stamp, flags = _imod_stamp_and_flags(header)
+            if data.dtype == np.int8 and stamp == IMOD_STAMP and not flags & 1:
+                data = data.view(np.uint8)  # IMOD-style unsigned bytes (labels)
             vs = mrc.voxel_size
             voxel = (float(vs.z), float(vs.y), float(vs.x))
             org = mrc.header.origin
@@ -216,6 +255,11 @@ def write_mrc(
             raise TomosimError(f"integer values beyond 2**24 cannot be stored exactly in MRC: {path}")
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
+    unsigned_bytes = arr.dtype == np.uint8
+    if unsigned_bytes:
+        # MRC mode 0 holds bytes; written with IMOD's "unsigned" flag, IMOD and tomosim read
+        # 0-255, tools that assume signed bytes read values below 128 unchanged.
+        arr = arr.view(np.int8)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     vs = (voxel_size,) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)  # type: ignore[arg-type]
@@ -226,4 +270,6 @@ def write_mrc(
                 mrc.set_image_stack()
             mrc.voxel_size = (float(vs[2]), float(vs[1]), float(vs[0]))  # mrcfile takes x, y, z
             mrc.header.origin = origin
+            if unsigned_bytes:
+                _set_imod_stamp_and_flags(mrc.header, IMOD_STAMP, 0)
             mrc.update_header_stats()

@@ -38,15 +38,16 @@ the methyl trough — head groups denser than ice, the core less dense than prot
 the same model: an average residue, C4.9 H7.8 N1.35 O1.5, in 135 Å³). The profile integrates to
 ≈ 88 V·Å across the bilayer. Because of the methyl trough the potential drops below a typical
 label threshold (0.5 V) at the mid-plane for pixels finer than ~8 Å: label membranes with the
-``|d| ≤ thickness/2`` mask, not with a potential threshold. The membrane dipole potential (0.26–0.51 V inside the core; Wang,
-Bose & Sigworth 2006, *PNAS* 103, 18528) is not included.
+``|d| ≤ thickness/2`` mask, not with a potential threshold. The membrane dipole potential
+(0.26–0.51 V inside the core; Wang, Bose & Sigworth 2006, *PNAS* 103, 18528) is not included.
 
 **Anti-aliasing.** Voxels hold the mean of the potential over their cube (CONVENTIONS.md). For a
 locally flat bilayer the distance ``d`` of a point uniform in a voxel has variance
 ``pixel_size² / 12`` in every direction, so the voxel mean is the profile convolved with that
 spread. It is applied analytically by widening every Gaussian and error function:
-``σ² → σ² + pixel_size² / 12`` (exact in integral and width; the profile's shape is otherwise
-preserved).
+``σ² → σ² + pixel_size² / 12``. This keeps the integral and the spread exactly; against
+8 × 8 × 8 point supersampling of an ellipsoidal vesicle the voxel values differ by at most
+0.02 V at 6 Å pixels and 0.09 V at 10 Å (peak ≈ 2.4–2.7 V).
 
 **Labels.** The membrane label covers the bilayer: voxels whose centre has ``|d| ≤ thickness/2``.
 """

@@ -25,14 +25,32 @@ Every file is written under a temporary name and renamed when complete. Random c
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import yaml
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tomosim.config import SimulationConfig, dump_config
-from tomosim.io import write_mrc, write_text
+from tomosim.assemble import Phantom, assemble_phantom, template_pixel_size
+from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
+from tomosim.errors import TomosimError
+from tomosim.filaments import filament_templates
+from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
+from tomosim.labels import class_colour, class_table, classes_csv_text
+from tomosim.microscope import TiltSeries, simulate_tilt_series
+from tomosim.particles import particles_table, write_particles
+from tomosim.potential import ICE_POTENTIAL_V, Potential, load_potential
+from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
+from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 
 
 @dataclass(frozen=True)
@@ -57,3 +75,327 @@ def output_paths(output_dir: str | os.PathLike[str]) -> dict[str, Path]:
         "tomogram.mrc", "config.resolved.yaml", "preview.png",
     ]
     return {n: d / n for n in names}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What :func:`simulate` produced (arrays in memory, files in ``output_dir``)."""
+
+    phantom: Phantom
+    tilt_series: TiltSeries | None
+    tomogram: np.ndarray | None
+    output_dir: Path
+    timings: dict[str, float]
+
+
+def demo_config(*, overrides: list[str] | None = None, seed: int | None = None) -> SimulationConfig:
+    """The built-in demo config (``tomosim/data/demo.yaml``): a small mixed phantom, offline."""
+    text = resources.files("tomosim").joinpath("data/demo.yaml").read_text()
+    return config_from_dict(yaml.safe_load(text), source="demo.yaml", overrides=overrides, seed=seed)
+
+
+def template_sources(config: SimulationConfig) -> dict[str, tuple[str, StructureOptions]]:
+    """Every template the phantom needs: ``{template name: (structure source, options)}``.
+
+    Protein species are keyed by species name; filament subunits by the names
+    :func:`tomosim.filaments.filament_templates` gives them.
+    """
+    out: dict[str, tuple[str, StructureOptions]] = {}
+    for species in config.proteins.species:
+        out[species.name] = (species.source, species.structure)
+    for filament in config.filaments:
+        if filament.count == 0:
+            continue
+        for name, source in filament_templates(filament).items():
+            out.setdefault(name, (source, StructureOptions()))
+    return out
+
+
+def compute_templates(config: SimulationConfig) -> dict[str, Potential]:
+    """Potentials of every template at the rendering pixel size (from the cache when there)."""
+    pixel = template_pixel_size(config.sample.pixel_size)
+    return {
+        name: load_potential(source, pixel, potential=config.potential, structure=options)
+        for name, (source, options) in template_sources(config).items()
+    }
+
+
+def _ice_potential(config: SimulationConfig) -> float:
+    return config.potential.ice_potential_v or ICE_POTENTIAL_V
+
+
+def simulate(
+    config: SimulationConfig,
+    output_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    microscope: bool = True,
+) -> SimulationResult:
+    """Run the whole simulation and write the output folder (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        The validated simulation config.
+    output_dir
+        Folder to write into (created). ``config.resolved.yaml`` is written last.
+    progress
+        Show a progress bar per stage.
+    microscope
+        False stops after the phantom (ground truth, labels, particles): no tilt series or
+        tomogram.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise TomosimError(f"output path exists and is not a folder: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = output_paths(out)
+    paths["config.resolved.yaml"].unlink(missing_ok=True)  # the folder is incomplete until the end
+    seeds = StageSeeds.from_seed(config.seed)
+    timings: dict[str, float] = {}
+    stages = ["potentials", "phantom", "write phantom"]
+    if microscope:
+        stages += ["tilt series", "tomogram", "write microscope"]
+    stages.append("preview")
+
+    with _Stages(stages, enabled=progress) as stage:
+        with stage("potentials", timings):
+            templates = compute_templates(config)
+        with stage("phantom", timings):
+            phantom = assemble_phantom(config, templates, seeds.assembly)
+        for item in phantom.report:
+            if item.placed < item.requested:
+                warnings.warn(
+                    f"{item.kind} {item.name!r}: placed {item.placed} of {item.requested} requested",
+                    stacklevel=2,
+                )
+        with stage("write phantom", timings):
+            _write_phantom(config, phantom, paths)
+        tilt_series = tomogram = None
+        if microscope:
+            with stage("tilt series", timings):
+                tilt_series = simulate_tilt_series(
+                    phantom.potential,
+                    pixel_size=config.sample.pixel_size,
+                    ice_thickness=phantom.ice_thickness,
+                    microscope=config.microscope,
+                    ice_potential_v=_ice_potential(config),
+                    rng=seeds.microscope,
+                )
+            with stage("tomogram", timings):
+                tomogram = reconstruct_tomogram(tilt_series, config)
+            with stage("write microscope", timings):
+                _write_microscope(config, tilt_series, tomogram, paths)
+        with stage("preview", timings):
+            if config.output.previews:
+                write_png(paths["preview.png"], preview_image(phantom, tilt_series, tomogram))
+    write_text(paths["config.resolved.yaml"], dump_config(config))
+    return SimulationResult(phantom, tilt_series, tomogram, out, timings)
+
+
+def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> np.ndarray:
+    """Weighted backprojection of a simulated tilt series on the grid of the sample volume."""
+    rec = config.reconstruction
+    thickness = rec.thickness_px or config.sample.shape[0]
+    phase_flip = None
+    if rec.phase_flip:
+        phase_flip = PhaseFlipSettings(
+            defocus_u=tilt_series.defocus_u,
+            defocus_v=tilt_series.defocus_v,
+            astigmatism_angle=tilt_series.astigmatism_angle,
+            voltage_kv=tilt_series.voltage_kv,
+            cs_mm=tilt_series.cs_mm,
+            amplitude_contrast=tilt_series.amplitude_contrast,
+            phase_shift=tilt_series.phase_shift,
+        )
+    return weighted_backprojection(
+        tilt_series.images,
+        tilt_series.angles_deg,
+        thickness_px=thickness,
+        tilt_axis_angle=tilt_series.tilt_axis_angle,
+        lowpass_cutoff=rec.lowpass_cutoff,
+        lowpass_falloff=rec.lowpass_falloff,
+        sirt_like_iterations=rec.sirt_like_iterations,
+        binning=rec.binning,
+        invert=rec.invert,
+        pixel_size=tilt_series.pixel_size,
+        phase_flip=phase_flip,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, Path]) -> None:
+    px = config.sample.pixel_size
+    write_mrc(paths["ground_truth.mrc"], phantom.potential, voxel_size=px)
+    write_mrc(paths["labels.mrc"], phantom.labels, voxel_size=px)
+    write_mrc(paths["instances.mrc"], phantom.instances, voxel_size=px)
+    write_text(paths["classes.csv"], classes_csv_text(class_table(config)))
+    table = particles_table(
+        phantom.placements,
+        shape=config.sample.shape,
+        pixel_size=px,
+        class_names=phantom.class_names,
+        tomogram_name=config.output.tomogram_name,
+    )
+    write_particles(table, paths["particles.star"], paths["particles.csv"])
+
+
+def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:
+    """Per-tilt metadata in stack order (ascending nominal angle)."""
+    s = tilt_series.scheme
+    return pd.DataFrame(
+        {
+            "index": np.arange(tilt_series.n_tilts),
+            "angle_deg": tilt_series.angles_deg,
+            "true_angle_deg": s.true_angles_deg,
+            "acquisition_index": s.acquisition_index,
+            "dose_e_per_a2": s.dose,
+            "dose_before_e_per_a2": s.dose_before,
+            "dose_after_e_per_a2": s.dose_after,
+            "defocus_u_a": tilt_series.defocus_u,
+            "defocus_v_a": tilt_series.defocus_v,
+            "astigmatism_angle_deg": tilt_series.astigmatism_angle,
+            "shift_x_a": s.shifts[:, 0],
+            "shift_y_a": s.shifts[:, 1],
+            "rotation_error_deg": s.rotations,
+        }
+    )
+
+
+def _write_microscope(
+    config: SimulationConfig, tilt_series: TiltSeries, tomogram: np.ndarray, paths: dict[str, Path]
+) -> None:
+    px = tilt_series.pixel_size
+    out = paths["tiltseries.mrc"].parent
+    write_mrc(paths["tiltseries.mrc"], tilt_series.images, voxel_size=px, is_stack=True)
+    write_tlt(paths["tiltseries.tlt"], tilt_series.angles_deg)
+    table = tilt_table(tilt_series)
+    with atomic_path(paths["tilts.csv"]) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    write_text(paths["tiltseries.mdoc"], mdoc_text(tilt_series, image_file="tiltseries.mrc"))
+    rec_px = px * config.reconstruction.binning
+    write_mrc(paths["tomogram.mrc"], tomogram, voxel_size=rec_px)
+    extra = {"noise_free": tilt_series.noise_free, "odd": tilt_series.odd, "even": tilt_series.even}
+    for name, images in extra.items():
+        if images is None:
+            continue
+        write_mrc(out / f"tiltseries_{name}.mrc", images, voxel_size=px, is_stack=True)
+        if name in ("odd", "even"):
+            half = replace(tilt_series, images=images, noise_free=None, odd=None, even=None)
+            write_mrc(out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px)
+
+
+def mdoc_text(tilt_series: TiltSeries, *, image_file: str) -> str:
+    """SerialEM-style ``.mdoc`` text: a header, then one ``[ZValue = i]`` section per image.
+
+    Sections are in stack order (ascending angle). ``DateTime`` increases with acquisition order
+    (30 s per tilt from a fixed start, so files are reproducible) for tools that sort by time.
+    SerialEM's ``Defocus`` is negative for underfocus, so it is ``-defocus`` in µm here;
+    ``TargetDefocus`` likewise.
+    """
+    s = tilt_series.scheme
+    ny, nx = tilt_series.images.shape[1:]
+    lines = [
+        f"PixelSpacing = {tilt_series.pixel_size:.4f}",
+        f"Voltage = {tilt_series.voltage_kv:g}",
+        f"ImageFile = {image_file}",
+        f"ImageSize = {nx} {ny}",
+        "DataMode = 2",
+        "",
+        f"[T = tomosim simulated tilt series   Tilt axis angle = {tilt_series.tilt_axis_angle:.2f}]",
+        f"TiltAxisAngle = {tilt_series.tilt_axis_angle:.2f}",
+        "",
+    ]
+    start = datetime(2026, 1, 1, 12, 0, 0)
+    for i in range(tilt_series.n_tilts):
+        mean_defocus_um = (tilt_series.defocus_u[i] + tilt_series.defocus_v[i]) / 2 / 1e4
+        when = start + timedelta(seconds=30 * int(s.acquisition_index[i]))
+        lines += [
+            f"[ZValue = {i}]",
+            f"TiltAngle = {tilt_series.angles_deg[i]:.4f}",
+            f"ExposureDose = {s.dose[i]:.4f}",
+            f"PriorRecordDose = {s.dose_before[i]:.4f}",
+            f"PixelSpacing = {tilt_series.pixel_size:.4f}",
+            f"Defocus = {-mean_defocus_um:.4f}",
+            f"TargetDefocus = {-s.defocus[i] / 1e4:.4f}",
+            f"RotationAngle = {tilt_series.tilt_axis_angle + s.rotations[i]:.4f}",
+            f"ImageShift = {s.shifts[i, 0] / 1e4:.6f} {s.shifts[i, 1] / 1e4:.6f}",
+            f"DateTime = {when.strftime('%d-%b-%y  %H:%M:%S')}",
+            f"AcquisitionIndex = {int(s.acquisition_index[i])}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Preview
+# --------------------------------------------------------------------------------------------
+
+
+def preview_image(
+    phantom: Phantom, tilt_series: TiltSeries | None, tomogram: np.ndarray | None
+) -> np.ndarray:
+    """The preview panels: ground truth xy/xz with labels, tilt images, tomogram, spectrum."""
+    colours = {i: class_colour(i) for i in phantom.class_names}
+    zc, yc = phantom.potential.shape[0] // 2, phantom.potential.shape[1] // 2
+    panels = [
+        ("ground truth xy (labels)", overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours)),
+        ("ground truth xz (labels)", overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours)),
+    ]
+    if tilt_series is not None and tomogram is not None:
+        angles = tilt_series.angles_deg
+        zero, high = int(np.argmin(np.abs(angles))), int(np.argmax(np.abs(angles)))
+        tz = min(zc, tomogram.shape[0] - 1)
+        panels += [
+            (f"tilt {angles[zero]:+.0f} deg", to_gray(tilt_series.images[zero])),
+            (f"tilt {angles[high]:+.0f} deg", to_gray(tilt_series.images[high])),
+            ("tomogram xy", to_gray(tomogram[tz])),
+            ("tomogram xy (labels)", overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
+             if tomogram.shape == phantom.labels.shape else to_gray(tomogram[tz])),
+            ("tomogram xz", to_gray(tomogram[:, min(yc, tomogram.shape[1] - 1)])),
+            ("power spectrum, 0 deg image", to_gray(power_spectrum(tilt_series.images[zero]))),
+        ]
+    legend = [(name, colours[i]) for i, name in sorted(phantom.class_names.items()) if i > 0]
+    return compose(panels, columns=2, legend=legend)
+
+
+class _Stages:
+    """A rich progress bar over named stages (a no-op when disabled)."""
+
+    def __init__(self, names: list[str], *, enabled: bool) -> None:
+        self.names = names
+        self.enabled = enabled
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> _Stages:
+        if self.enabled:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(), transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("simulate", total=len(self.names))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, timings: dict[str, float]) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"simulate: {name}")
+        start = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - start
+        if self.progress is not None:
+            self.progress.advance(self.task)

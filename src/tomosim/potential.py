@@ -305,7 +305,8 @@ def _voxel_profile(
     centre: float,
     sigma: float,
     span: float,
-    size: int,
+    lower: int,
+    upper: int,
     scale: float,
     values: np.ndarray,
     slopes: np.ndarray,
@@ -313,14 +314,15 @@ def _voxel_profile(
     """1D voxel means of a unit Gaussian along one axis, written to ``out[0 : hi - lo + 1]``.
 
     Voxel ``i`` covers ``[i - 0.5, i + 0.5)``; the footprint is the voxels that meet
-    ``centre ± span``, clipped to ``[0, size)``. The two outer edges of the unclipped footprint
-    are taken at ±infinity (the tails beyond ``span`` go to the end voxels), so the profile sums
-    exactly to 1 whenever the box holds the footprint. Returns ``(lo, hi)``; ``lo > hi`` if empty.
+    ``centre ± span``, clipped to ``[lower, upper]``. The two outer edges of the unclipped
+    footprint are taken at ±infinity (the tails beyond ``span`` go to the end voxels), so the
+    profile sums exactly to 1 whenever the box holds the footprint; a voxel's value does not
+    depend on the clipping. Returns ``(lo, hi)``; ``lo > hi`` if empty.
     """
     first = int(math.floor(centre - span + 0.5))
     last = int(math.floor(centre + span + 0.5))
-    lo = max(first, 0)
-    hi = min(last, size - 1)
+    lo = max(first, lower)
+    hi = min(last, upper)
     if lo > hi:
         return lo, hi
     half_scale = scale / sigma
@@ -413,23 +415,20 @@ def _accumulate_gaussians(
                     continue
                 sigma = sigmas[atom, g]
                 span = radius * sigma
-                # the z profile over the whole box, so that it is the same in every slab
                 gz_lo, gz_hi = _voxel_profile(
-                    profile_z, cz, sigma, span, nz, inv_sqrt2, erf_values, erf_slopes
+                    profile_z, cz, sigma, span, z_lo, z_hi, inv_sqrt2, erf_values, erf_slopes
                 )
-                kz_lo = max(gz_lo, z_lo)
-                kz_hi = min(gz_hi, z_hi)
-                if kz_lo > kz_hi:
+                if gz_lo > gz_hi:
                     continue
                 gy_lo, gy_hi = _voxel_profile(
-                    profile_y, cy, sigma, span, ny, inv_sqrt2, erf_values, erf_slopes
+                    profile_y, cy, sigma, span, 0, ny - 1, inv_sqrt2, erf_values, erf_slopes
                 )
                 gx_lo, gx_hi = _voxel_profile(
-                    profile_x, cx, sigma, span, nx, inv_sqrt2, erf_values, erf_slopes
+                    profile_x, cx, sigma, span, 0, nx - 1, inv_sqrt2, erf_values, erf_slopes
                 )
                 if gy_lo > gy_hi or gx_lo > gx_hi:
                     continue
-                for k in range(kz_lo, kz_hi + 1):
+                for k in range(gz_lo, gz_hi + 1):
                     wz = weight * profile_z[k - gz_lo]
                     for j in range(gy_lo, gy_hi + 1):
                         wzy = wz * profile_y[j - gy_lo]

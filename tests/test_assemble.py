@@ -18,6 +18,7 @@ from tomosim.assemble import (
     render_objects,
     sample_orientations,
 )
+from tomosim import membranes
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.labels import labels_consistent
@@ -529,3 +530,91 @@ def test_placements_concatenate_merges_template_names():
     assert merged.template_names == ("x", "y")
     assert [merged.template_names[t] for t in merged.template] == ["x", "y", "x"]
     assert len(merged) == 3 and len(Placements.concatenate([])) == 0
+
+
+def mixed_config(seed: int = 0):
+    return config_from_dict(
+        {
+            "seed": seed,
+            "classes": ["small", "big", "actin", "cofilactin", "membrane"],
+            "sample": {"shape": [40, 80, 80], "pixel_size": PIXEL, "label_threshold": THRESHOLD},
+            "proteins": {
+                "min_gap": 10.0,
+                "species": [
+                    {"name": "small", "source": "x", "count": 6},
+                    {"name": "big", "source": "x", "count": 1},
+                ],
+            },
+            "filaments": [
+                {"name": "actin", "preset": "actin", "count": 2, "length": [300, 450],
+                 "arrangement": "random",
+                 "decoration": {"label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 4}},
+            ],
+            "vesicles": {"count": 1, "radius": [170, 180], "thickness": 40.0,
+                         "proteins_inside": ["big"], "proteins_outside": ["small"]},
+        }
+    )
+
+
+MIXED_TEMPLATES = {
+    **SPECIES_TEMPLATES,
+    "big": asymmetric_blob(40.0, "big", 7),
+    "actin": asymmetric_blob(22.0, "actin", 10),
+    "actin_cofilactin": asymmetric_blob(28.0, "actin_cofilactin", 11),
+}
+
+
+def test_phantom_with_filaments_and_vesicles():
+    config = mixed_config()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every target is reachable here
+        phantom = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(3))
+    shape = tuple(config.sample.shape)
+    p = phantom.placements
+    ids = config.class_ids()
+    assert len(phantom.boxes) == 1 and phantom.boxes[0].instance_id == 1
+    assert phantom.boxes[0].class_id == ids["membrane"]
+    filament = p.filament_id >= 0
+    assert set(np.unique(p.filament_id[filament])) == {0, 1}
+    assert set(p.class_id[filament]) == {ids["actin"], ids["cofilactin"]}
+    # instance ids: vesicle 1, then segments, then proteins, without gaps
+    segments = np.unique(p.instance_id[filament])
+    proteins = p.instance_id[~filament]
+    np.testing.assert_array_equal(segments, np.arange(2, 2 + segments.size))
+    np.testing.assert_array_equal(proteins, np.arange(2 + segments.size, 2 + segments.size + proteins.size))
+    assert labels_consistent(phantom.labels, phantom.instances, phantom.instance_class)
+
+    # re-render every object alone: the label rule holds for filament segments and the vesicle too
+    n_ids = int(p.instance_id.max()) + 1
+    own = np.zeros((n_ids,) + shape, np.float32)
+    own[1], _, _ = render(Placements.empty(), MIXED_TEMPLATES, shape, boxes=phantom.boxes)
+    for instance in range(2, n_ids):
+        own[instance], _, _ = render(p.select(p.instance_id == instance), MIXED_TEMPLATES, shape)
+    np.testing.assert_allclose(phantom.potential, own.sum(axis=0), atol=1e-4)
+    labelled = phantom.instances > 0
+    winner = np.take_along_axis(own, phantom.instances[None].astype(np.int64), axis=0)[0]
+    assert np.all(winner[labelled] > THRESHOLD)
+    np.testing.assert_array_equal(labelled, own.max(axis=0) > THRESHOLD)
+
+    # proteins keep clear of filaments and membranes; "big" inside the vesicle, "small" outside
+    above = own > THRESHOLD
+    for instance in proteins:
+        others = np.delete(above, [0, instance], axis=0).any(axis=0)
+        assert np.count_nonzero(above[instance] & others) <= 2
+    names = np.array(p.template_names)[p.template]
+    # the vesicles are drawn first from the generator: replay them
+    vesicles = membranes.place_vesicles(
+        config.vesicles, shape=shape, pixel_size=PIXEL, rng=np.random.default_rng(3)
+    )
+    inside = membranes.points_inside(vesicles, p.positions)
+    assert np.all(inside[names == "big"]) and not np.any(inside[names == "small"])
+
+
+def test_phantom_with_filaments_is_reproducible():
+    config = mixed_config()
+    a = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(5))
+    b = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(5))
+    c = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(6))
+    for name in ("potential", "labels", "instances"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
+    assert a.labels.tobytes() != c.labels.tobytes()

@@ -63,11 +63,19 @@ def failing_simulate(config, output_dir, *, progress=True):
     fake_simulate(config, output_dir)
 
 
+def warning_simulate(config, output_dir, *, progress=True):
+    import warnings
+
+    warnings.warn(f"species 'a': placed 1 of 2 requested ({config.output.tomogram_name})", stacklevel=1)
+    fake_simulate(config, output_dir)
+
+
 def folder_bytes(root: Path) -> dict[str, bytes]:
     """Every file below ``root`` (relative path -> content), lock file excluded.
 
-    The MRC header labels (bytes 224-1023) are blanked: mrcfile stamps the creation time there
-    ("Created by mrcfile.py <date time>") unless the writer replaces the label.
+    Creation times are blanked: mrcfile stamps one into the MRC header labels (bytes 224-1023,
+    "Created by mrcfile.py <date time>") and starfile into a first comment line of STAR files,
+    unless the writers replace them.
     """
     files = {}
     for p in sorted(root.rglob("*")):
@@ -75,6 +83,9 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
             data = p.read_bytes()
             if p.suffix == ".mrc":
                 data = data[:224] + bytes(800) + data[1024:]
+            if p.suffix == ".star":
+                lines = data.split(b"\n")
+                data = b"\n".join(x for x in lines if not x.startswith(b"# Created by the starfile"))
             files[str(p.relative_to(root))] = data
     return files
 
@@ -99,7 +110,7 @@ def test_seeds_index_and_phantom_configs(tmp_path):
     again = read_index(tmp_path / "d")
     assert again == index
     lines = (tmp_path / "d" / "index.csv").read_text().splitlines()
-    assert lines[0] == "phantom,folder,seed,status,sample.shape.1,sample.pixel_size,microscope.optics.defocus_um"
+    assert lines[0] == "phantom,folder,seed,status,warnings,sample.shape.1,sample.pixel_size,microscope.optics.defocus_um"
     assert len(lines) == 5 and all(",done," in line for line in lines[1:])
     saved = yaml.safe_load((tmp_path / "d" / "dataset_config.yaml").read_text())
     assert saved["n"] == 4 and saved["config"]["sample"]["pixel_size"] == {"uniform": [9.0, 11.0]}
@@ -171,6 +182,14 @@ def test_existing_scheduler_by_address(tmp_path):
     assert index.done == 3
     reference = generate_dataset(TREE, 3, tmp_path / "r", simulate=fake_simulate, progress=False)
     assert folder_bytes(tmp_path / "d") == folder_bytes(tmp_path / "r")
+
+
+def test_warnings_are_recorded_in_the_index(tmp_path, recwarn):
+    index = generate_dataset(TREE, 2, tmp_path / "d", simulate=warning_simulate, progress=False)
+    assert index.phantoms[1].warnings == ("species 'a': placed 1 of 2 requested (phantom_00001)",)
+    assert read_index(tmp_path / "d") == index and len(recwarn) == 0
+    rows = (tmp_path / "d" / "index.csv").read_text().splitlines()[1:]
+    assert all(row.split(",")[4] == "1" for row in rows)
 
 
 def test_failure_stops_records_and_resumes(tmp_path):
@@ -280,3 +299,7 @@ def test_real_pipeline_tiny_dataset(tmp_path):
         assert read_mrc(folder / "tomogram.mrc").data.shape == (32, 48, 48)
         assert read_mrc(folder / "labels.mrc").data.shape == (32, 48, 48)
         assert len((folder / "tiltseries.tlt").read_text().split()) == 11
+    # 2 worker processes (1 numba thread each) write the same bytes as 1 worker
+    pytest.importorskip("distributed")
+    generate_dataset(tree, 2, tmp_path / "two", seed=1, workers=2, progress=False)
+    assert folder_bytes(tmp_path / "d") == folder_bytes(tmp_path / "two")

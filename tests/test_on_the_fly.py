@@ -119,3 +119,19 @@ def test_bad_arguments(kwargs, fragment):
     with pytest.raises(TomosimError) as err:
         PhantomStream(args.pop("config_tree"), args.pop("seed"), simulate=fake_simulate, **args)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_real_pipeline_stream():
+    """One tiny phantom through the real pipeline (skipped until tomosim.pipeline.simulate exists)."""
+    import tomosim.pipeline
+
+    if not hasattr(tomosim.pipeline, "simulate"):
+        pytest.skip("tomosim.pipeline.simulate not available yet")
+    tree = {
+        "sample": {"shape": [32, 48, 48], "pixel_size": 10.0},
+        "proteins": {"species": [{"name": "apoferritin", "source": "builtin:apoferritin", "count": 3}]},
+        "microscope": {"tilt": {"min_angle": -50, "max_angle": 50, "step": 10}},
+    }
+    tomogram, labels = next(iter(PhantomStream(tree, 1, patch_shape=(16, 32, 32))))
+    assert tomogram.shape == labels.shape == (16, 32, 32)
+    assert torch.isfinite(tomogram).all() and set(labels.unique().tolist()) <= {0, 1}

@@ -49,14 +49,15 @@ def phantom_objects(seed: int = 0, extent_a: tuple[float, float, float] = (160.0
 
 
 def render_phantom(
-    voxel_size: float, *, seed: int = 0, extent_a=(160.0, 640.0, 640.0), noise: float = 0.3
+    voxel_size: float, *, seed: int = 0, extent_a=(160.0, 640.0, 640.0), noise: float = 0.3,
+    rods: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tomogram float32, labels uint8) of the phantom on a grid of ``voxel_size`` Å."""
     shape = tuple(int(round(e / voxel_size)) for e in extent_a)
     z, y, x = (axis * voxel_size for axis in np.indices(shape, dtype=np.float64))
     labels = np.zeros(shape, np.uint8)
-    balls, rods = phantom_objects(seed, extent_a)
-    for height, across, along_x in rods:
+    balls, rod_list = phantom_objects(seed, extent_a)
+    for height, across, along_x in rod_list if rods else []:
         other = y if along_x else x
         labels[(z - height) ** 2 + (other - across) ** 2 <= 15.0**2] = 2
     for centre, radius in balls:

@@ -53,7 +53,7 @@ GLOBAL_ATTEMPTS_PER_PARTICLE = 50
 """All species together stop after ``50 x (total requested) + 1000`` candidate positions."""
 
 NUMBER_PER_A3_PER_NM = 6.02214076e23 * 1e-9 * 1e-27
-"""Copies per Å³ at a concentration of 1 nmol/L (Avogadro's number x 1e-9 mol/L x 1e-27 L/Å³)."""
+"""Copies per Å³ at 1 nmol/L: Avogadro's number x 1e-9 mol/L x 1e-27 L/Å³."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,11 +240,14 @@ class Phantom:
 
 def instance_class_table(placements: Placements, boxes: Sequence[PotentialBox] = ()) -> np.ndarray:
     """``(max_id + 1,)`` int64 array mapping instance id -> class id (0 for unused ids)."""
-    ids = [np.asarray(placements.instance_id, np.int64)] + [np.array([b.instance_id]) for b in boxes]
-    classes = [np.asarray(placements.class_id, np.int64)] + [np.array([b.class_id]) for b in boxes]
-    all_ids = np.concatenate(ids)
-    table = np.zeros(int(all_ids.max(initial=0)) + 1, np.int64)
-    table[all_ids] = np.concatenate(classes)
+    ids = np.concatenate(
+        [np.asarray(placements.instance_id, np.int64), [b.instance_id for b in boxes]]
+    ).astype(np.int64)
+    classes = np.concatenate(
+        [np.asarray(placements.class_id, np.int64), [b.class_id for b in boxes]]
+    ).astype(np.int64)
+    table = np.zeros(int(ids.max(initial=0)) + 1, np.int64)
+    table[ids] = classes
     return table
 
 
@@ -427,7 +430,8 @@ def _render_copies(
                         acc = 0.0
                         for s in range(k3):
                             acc += _trilinear(
-                                flat, off, nzt, nyt, nxt, ux + sub[s, 0], uy + sub[s, 1], uz + sub[s, 2]
+                                flat, off, nzt, nyt, nxt,
+                                ux + sub[s, 0], uy + sub[s, 1], uz + sub[s, 2],
                             )
                         v = acc / k3
                         buf[row + xx] = v
@@ -546,6 +550,23 @@ class _RenderTemplates:
     support_hi: np.ndarray  # sub-sampled output voxel is exactly 0 (support box + margins)
 
 
+def _extent(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index ``(z, y, x)`` of the True voxels of a non-empty mask."""
+    first, last = [], []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        first.append(hit[0])
+        last.append(hit[-1])
+    return np.array(first, np.float64), np.array(last, np.float64)
+
+
+def _max_squared_distance(mask: np.ndarray, centre_xyz: np.ndarray) -> float:
+    """Largest squared distance (voxels²) of a True voxel of ``mask`` from ``centre_xyz``."""
+    z, y, x = np.ogrid[: mask.shape[0], : mask.shape[1], : mask.shape[2]]
+    squared = (x - centre_xyz[0]) ** 2 + (y - centre_xyz[1]) ** 2 + (z - centre_xyz[2]) ** 2
+    return float(np.where(mask, squared, 0).max())
+
+
 def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _RenderTemplates:
     parts, offset, dims, centre, ratio, ks, target, radius = [], [], [], [], [], [], [], []
     support_lo, support_hi = [], []
@@ -553,7 +574,9 @@ def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _Rende
     for template in templates:
         data = np.asarray(template.data, np.float32)
         if data.ndim != 3 or data.size == 0:
-            raise TomosimError(f"template {template.name!r} is not a 3D potential (shape {data.shape})")
+            raise TomosimError(
+                f"template {template.name!r} is not a 3D potential (shape {data.shape})"
+            )
         if not np.all(np.isfinite(data)):
             raise TomosimError(f"template {template.name!r} contains NaN or infinite values")
         t = float(template.pixel_size)
@@ -569,19 +592,19 @@ def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _Rende
         k = max(1, int(round(q))) if abs(q - round(q)) < 1e-6 else max(1, math.ceil(q))
         ks.append(k)
         target.append(float(data.sum(dtype=np.float64)) / q**3)
-        nonzero = np.argwhere(data != 0)
-        if nonzero.size:
-            reach = np.sqrt((((nonzero[:, ::-1] - c) ** 2).sum(axis=1)).max()) + math.sqrt(3.0)
+        nonzero = data != 0
+        if nonzero.any():
+            reach = math.sqrt(_max_squared_distance(nonzero, c)) + math.sqrt(3.0)
+            radius.append(reach / q + math.sqrt(3.0) / 2 + 1e-6)
+            # trilinear samples are non-zero only for u in (j_min, j_max + 2) (padded
+            # coordinates); the sub-samples of a voxel lie within q (k - 1) / (2 k) sqrt(3)
+            # template voxels of its centre
+            spread = q * (k - 1) / (2 * k) * math.sqrt(3.0) + 1e-6
+            first, last = _extent(nonzero)
+            support_lo.append(first[::-1] - spread)
+            support_hi.append(last[::-1] + 2 + spread)
         else:
-            reach = 0.0
-        radius.append(reach / q + math.sqrt(3.0) / 2 + 1e-6 if nonzero.size else 0.0)
-        # trilinear samples are non-zero only for u in (j_min, j_max + 2) (padded coordinates);
-        # the sub-samples of a voxel lie within q (k - 1) / (2 k) sqrt(3) template voxels of it
-        spread = q * (k - 1) / (2 * k) * math.sqrt(3.0) + 1e-6
-        if nonzero.size:
-            support_lo.append(nonzero.min(axis=0)[::-1] - spread)
-            support_hi.append(nonzero.max(axis=0)[::-1] + 2 + spread)
-        else:
+            radius.append(0.0)
             support_lo.append(np.zeros(3))
             support_hi.append(np.zeros(3))
     return _RenderTemplates(
@@ -649,8 +672,8 @@ def render_objects(
     Returns
     -------
     potential, labels, instances
-        ``(z, y, x)`` float32 volts; uint8 class ids; uint32 instance ids. Objects are clipped at the
-        volume border; each copy carries exactly its template's integral (before clipping).
+        ``(z, y, x)`` float32 volts; uint8 class ids; uint32 instance ids. Objects are clipped at
+        the volume border; each copy carries exactly its template's integral (before clipping).
 
     Notes
     -----
@@ -712,7 +735,7 @@ def render_objects(
     # 2. copies, in batches that end at object boundaries
     n = len(placements)
     if n:
-        packed = _pack_templates([templates[name] for name in placements.template_names], pixel_size)
+        packed = _pack_templates([templates[n] for n in placements.template_names], pixel_size)
         template = np.asarray(placements.template, np.int64)
         centres = np.asarray(placements.positions, np.float64) / pixel_size  # (x, y, z) voxels
         rotations = np.ascontiguousarray(placements.rotations, np.float64)
@@ -803,8 +826,7 @@ def _template_shape(template: Potential, threshold: float, gap: float) -> _Shape
     envelope = np.pad(envelope, pad)
     distance = (ndimage.distance_transform_edt(~envelope) * t).astype(np.float32)
     centre = np.array(data.shape[::-1]) // 2 + pad
-    inside = np.argwhere(envelope)[:, ::-1]
-    radius = float(np.sqrt(((inside - centre) ** 2).sum(axis=1)).max() + 1.0) * t
+    radius = (math.sqrt(_max_squared_distance(envelope, centre)) + 1.0) * t
     return _Shape(
         distance=distance,
         centre=centre.astype(np.float64),
@@ -822,22 +844,23 @@ def _rotated_mask(distance, centre, ratio, rotation, frac, gap, radius):  # prag
     marks voxels inside the undilated envelope. Nearest-neighbour lookup at each voxel centre.
     """
     nzt, nyt, nxt = distance.shape
-    r = int(math.ceil(radius))
-    n = 2 * r + 1
+    reach = int(math.ceil(radius))
+    n = 2 * reach + 1
     offsets = np.empty((n * n * n, 3), np.int64)
     core = np.empty(n * n * n, np.bool_)
     m = 0
-    for oz in range(-r, r + 1):
+    for oz in range(-reach, reach + 1):
         dz = oz - frac[2]
-        for oy in range(-r, r + 1):
+        for oy in range(-reach, reach + 1):
             dy = oy - frac[1]
-            for ox in range(-r, r + 1):
+            for ox in range(-reach, reach + 1):
                 dx = ox - frac[0]
                 if dx * dx + dy * dy + dz * dz > radius * radius:
                     continue
-                ux = centre[0] + ratio * (rotation[0, 0] * dx + rotation[1, 0] * dy + rotation[2, 0] * dz)
-                uy = centre[1] + ratio * (rotation[0, 1] * dx + rotation[1, 1] * dy + rotation[2, 1] * dz)
-                uz = centre[2] + ratio * (rotation[0, 2] * dx + rotation[1, 2] * dy + rotation[2, 2] * dz)
+                r = rotation
+                ux = centre[0] + ratio * (r[0, 0] * dx + r[1, 0] * dy + r[2, 0] * dz)
+                uy = centre[1] + ratio * (r[0, 1] * dx + r[1, 1] * dy + r[2, 1] * dz)
+                uz = centre[2] + ratio * (r[0, 2] * dx + r[1, 2] * dy + r[2, 2] * dz)
                 ix = int(math.floor(ux + 0.5))
                 iy = int(math.floor(uy + 0.5))
                 iz = int(math.floor(uz + 0.5))
@@ -854,7 +877,9 @@ def _rotated_mask(distance, centre, ratio, rotation, frac, gap, radius):  # prag
 
 
 @numba.njit(cache=True)
-def _first_fit(occupancy, interior, offsets, core, bases, constraint, zlo, zhi):  # pragma: no cover
+def _first_fit(
+    occupancy, interior, offsets, core, bases, constraint, zlo, zhi
+):  # pragma: no cover - numba
     """Index of the first candidate base ``(z, y, x)`` where the mask fits, or -1.
 
     A mask fits when none of its voxels inside the volume is occupied, its core voxels lie within
@@ -934,11 +959,17 @@ def _mark_envelopes(
             cx = centres[i, 0]
             cy = centres[i, 1]
             cz = centres[i, 2]
-            for z in range(max(0, int(math.ceil(cz - radius))), min(nz, int(math.floor(cz + radius)) + 1)):
+            z0 = max(0, int(math.ceil(cz - radius)))
+            z1 = min(nz, int(math.floor(cz + radius)) + 1)
+            y0 = max(0, int(math.ceil(cy - radius)))
+            y1 = min(ny, int(math.floor(cy + radius)) + 1)
+            x0 = max(0, int(math.ceil(cx - radius)))
+            x1 = min(nx, int(math.floor(cx + radius)) + 1)
+            for z in range(z0, z1):
                 dz = z - cz
-                for y in range(max(0, int(math.ceil(cy - radius))), min(ny, int(math.floor(cy + radius)) + 1)):
+                for y in range(y0, y1):
                     dy = y - cy
-                    for x in range(max(0, int(math.ceil(cx - radius))), min(nx, int(math.floor(cx + radius)) + 1)):
+                    for x in range(x0, x1):
                         dx = x - cx
                         ux = t_centre[t, 0] + q * (rot[0, 0] * dx + rot[1, 0] * dy + rot[2, 0] * dz)
                         uy = t_centre[t, 1] + q * (rot[0, 1] * dx + rot[1, 1] * dy + rot[2, 1] * dz)
@@ -1033,7 +1064,9 @@ def mark_boxes(
 # --------------------------------------------------------------------------------------------
 
 
-def _ice_slab(shape: tuple[int, int, int], pixel_size: float, ice_thickness: float | None) -> tuple[int, int]:
+def _ice_slab(
+    shape: tuple[int, int, int], pixel_size: float, ice_thickness: float | None
+) -> tuple[int, int]:
     """First and last z plane whose voxel centre lies inside the ice slab (centred on nz // 2)."""
     nz = shape[0]
     if ice_thickness is None:
@@ -1047,14 +1080,17 @@ def _ice_slab(shape: tuple[int, int, int], pixel_size: float, ice_thickness: flo
 
 
 def _requested_counts(species, shapes, region_volume: Mapping[str, float]) -> list[int]:
+    """Copies per species: ``count``, or number concentration x region volume, or volume fraction
+    x region volume / envelope volume (rounded)."""
     counts = []
     for s in species:
+        region = region_volume[s.name]
         if s.count is not None:
             counts.append(int(s.count))
         elif s.concentration_nm is not None:
-            counts.append(int(round(s.concentration_nm * NUMBER_PER_A3_PER_NM * region_volume[s.name])))
+            counts.append(int(round(s.concentration_nm * NUMBER_PER_A3_PER_NM * region)))
         else:
-            counts.append(int(round(s.volume_fraction * region_volume[s.name] / shapes[s.name].volume)))
+            counts.append(int(round(s.volume_fraction * region / shapes[s.name].volume)))
     return counts
 
 
@@ -1141,7 +1177,10 @@ def place_proteins(
         raise TomosimError(f"proteins: no template for species {missing}")
     if occupancy is None:
         occupancy = np.zeros(shape, bool)
-    constraint_of = {s.name: 1 if s.name in inside else 2 if s.name in outside else 0 for s in species}
+    # 0: anywhere, 1: inside vesicles only, 2: outside vesicles only
+    constraint_of = {
+        s.name: 1 if s.name in inside else 2 if s.name in outside else 0 for s in species
+    }
     if interior is None:  # no vesicles: nothing is inside, everything is outside
         interior = np.zeros(shape, bool) if any(v == 1 for v in constraint_of.values()) else None
         constraint_of = {k: (v if v != 2 else 0) for k, v in constraint_of.items()}
@@ -1222,12 +1261,15 @@ def place_proteins(
             frac = (site - base)[::-1]
             rotation = sample_orientations(1, species[kind].orientation, rng)[0]
             offsets, core = masks(kind, rotation, frac)
-            if _first_fit(occupancy, interior_arg, offsets, core, base[None], constraint_of[species[kind].name], zlo, zhi) == 0:
+            constraint = constraint_of[species[kind].name]
+            bases = base[None]
+            if _first_fit(occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi) == 0:
                 accept(kind, rotation, frac, base, offsets, core)
     else:
         order = sorted(range(len(species)), key=lambda i: -shapes[species[i].name].volume)
         budget = GLOBAL_ATTEMPTS_PER_PARTICLE * sum(requested) + 1000
-        interior_index = np.flatnonzero(interior) if any(v == 1 for v in constraint_of.values()) else None
+        any_inside = any(v == 1 for v in constraint_of.values())
+        interior_index = np.flatnonzero(interior) if any_inside else None
         for index in order:
             s = species[index]
             constraint = constraint_of[s.name]
@@ -1267,10 +1309,13 @@ def place_proteins(
                         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
                         reach = rng.uniform(0.7, 1.1, m)
                         for j in np.flatnonzero(near):
-                            distance = (placed_radii[partner[j]] + own_radius + gap / pixel_size) * reach[j]
-                            target = placed_centres[partner[j]] + direction[j] * distance - frac
+                            contact = placed_radii[partner[j]] + own_radius + gap / pixel_size
+                            target = placed_centres[partner[j]] + direction[j] * contact * reach[j]
+                            target -= frac
                             bases[j] = np.floor(target + 0.5)[::-1]
-                    hit = _first_fit(occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi)
+                    hit = _first_fit(
+                        occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi
+                    )
                     if hit >= 0:
                         accept(index, rotation, frac, bases[hit], offsets, core)
                         success = True
@@ -1285,8 +1330,9 @@ def place_proteins(
     if short:
         detail = ", ".join(f"{r.name} {r.placed} of {r.requested}" for r in short)
         warnings.warn(
-            f"proteins: target not reached ({proteins.placement} placement): placed {detail}; the "
-            "sample is too crowded (lower the counts, min_gap or grid_spacing, or enlarge the volume)",
+            f"proteins: target not reached ({proteins.placement} placement): placed {detail}; "
+            "the sample is too crowded (lower the counts, min_gap or grid_spacing, or enlarge "
+            "the volume)",
             stacklevel=2,
         )
 
@@ -1295,6 +1341,9 @@ def place_proteins(
         return Placements.empty(), report
     kinds = np.array([r[2] for r in rows], np.int64)
     names = tuple(s.name for s in species)
+    unknown = [s.label or s.name for s in species if (s.label or s.name) not in class_ids]
+    if unknown:
+        raise TomosimError(f"proteins: no class id for label(s) {unknown}")
     species_class = [class_ids[s.label or s.name] for s in species]  # "background" -> 0
     classes = np.array([species_class[k] for k in kinds], np.int64)
     minus = np.full(n, -1, np.int64)
@@ -1343,10 +1392,14 @@ def assemble_phantom(
     sample = config.sample
     shape = tuple(int(s) for s in sample.shape)
     pixel_size = float(sample.pixel_size)
-    ice_thickness = float(sample.ice_thickness) if sample.ice_thickness is not None else shape[0] * pixel_size
+    ice_thickness = (
+        float(sample.ice_thickness) if sample.ice_thickness is not None else shape[0] * pixel_size
+    )
     class_ids = config.class_ids()
     if max(class_ids.values()) > 254:
-        raise TomosimError(f"at most 254 classes fit in uint8 labels; the config has {len(class_ids) - 1}")
+        raise TomosimError(
+            f"at most 254 classes fit in uint8 labels; the config has {len(class_ids) - 1}"
+        )
     label_threshold = float(sample.label_threshold)
     envelope_threshold = ENVELOPE_FRACTION * label_threshold
     occupancy = np.zeros(shape, bool)

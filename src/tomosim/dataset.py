@@ -6,7 +6,8 @@
 
     DIR/
       dataset_config.yaml     the config as given (with its distributions), dataset seed and n
-      index.json, index.csv   one row per phantom: folder, seed, status, drawn values (dotted keys)
+      index.json, index.csv   one row per phantom: folder, seed, status, warnings (index.json:
+                              the messages; index.csv: their number), drawn values (dotted keys)
       phantom_00000/          a complete simulation folder (config.resolved.yaml written last)
       phantom_00001/
       ...
@@ -71,6 +72,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,6 +113,8 @@ class PhantomEntry:
         :func:`tomosim.randomize.draw_config_with_values`; the seed is not repeated here.
     error
         The error message of a failed phantom, else None.
+    warnings
+        Warnings its simulation raised (objects that found no place, ...), one line each.
     """
 
     index: int
@@ -119,6 +123,7 @@ class PhantomEntry:
     status: str
     parameters: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -321,9 +326,9 @@ def generate_dataset(
                 workers=int(workers), scheduler=scheduler, connect_timeout=connect_timeout,
             )
             try:
-                for i, error in results:
+                for i, error, caught in results:
                     if error is None:
-                        index.update(i, status="done", error=None)
+                        index.update(i, status="done", error=None, warnings=caught)
                         advance()
                     else:
                         index.update(i, status="failed", error=_one_line(error))
@@ -353,7 +358,7 @@ def read_index(output_dir: str | os.PathLike[str]) -> DatasetIndex:
         PhantomEntry(
             index=int(row["phantom"]), folder=str(row["folder"]), seed=int(row["seed"]),
             status=str(row["status"]), parameters=dict(row.get("parameters", {})),
-            error=row.get("error"),
+            error=row.get("error"), warnings=tuple(row.get("warnings", ())),
         )
         for row in header.get("phantoms", [])
     )
@@ -372,11 +377,17 @@ def simulate_phantom(
     *,
     simulate: SimulateFunction | None = None,
     threads: int | None = None,
-) -> str:
+) -> tuple[str, ...]:
     """Simulate one phantom into ``output_dir/folder`` via a staging folder renamed when complete.
 
     This is the task each Dask worker runs. ``threads`` limits numba (and, through the
     environment of worker processes, BLAS/OpenMP) threads in this process.
+
+    Returns
+    -------
+    tuple of str
+        The warnings the simulation raised (e.g. "placed 180 of 200 requested"), one line each;
+        they are recorded in the index instead of being printed.
     """
     if threads is not None:
         limit_threads(threads)
@@ -386,39 +397,45 @@ def simulate_phantom(
     final = root / folder
     staging = root / f".{folder}.partial-{uuid.uuid4().hex[:12]}"
     try:
-        simulate(config, staging, progress=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            simulate(config, staging, progress=False)
         if not (staging / COMPLETE_MARKER).is_file():
             raise RuntimeError(f"simulate did not write {COMPLETE_MARKER} into {staging}")
-        if (final / COMPLETE_MARKER).is_file():  # a duplicate attempt already finished it
-            return folder
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        if not (final / COMPLETE_MARKER).is_file():  # else a duplicate attempt finished it
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    messages = (" ".join(str(w.message).split()) for w in caught)
+    return tuple(dict.fromkeys(m for m in messages if m))
+
+
+Outcome = tuple[int, "BaseException | None", tuple[str, ...]]
+"""(phantom index, its exception or None, its warnings)"""
 
 
 def _run_local(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     **_: Any,
-) -> Iterator[tuple[int, BaseException | None]]:
+) -> Iterator[Outcome]:
     for i, config in tasks:
         try:
-            simulate_phantom(config, root, phantom_folder(i), simulate=simulate)
+            caught = simulate_phantom(config, root, phantom_folder(i), simulate=simulate)
         except Exception as exc:  # noqa: BLE001 -- recorded in the index, then re-raised
-            yield i, exc
+            yield i, exc, ()
             return
-        yield i, None
+        yield i, None, caught
 
 
 def _run_dask(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     *, workers: int, scheduler: str | None, connect_timeout: float,
-) -> Iterator[tuple[int, BaseException | None]]:
+) -> Iterator[Outcome]:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError:
         raise TomosimError(
             "parallel datasets need Dask: pip install 'dask[distributed]' (or use --workers 1)"
@@ -431,18 +448,8 @@ def _run_dask(
             client = stack.enter_context(_connect(Client, scheduler, connect_timeout))
             threads = None
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            limit = str(threads)
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=40,
-                    env={
-                        "NUMBA_NUM_THREADS": limit, "OMP_NUM_THREADS": limit,
-                        "MKL_NUM_THREADS": limit, "OPENBLAS_NUM_THREADS": limit,
-                    },
-                )
-            )
+            threads = threads_per_worker(workers)
+            cluster = stack.enter_context(local_cluster(workers))
             client = stack.enter_context(Client(cluster))
         futures = {}
         for i, config in tasks:
@@ -457,15 +464,39 @@ def _run_dask(
             for future in completed:
                 i = futures[future]
                 try:
-                    future.result()
+                    caught = future.result()
                 except Exception as exc:  # noqa: BLE001 -- recorded in the index, then re-raised
-                    yield i, exc
+                    yield i, exc, ()
                     return
-                yield i, None
+                yield i, None, tuple(caught)
         finally:
             for future in futures:
                 if not future.done():
                     future.cancel()
+
+
+def threads_per_worker(workers: int) -> int:
+    """numba/BLAS threads each of ``workers`` local worker processes uses: ``max(1, cores // workers)``."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def local_cluster(workers: int) -> Any:
+    """The local Dask cluster of :func:`generate_dataset`: ``workers`` single-threaded processes.
+
+    Each worker process starts with ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to :func:`threads_per_worker`. Use it as
+    a context manager (it is a ``distributed.LocalCluster``).
+    """
+    from distributed import LocalCluster
+
+    limit = str(threads_per_worker(workers))
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=40,
+        env={name: limit for name in (
+            "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+        )},
+    )
 
 
 @contextlib.contextmanager
@@ -618,6 +649,8 @@ class _IndexWriter:
             }
             if e.error is not None:
                 row["error"] = e.error
+            if e.warnings:
+                row["warnings"] = list(e.warnings)
             rows.append(row)
         header = {
             "format": INDEX_FORMAT, "version": INDEX_VERSION, "config_hash": self.config_hash,
@@ -635,10 +668,12 @@ class _IndexWriter:
             columns.update(dict.fromkeys(e.parameters))
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["phantom", "folder", "seed", "status", *columns])
+        writer.writerow(["phantom", "folder", "seed", "status", "warnings", *columns])
         for e in self.entries:
             flat = flatten_values(e.parameters)
-            writer.writerow([e.index, e.folder, e.seed, e.status, *(flat.get(k, "") for k in columns)])
+            writer.writerow(
+                [e.index, e.folder, e.seed, e.status, len(e.warnings), *(flat.get(k, "") for k in columns)]
+            )
         return buffer.getvalue()
 
 

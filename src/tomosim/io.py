@@ -270,6 +270,10 @@ def write_mrc(
                 mrc.set_image_stack()
             mrc.voxel_size = (float(vs[2]), float(vs[1]), float(vs[0]))  # mrcfile takes x, y, z
             mrc.header.origin = origin
+            # mrcfile stamps a creation time into label 0; a fixed label keeps outputs
+            # byte-identical for the same seed
+            mrc.header.label[0] = b"tomosim"
+            mrc.header.nlabl = 1
             if unsigned_bytes:
                 _set_imod_stamp_and_flags(mrc.header, IMOD_STAMP, 0)
             mrc.update_header_stats()

@@ -71,6 +71,9 @@ def write_particles(table: pd.DataFrame, star_path: str | os.PathLike[str], csv_
     """Write the particle table as a STAR file (data block ``particles``) and as CSV, atomically."""
     with atomic_path(star_path) as tmp:
         starfile.write({"particles": table}, tmp, float_format="%.6f")
+        # starfile stamps the time of writing in a comment; drop it so outputs are reproducible
+        lines = tmp.read_text().splitlines(keepends=True)
+        tmp.write_text("".join(line for line in lines if not line.startswith("# Created by")))
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
 

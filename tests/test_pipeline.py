@@ -1,0 +1,196 @@
+"""The whole simulation: output files, particle positions and angles against the ground truth,
+label rules, reproducibility. Small volumes built from the coarse built-in models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+from tomosim.config import config_from_dict
+from tomosim.io import read_mrc, read_tlt
+from tomosim.orientations import euler_to_matrix
+from tomosim.particles import read_particles
+from tomosim.pipeline import output_paths, simulate
+from tomosim.potential import atoms_to_potential
+from tomosim.structures import read_structure
+
+PIXEL = 8.0
+
+CONFIG = {
+    "seed": 5,
+    "classes": ["apoferritin", "proteasome", "ribosome", "actin", "cofilactin"],
+    "sample": {"shape": [48, 112, 112], "pixel_size": PIXEL},
+    "potential": {"solvent": "ice"},
+    "proteins": {
+        "placement": "random",
+        "min_gap": 10.0,
+        "species": [
+            {"name": "apoferritin", "source": "builtin:apoferritin", "count": 4},
+            {"name": "proteasome", "source": "builtin:proteasome", "count": 3},
+            {"name": "ribosome", "source": "builtin:ribosome", "count": 0},
+            {"name": "decoy", "source": "builtin:apoferritin", "count": 1, "label": "background"},
+        ],
+    },
+    "filaments": [
+        {
+            "name": "actin", "preset": "actin", "count": 2, "length": [400, 600],
+            "arrangement": "random",
+            "decoration": {"label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 6},
+        }
+    ],
+    "microscope": {"tilt": {"min_angle": -60, "max_angle": 60, "step": 10}},
+}
+
+SOURCES = {"apoferritin": "builtin:apoferritin", "proteasome": "builtin:proteasome",
+           "decoy": "builtin:apoferritin", "actin": "builtin:actin",
+           "actin_cofilactin": "builtin:cofilactin"}
+
+
+@pytest.fixture(scope="module")
+def simulation(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    config = config_from_dict(CONFIG)
+    result = simulate(config, out, progress=False)
+    return config, result, out
+
+
+def test_every_output_is_written_with_voxel_size(simulation):
+    config, result, out = simulation
+    for name, path in output_paths(out).items():
+        assert path.is_file(), name
+    assert not list(out.glob("*.partial*")), "temporary files left behind"
+    shape = tuple(config.sample.shape)
+    for name in ("ground_truth.mrc", "labels.mrc", "instances.mrc", "tomogram.mrc"):
+        vol = read_mrc(out / name)
+        assert vol.data.shape == shape, name
+        assert vol.voxel_size == (PIXEL, PIXEL, PIXEL), name
+    assert read_mrc(out / "labels.mrc").data.dtype == np.uint8
+    ts = read_mrc(out / "tiltseries.mrc")
+    angles = read_tlt(out / "tiltseries.tlt")
+    assert ts.data.shape == (len(angles), shape[1], shape[2]) == (13, 112, 112)
+    np.testing.assert_allclose(angles, np.arange(-60, 61, 10))
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert config_from_dict(resolved) == config
+
+
+def _recomputed_particle(row, pixel_size, solvent="ice"):
+    """Potential of one particle computed independently from its STAR row: the atoms of its
+    template, actively rotated by the row's Euler angles about the template reference point and
+    moved to the row's position, evaluated on a box aligned with the sample grid."""
+    atoms = read_structure(SOURCES[row.tomosimTemplate])
+    rotation = euler_to_matrix(np.array([row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi]))
+    position = np.array([row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ]) * pixel_size
+    moved = dataclasses.replace(atoms, positions=atoms.positions @ rotation.T + position)
+    snapped = np.round(position / pixel_size) * pixel_size  # a voxel centre of the sample grid
+    pot = atoms_to_potential(moved, pixel_size, solvent=solvent, centre=tuple(snapped))
+    centre_index = np.round(snapped / pixel_size).astype(int)[::-1]  # (z, y, x)
+    corner = centre_index - np.array(pot.data.shape) // 2
+    return pot.data, corner
+
+
+def _crop(volume, corner, shape):
+    lo = np.maximum(corner, 0)
+    hi = np.minimum(corner + np.array(shape), volume.shape)
+    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, corner))
+    outer = tuple(slice(a, b) for a, b in zip(lo, hi))
+    return volume[outer], inner
+
+
+def _correlation_on_support(truth, pieces):
+    """Correlate the ground truth with the sum of recomputed pieces, on the pieces' support."""
+    lo = np.min([c for _, c in pieces], axis=0)
+    hi = np.max([c + np.array(d.shape) for d, c in pieces], axis=0)
+    expected = np.zeros(hi - lo, np.float64)
+    for data, corner in pieces:
+        sl = tuple(slice(a, a + n) for a, n in zip(corner - lo, data.shape))
+        expected[sl] += data
+    got, inner = _crop(truth, lo, expected.shape)
+    expected = expected[inner]
+    mask = expected > 0.1 * expected.max()
+    assert mask.sum() > 50
+    return np.corrcoef(expected[mask], got[mask])[0, 1]
+
+
+def test_particle_rows_reproduce_the_ground_truth(simulation):
+    """Positions and Euler angles in particles.star are right: each particle recomputed from its
+    row alone matches the ground truth at that place."""
+    config, result, out = simulation
+    table = read_particles(out / "particles.star")
+    truth = read_mrc(out / "ground_truth.mrc").data
+    proteins = table[table.rlnHelicalTubeID == 0]
+    assert set(proteins.tomosimTemplate) == {"apoferritin", "proteasome", "decoy"}
+    for row in proteins.itertuples():
+        r = _correlation_on_support(truth, [_recomputed_particle(row, PIXEL)])
+        assert r > 0.95, (row.tomosimTemplate, r)
+
+
+def test_filament_subunit_rows_reproduce_the_ground_truth(simulation):
+    """Every subunit of a filament recomputed from its own row; their sum matches the ground
+    truth of the filament (bare and cofilin-decorated subunits alike)."""
+    config, result, out = simulation
+    table = read_particles(out / "particles.star")
+    truth = read_mrc(out / "ground_truth.mrc").data
+    filaments = table[table.rlnHelicalTubeID > 0]
+    assert set(filaments.tomosimTemplate) == {"actin", "actin_cofilactin"}
+    for tube, rows in filaments.groupby("rlnHelicalTubeID"):
+        pieces = [_recomputed_particle(row, PIXEL) for row in rows.itertuples()]
+        r = _correlation_on_support(truth, pieces)
+        assert r > 0.95, (tube, r)
+
+
+def test_labels_match_the_class_table_and_instances(simulation):
+    config, result, out = simulation
+    labels = read_mrc(out / "labels.mrc").data
+    instances = read_mrc(out / "instances.mrc").data.astype(np.int64)
+    table = read_particles(out / "particles.star")
+    classes = {int(line.split(",")[0]): line.split(",")[1]
+               for line in (out / "classes.csv").read_text().splitlines()[1:]}
+    assert classes == {0: "background", 1: "apoferritin", 2: "proteasome", 3: "ribosome",
+                       4: "actin", 5: "cofilactin"}
+    instance_class = dict(zip(table.tomosimInstanceId, table.rlnClassNumber))
+    ids = np.unique(instances[instances > 0])
+    for i in ids:
+        if i in instance_class:  # vesicles have no particle rows
+            assert set(np.unique(labels[instances == i])) <= {instance_class[i]}
+    assert np.all((labels > 0) <= (instances > 0))
+    assert 3 not in np.unique(labels), "ribosome placed none, yet its id must stay 3"
+    # the distractor is an instance but labelled background
+    decoy = table[table.tomosimTemplate == "decoy"].tomosimInstanceId.to_numpy()
+    assert len(decoy) == 1 and np.all(labels[instances == decoy[0]] == 0)
+
+
+def test_protein_is_dark_in_tilt_images_and_tomogram(simulation):
+    config, result, out = simulation
+    labels = read_mrc(out / "labels.mrc").data
+    tomogram = read_mrc(out / "tomogram.mrc").data
+    inside = tomogram[np.isin(labels, [1, 2])].mean()
+    outside = tomogram[labels == 0].mean()
+    assert inside < outside  # CONVENTIONS: protein dark in tomogram.mrc
+
+
+def test_same_seed_identical_bytes_different_seed_differs(simulation, tmp_path):
+    config, result, out = simulation
+    again = simulate(config, tmp_path / "again", progress=False).output_dir
+    for name in ("ground_truth.mrc", "labels.mrc", "instances.mrc", "particles.star",
+                 "tiltseries.mrc", "tomogram.mrc", "tiltseries.mdoc", "preview.png"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    other = simulate(config.model_copy(update={"seed": 6}), tmp_path / "other", progress=False,
+                     microscope=False).output_dir
+    assert (out / "ground_truth.mrc").read_bytes() != (other / "ground_truth.mrc").read_bytes()
+
+
+def test_cli_simulate_and_bad_config(run_cli, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "proteins": {"species": []}, "filaments": []}))
+    code, out, err = run_cli("simulate", cfg, "-o", tmp_path / "o", "--set", "sample.shape=[24,48,48]",
+                             "--set", "microscope.tilt.step=30")
+    assert code == 0, err
+    assert (tmp_path / "o" / "tomogram.mrc").is_file()
+    code, out, err = run_cli("simulate", cfg, "-o", tmp_path / "p", "--set", "sample.pixel_size=-3")
+    assert code == 2 and "pixel_size" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p" / "ground_truth.mrc").exists()
+    code, out, err = run_cli("simulate", tmp_path / "missing.yaml", "-o", tmp_path / "q")
+    assert code == 2 and "not found" in err

@@ -134,9 +134,14 @@ def main() -> int:
         phantom = None
         with PeakMemory() as memory:
             clock = time.perf_counter()
+            cpu = time.process_time()
             phantom = assemble_phantom(config, templates, np.random.default_rng(ARGS.seed))
             seconds = time.perf_counter() - clock
-        runs.append({"seconds": seconds, "peak_rss_bytes": memory.peak, "stages": phantom.timings})
+            cpu = time.process_time() - cpu
+        runs.append(
+            {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_bytes": memory.peak,
+             "stages": phantom.timings, "load_average": os.getloadavg()[0]}
+        )
 
     placements = phantom.placements
     proteins = int(np.count_nonzero(placements.filament_id < 0))
@@ -184,11 +189,13 @@ def main() -> int:
           f"({result['filament_subunits']} subunits), {len(phantom.boxes)} vesicles; labels "
           f"consistent: {consistent}")
     print(f"  templates {template_seconds:.2f} s (not timed), JIT warm-up {jit_seconds:.2f} s")
-    print(f"{'run':>4} {'total s':>8} {'vesicles':>9} {'filaments':>10} {'proteins':>9} {'render':>7} {'peak RSS GB':>12}")
+    header = ("run", "wall s", "CPU s", "vesicles", "filaments", "proteins", "render", "RSS GB", "load")
+    print(" ".join(f"{h:>9}" for h in header))
     for i, run in enumerate(runs):
         st = run["stages"]
-        print(f"{i:>4} {run['seconds']:>8.2f} {st['vesicles']:>9.2f} {st['filaments']:>10.2f} "
-              f"{st['proteins']:>9.2f} {st['render']:>7.2f} {run['peak_rss_bytes'] / 1e9:>12.3f}")
+        row = (i, run["seconds"], run["cpu_seconds"], st["vesicles"], st["filaments"],
+               st["proteins"], st["render"], run["peak_rss_bytes"] / 1e9, run["load_average"])
+        print(f"{row[0]:>9d} " + " ".join(f"{v:>9.2f}" for v in row[1:]))
     print(f"best {result['best_seconds']:.2f} s (target 5 s), peak RSS "
           f"{result['peak_rss_bytes'] / 1e9:.3f} GB (target 1.5 GB; baseline "
           f"{baseline / 1e9:.3f} GB) -> {'OK' if result['meets_targets'] else 'MISSED'}")

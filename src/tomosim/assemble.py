@@ -323,16 +323,16 @@ def _trilinear(flat, off, nz, ny, nx, ux, uy, uz):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
-def _render_copies(
-    flat, t_offset, t_dims, t_centre, t_ratio, t_k, t_target, t_radius, t_lo, t_hi,
-    centres, rotations, template, box_lo, box_shape, buf_offset, buf, n_tasks,
+def _row_ranges(
+    t_centre, t_ratio, t_radius, t_lo, t_hi, centres, rotations, template, box_lo, box_shape,
+    row_offset, row_x0, row_len, n_tasks,
 ):  # pragma: no cover - numba
-    """Render each copy into its own box of ``buf`` (flat, C order (z, y, x)), integral-exact.
+    """The x run of every box row ``(z, y)`` of every copy where the copy can be non-zero.
 
-    ``centres`` are ``(x, y, z)`` output-grid indices of the reference points; a copy's box starts
-    at ``box_lo`` ``(z, y, x)`` with ``box_shape``. Only voxels within ``t_radius`` (output voxels)
-    of the centre whose template coordinates fall in ``[t_lo, t_hi]`` (the template's support box,
-    rotated) are sampled; the rest are exactly 0.
+    A voxel is sampled when its centre lies within ``t_radius`` (output voxels) of the copy centre
+    and its template coordinates ``u = centre + q R^T d`` fall in the support box
+    ``[t_lo, t_hi]``; along a row ``u`` is linear in x, so the run is an interval. Row ``r`` of
+    copy ``i`` is ``row_offset[i] + r``; writes its first x (absolute index) and its length.
     """
     n = centres.shape[0]
     for task in numba.prange(n_tasks):
@@ -340,8 +340,67 @@ def _render_copies(
             bz = box_shape[i, 0]
             by = box_shape[i, 1]
             bx = box_shape[i, 2]
-            size = bz * by * bx
-            if size == 0:
+            if bz * by * bx == 0:
+                continue
+            t = template[i]
+            q = t_ratio[t]
+            radius = t_radius[t]
+            rot = rotations[i]
+            cx = centres[i, 0]
+            cy = centres[i, 1]
+            cz = centres[i, 2]
+            for zz in range(bz):
+                dz = box_lo[i, 0] + zz - cz
+                for yy in range(by):
+                    dy = box_lo[i, 1] + yy - cy
+                    row = row_offset[i] + zz * by + yy
+                    row_x0[row] = box_lo[i, 2]
+                    row_len[row] = 0
+                    rest = radius * radius - dy * dy - dz * dz
+                    if rest < 0.0:
+                        continue
+                    half = math.sqrt(rest)
+                    lo = -half
+                    hi = half
+                    for axis in range(3):  # u_axis(dx) = base + slope * dx within [t_lo, t_hi]
+                        base = t_centre[t, axis] + q * (rot[1, axis] * dy + rot[2, axis] * dz)
+                        slope = q * rot[0, axis]
+                        a = t_lo[t, axis]
+                        b = t_hi[t, axis]
+                        if abs(slope) < 1e-12:
+                            if base < a or base > b:
+                                hi = lo - 1.0
+                        else:
+                            e0 = (a - base) / slope
+                            e1 = (b - base) / slope
+                            lo = max(lo, min(e0, e1))
+                            hi = min(hi, max(e0, e1))
+                    if hi < lo:
+                        continue
+                    xa = max(box_lo[i, 2], int(math.ceil(cx + lo)))
+                    xb = min(box_lo[i, 2] + bx - 1, int(math.floor(cx + hi)))
+                    if xb >= xa:
+                        row_x0[row] = xa
+                        row_len[row] = xb - xa + 1
+
+
+@numba.njit(cache=True, fastmath=True, parallel=True)
+def _render_copies(
+    flat, t_offset, t_dims, t_centre, t_ratio, t_k, t_target, centres, rotations, template,
+    box_lo, box_shape, row_offset, row_x0, row_len, value_offset, values, n_tasks,
+):  # pragma: no cover - numba
+    """Render each copy's rows (see :func:`_row_ranges`) into ``values``, integral-exact.
+
+    Voxel ``x`` of row ``r`` goes to ``values[value_offset[r] + x - row_x0[r]]``: the mean of
+    ``k^3`` trilinear samples of the zero-padded template at the sub-voxel centres. Each copy is
+    then scaled so that its values sum to ``t_target`` (the template integral in voxel units).
+    """
+    n = centres.shape[0]
+    for task in numba.prange(n_tasks):
+        for i in range(task, n, n_tasks):
+            bz = box_shape[i, 0]
+            by = box_shape[i, 1]
+            if bz * by * box_shape[i, 2] == 0:
                 continue
             t = template[i]
             off = t_offset[t]
@@ -350,9 +409,8 @@ def _render_copies(
             nxt = t_dims[t, 2]
             q = t_ratio[t]
             k = t_k[t]
-            radius = t_radius[t]
             rot = rotations[i]
-            # u = centre + q * R^T d: column j of R^T is row j of R
+            # u = centre + q * R^T d: entry (a, b) of R^T is rot[b, a]
             axx = q * rot[0, 0]
             axy = q * rot[1, 0]
             axz = q * rot[2, 0]
@@ -381,49 +439,17 @@ def _render_copies(
             tcx = t_centre[t, 0]
             tcy = t_centre[t, 1]
             tcz = t_centre[t, 2]
-            o0 = buf_offset[i]
-            for j in range(size):
-                buf[o0 + j] = 0.0
+            first_row = row_offset[i]
             total = 0.0
             for zz in range(bz):
                 dz = box_lo[i, 0] + zz - cz
                 for yy in range(by):
+                    row = first_row + zz * by + yy
+                    x0 = row_x0[row]
                     dy = box_lo[i, 1] + yy - cy
-                    rest = radius * radius - dy * dy - dz * dz
-                    if rest < 0.0:
-                        continue
-                    half = math.sqrt(rest)
-                    lo = -half
-                    hi = half
-                    # u(dx) = base + dx * column: keep dx where all three lie in the support box
-                    for axis in range(3):
-                        if axis == 0:
-                            base = tcx + axy * dy + axz * dz
-                            slope = axx
-                        elif axis == 1:
-                            base = tcy + ayy * dy + ayz * dz
-                            slope = ayx
-                        else:
-                            base = tcz + azy * dy + azz * dz
-                            slope = azx
-                        a = t_lo[t, axis]
-                        b = t_hi[t, axis]
-                        if abs(slope) < 1e-12:
-                            if base < a or base > b:
-                                lo = 1.0
-                                hi = -1.0
-                        else:
-                            e0 = (a - base) / slope
-                            e1 = (b - base) / slope
-                            lo = max(lo, min(e0, e1))
-                            hi = min(hi, max(e0, e1))
-                    if hi < lo:
-                        continue
-                    xa = max(0, int(math.ceil(cx + lo)) - box_lo[i, 2])
-                    xb = min(bx - 1, int(math.floor(cx + hi)) - box_lo[i, 2])
-                    row = o0 + (zz * by + yy) * bx
-                    for xx in range(xa, xb + 1):
-                        dx = box_lo[i, 2] + xx - cx
+                    at = value_offset[row]
+                    for j in range(row_len[row]):
+                        dx = x0 + j - cx
                         ux = tcx + axx * dx + axy * dy + axz * dz
                         uy = tcy + ayx * dx + ayy * dy + ayz * dz
                         uz = tcz + azx * dx + azy * dy + azz * dz
@@ -434,19 +460,20 @@ def _render_copies(
                                 ux + sub[s, 0], uy + sub[s, 1], uz + sub[s, 2],
                             )
                         v = acc / k3
-                        buf[row + xx] = v
+                        values[at + j] = v
                         total += v
             target = t_target[t]
             if total * target > 0.0 and abs(total) > 1e-12 * abs(target):
                 scale = target / total
-                for j in range(size):
-                    buf[o0 + j] = buf[o0 + j] * scale
+                for j in range(value_offset[first_row], value_offset[first_row + bz * by]):
+                    values[j] = values[j] * scale
 
 
 @numba.njit(cache=True, fastmath=True)
 def _stamp_slab(
-    potential, labels, instances, best, buf, buf_offset, box_lo, box_shape, obj_start, obj_class,
-    obj_instance, obj_zlo, obj_zhi, threshold, z0, z1, accum, touched,
+    potential, labels, instances, best, values, value_offset, row_offset, row_x0, row_len,
+    box_lo, box_shape, obj_start, obj_class, obj_instance, obj_zlo, obj_zhi, threshold, z0, z1,
+    accum, touched,
 ):  # pragma: no cover - numba
     """Stamp every object into z planes ``z0..z1-1``; returns ``touched`` (possibly grown)."""
     nz, ny, nx = potential.shape
@@ -462,17 +489,17 @@ def _stamp_slab(
         for i in range(r0, r1):
             bz = box_shape[i, 0]
             by = box_shape[i, 1]
-            bx = box_shape[i, 2]
-            if bz * by * bx == 0:
+            if bz * by * box_shape[i, 2] == 0:
                 continue
             lz = box_lo[i, 0]
             ly = box_lo[i, 1]
-            lx = box_lo[i, 2]
             for z in range(max(z0, lz), min(z1, lz + bz)):
                 for y in range(max(0, ly), min(ny, ly + by)):
-                    row = buf_offset[i] + ((z - lz) * by + (y - ly)) * bx - lx
-                    for x in range(max(0, lx), min(nx, lx + bx)):
-                        v = buf[row + x]
+                    row = row_offset[i] + (z - lz) * by + (y - ly)
+                    x0 = row_x0[row]
+                    at = value_offset[row] - x0
+                    for x in range(max(0, x0), min(nx, x0 + row_len[row])):
+                        v = values[at + x]
                         if v == 0.0:
                             continue
                         if single:
@@ -510,8 +537,9 @@ def _stamp_slab(
 
 @numba.njit(cache=True, parallel=True)
 def _stamp_objects(
-    potential, labels, instances, best, buf, buf_offset, box_lo, box_shape,
-    obj_start, obj_class, obj_instance, obj_zlo, obj_zhi, threshold, slab, n_tasks,
+    potential, labels, instances, best, values, value_offset, row_offset, row_x0, row_len,
+    box_lo, box_shape, obj_start, obj_class, obj_instance, obj_zlo, obj_zhi, threshold, slab,
+    n_tasks,
 ):  # pragma: no cover - numba
     """Add rendered copies to ``potential`` and apply the label rule, object by object.
 
@@ -522,15 +550,20 @@ def _stamp_objects(
     """
     nz, ny, nx = potential.shape
     n_slabs = (nz + slab - 1) // slab
+    multi = False
+    for ob in range(obj_class.shape[0]):
+        if obj_start[ob + 1] - obj_start[ob] > 1:
+            multi = True
     for task in numba.prange(n_tasks):
-        accum = np.zeros((slab, ny, nx), np.float32)
+        accum = np.zeros((slab if multi else 1, ny, nx), np.float32)
         touched = np.empty(4096, np.int64)
         for s in range(task, n_slabs, n_tasks):
             z0 = s * slab
             z1 = min(nz, z0 + slab)
             touched = _stamp_slab(
-                potential, labels, instances, best, buf, buf_offset, box_lo, box_shape, obj_start,
-                obj_class, obj_instance, obj_zlo, obj_zhi, threshold, z0, z1, accum, touched,
+                potential, labels, instances, best, values, value_offset, row_offset, row_x0,
+                row_len, box_lo, box_shape, obj_start, obj_class, obj_instance, obj_zlo, obj_zhi,
+                threshold, z0, z1, accum, touched,
             )
 
 

@@ -9,6 +9,7 @@ instant.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -506,7 +507,7 @@ def evaluate(
     summary = summarise_scores(scores)
     grid = Table(title=f"{prediction} vs {truth}")
     for column in ("id", "class", "Dice", "IoU", "precision", "recall", "clDice", "true voxels", "predicted voxels"):
-        grid.add_column(column, justify="left" if column == "class" else "right")
+        grid.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
 
     def show(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
@@ -515,7 +516,7 @@ def evaluate(
         grid.add_row(str(s.id), s.name, show(s.dice), show(s.iou), show(s.precision), show(s.recall),
                      show(s.cl_dice), str(s.true_voxels), str(s.predicted_voxels))
     grid.add_row("", "mean", *(show(summary[f"mean_{k}"]) for k in ("dice", "iou", "precision", "recall", "cl_dice")), "", "")
-    Console().print(grid)
+    Console(width=None if sys.stdout.isatty() else 140).print(grid)
     if output is not None:
         report = {"prediction": str(prediction), "truth": str(truth), "summary": summary,
                   "classes": [s.as_dict() for s in scores]}
@@ -610,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns the exit code (also raised as ``SystemExit`` when run as a script).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    warnings.showwarning = _show_warning
     try:
         result = app(args=args, prog_name="tomosim", standalone_mode=False)
     except TomosimError as exc:
@@ -628,6 +630,11 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(130, argv)
     code = result if isinstance(result, int) else 0
     return _exit(code, argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings (e.g. a placement target not reached) as one plain line on stderr."""
+    typer.echo(f"tomosim: warning: {message}", err=True)
 
 
 def _exit(code: int, argv: list[str] | None) -> int:

@@ -59,6 +59,7 @@ class StructureOptions(Section):
 
     assembly: str | None = Field(None, description="biological assembly id to expand, e.g. '1'")
     chains: list[str] | None = None
+    segments: list[str] | None = Field(None, description="segment ids to keep (CHARMM-style models)")
     keep_water: bool = False
     keep_ligands: bool = True
     keep_hydrogens: bool = False
@@ -137,6 +138,7 @@ class DecorationConfig(Section):
 
     preset: Literal["cofilactin"] | None = "cofilactin"
     source: str | None = Field(None, description="decorated subunit structure; None = preset builtin")
+    structure: StructureOptions = StructureOptions()
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
     mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
@@ -156,11 +158,19 @@ class FilamentSpecies(Section):
 
     name: str = Field(min_length=1)
     preset: Literal["actin", "cofilactin", "microtubule"] | None = None
-    source: str | None = Field(None, description="subunit structure; None = the preset's builtin")
+    source: str | None = Field(
+        None,
+        description="subunit structure, or a whole-filament segment repeated with rise/twist of "
+        "the whole segment and radius 0; None = the preset's builtin",
+    )
+    structure: StructureOptions = StructureOptions()
     label: str | None = None
     rise: float | None = Field(None, gt=0, le=1e3, description="axial rise per subunit, Å")
     twist: float | None = Field(None, ge=-360, le=360, description="rotation per subunit, degrees")
     radius: float | None = Field(None, ge=0, le=1e4, description="subunit centre radius, Å")
+    outer_radius: float | None = Field(
+        None, gt=0, le=1e4, description="filament outer radius for overlap tests, Å; None = preset"
+    )
     protofilaments: int | None = Field(None, ge=1, le=100)
     start: int | None = Field(None, ge=0, le=100, description="helix start number of a tube")
     count: int = Field(0, ge=0, le=100_000)

@@ -475,9 +475,16 @@ def _run_dask(
                     future.cancel()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity: taskset, cgroups, SLURM), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def threads_per_worker(workers: int) -> int:
     """numba/BLAS threads each of ``workers`` local worker processes uses: ``max(1, cores // workers)``."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, usable_cores() // workers)
 
 
 def local_cluster(workers: int) -> Any:

@@ -267,12 +267,15 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
         )
     start_rise = base.start_rise if base is not None else None
     outer = base.outer_radius if base is not None else None
+    explicit_outer = species.outer_radius
     if base is not None:
         # Keep the preset's geometry proportional when the user changes a dimension.
         if start_rise is not None and "rise" in values and species.rise is not None:
             start_rise = start_rise * values["rise"] / base.rise
         if outer is not None and species.radius is not None:
             outer = outer + values["radius"] - base.radius
+    if explicit_outer is not None:
+        outer = explicit_outer
     try:
         return HelicalParameters(start_rise=start_rise, outer_radius=outer, **values)
     except TomosimError as exc:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -107,7 +106,9 @@ def template_sources(config: SimulationConfig) -> dict[str, tuple[str, Structure
         if filament.count == 0:
             continue
         for name, source in filament_templates(filament).items():
-            out.setdefault(name, (source, StructureOptions()))
+            decorated = name != filament.name and filament.decoration is not None
+            options = filament.decoration.structure if decorated else filament.structure
+            out.setdefault(name, (source, options))
     return out
 
 
@@ -167,12 +168,6 @@ def simulate(
             templates = compute_templates(config)
         with stage("phantom", timings):
             phantom = assemble_phantom(config, templates, seeds.assembly)
-        for item in phantom.report:
-            if item.placed < item.requested:
-                warnings.warn(
-                    f"{item.kind} {item.name!r}: placed {item.placed} of {item.requested} requested",
-                    stacklevel=2,
-                )
         with stage("write phantom", timings):
             _write_phantom(config, phantom, paths)
         tilt_series = tomogram = None

@@ -959,6 +959,7 @@ def load_potential(
             source,
             assembly=structure.assembly,
             chains=structure.chains,
+            segments=structure.segments,
             keep_water=structure.keep_water,
             keep_ligands=structure.keep_ligands,
             keep_hydrogens=structure.keep_hydrogens,

@@ -173,6 +173,11 @@ def resolve_source(source: str | os.PathLike[str]) -> Path:
     identifier = parse_identifier(source)
     if identifier is None:
         path = Path(source).expanduser()
+        if not path.is_file() and not path.is_absolute():
+            # a bare relative name is also looked for in the $TOMOSIM_STRUCTURES folders
+            for directory in _search_directories():
+                if (directory / path).is_file():
+                    return directory / path
         if not path.is_file():
             what = "is a directory, not a file" if path.is_dir() else "file not found"
             raise TomosimError(f"{what}: {path}")

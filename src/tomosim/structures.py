@@ -181,6 +181,7 @@ def read_structure(
     *,
     assembly: str | None = None,
     chains: list[str] | tuple[str, ...] | None = None,
+    segments: list[str] | tuple[str, ...] | None = None,
     keep_water: bool = False,
     keep_ligands: bool = True,
     keep_hydrogens: bool = False,
@@ -200,6 +201,9 @@ def read_structure(
         gemmi's ``AddNumber`` scheme (chain ``A`` -> ``A1``, ``A2``, ...).
     chains
         Author chain ids to keep (before assembly expansion); ``None`` keeps all.
+    segments
+        Segment ids to keep (PDB columns 73-76, as written by CHARMM/NAMD/VMD models where one
+        chain holds many molecules); ``None`` keeps all.
     keep_water
         Keep water molecules.
     keep_ligands
@@ -240,6 +244,17 @@ def read_structure(
         for index in reversed(range(len(model))):
             if model[index].name not in chains:
                 del model[index]
+    if segments is not None:
+        present = list(dict.fromkeys(res.segment.strip() for chain in model for res in chain))
+        missing = [seg for seg in segments if seg not in present]
+        if missing:
+            shown = ", ".join(present[:20]) + (" ..." if len(present) > 20 else "")
+            raise TomosimError(
+                f"unknown segment {', '.join(missing)} in {label} (available: {shown or 'none'})"
+            )
+        wanted = set(segments)
+        _drop_residues(model, lambda residue: residue.segment.strip() not in wanted)
+        structure.remove_empty_chains()
     if not keep_water:
         _drop_residues(model, _is_water)
         _require_atoms(model, label, "dropping water (keep_water=False)")
@@ -258,6 +273,8 @@ def read_structure(
     extras = [f"assembly {assembly}"] if assembly is not None else []
     if chains is not None:
         extras.append(f"chains {','.join(chains)}")
+    if segments is not None:
+        extras.append(f"segments {','.join(segments)}")
     name = f"{label} [{'; '.join(extras)}]" if extras else label
     return _model_to_atoms(model, implicit=not keep_hydrogens, name=name)
 

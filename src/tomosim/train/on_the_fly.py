@@ -48,6 +48,7 @@ from tomosim.dataset import (
     draw_phantom,
     phantom_folder,
     read_config_tree,
+    threads_per_worker,
 )
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
@@ -166,7 +167,7 @@ class PhantomStream(IterableDataset):
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         if info is not None and workers > 1:
-            limit_threads(max(1, (os.cpu_count() or 1) // workers))
+            limit_threads(threads_per_worker(workers))
         for k in self.phantom_indices(worker, workers):
             yield from self.phantom_samples(k)
 

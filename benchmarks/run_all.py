@@ -129,6 +129,8 @@ def _find(result: dict[str, Any], *patterns: str, numeric: bool = True) -> tuple
         for key, value in result.items():
             if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 continue
+            if "target" in key.lower() or "limit" in key.lower():  # goals, not measurements
+                continue
             if fnmatch.fnmatchcase(key.lower(), pattern):
                 return key, value
     return None
@@ -151,7 +153,7 @@ def rows_from_result(name: str, result: Any, run: dict[str, Any] | None) -> list
     size = _find(result, "problem", "size", "shape", numeric=False)
     if size is not None:
         row["size"] = size[1]
-    found = _find(result, "time_s", "*seconds_best", "*_seconds", "seconds*", "*_s")
+    found = _find(result, "time_s", "wall_s", "*seconds_best", "*_seconds", "seconds*", "*_s")
     if found is not None:
         row["time_s"] = found[1]
     found = _find(result, "*per_hour*", "*per_s*", "*throughput*")

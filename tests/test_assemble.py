@@ -276,20 +276,28 @@ def test_render_rejects_bad_input():
 
 
 def test_render_is_identical_in_batches():
-    """Batching (a memory bound) must not change a single byte."""
+    """Batching (a memory bound) must not change a single byte, segments and boxes included."""
     rng = np.random.default_rng(6)
-    templates = {"a": asymmetric_blob(40.0, "a", 1)}
+    templates = {"a": asymmetric_blob(40.0, "a", 1), "s": asymmetric_blob(20.0, "s", 2)}
     n = 12
-    placements = Placements(
+    particles = Placements(
         rng.uniform(0, 320, (n, 3)), random_rotations(n, rng), np.zeros(n, np.int64), ("a",),
-        np.ones(n, np.int64), np.arange(1, n + 1), -np.ones(n, np.int64), -np.ones(n, np.int64),
+        np.ones(n, np.int64), np.arange(3, n + 3), -np.ones(n, np.int64), -np.ones(n, np.int64),
         -np.ones(n, np.int64),
     )
-    kwargs = dict(shape=(32, 32, 32), pixel_size=PIXEL, label_threshold=THRESHOLD)
+    segment = Placements(
+        np.stack([np.linspace(40, 280, 9), np.full(9, 150.0), np.full(9, 160.0)], axis=1),
+        random_rotations(9, rng), np.zeros(9, np.int64), ("s",), np.full(9, 2), np.full(9, 2),
+        np.zeros(9, np.int64), np.zeros(9, np.int64), np.arange(9),
+    )
+    placements = Placements.concatenate([segment, particles])
+    box = PotentialBox(rng.uniform(0, 1, (6, 7, 8)).astype(np.float32), (10, -2, 27), 3, 1)
+    kwargs = dict(shape=(32, 32, 32), pixel_size=PIXEL, label_threshold=THRESHOLD, boxes=[box])
     whole = render_objects(placements, templates, **kwargs)
     batched = render_objects(placements, templates, batch_voxels=2000, **kwargs)
     for a, b in zip(whole, batched):
         assert a.tobytes() == b.tobytes()
+    assert {1, 2} <= set(np.unique(whole[2]))
 
 
 # ---- protein placement ----------------------------------------------------------------------

@@ -473,9 +473,12 @@ def _render_copies(
 def _stamp_slab(
     potential, labels, instances, best, values, value_offset, row_offset, row_x0, row_len,
     box_lo, box_shape, obj_start, obj_class, obj_instance, obj_zlo, obj_zhi, threshold, z0, z1,
-    accum, touched,
+    best_z0, accum, touched,
 ):  # pragma: no cover - numba
-    """Stamp every object into z planes ``z0..z1-1``; returns ``touched`` (possibly grown)."""
+    """Stamp every object into z planes ``z0..z1-1``; returns ``touched`` (possibly grown).
+
+    ``best[z - best_z0]`` holds the winning object's own potential of plane ``z``.
+    """
     nz, ny, nx = potential.shape
     for ob in range(obj_class.shape[0]):
         if obj_zhi[ob] < z0 or obj_zlo[ob] >= z1:
@@ -504,8 +507,8 @@ def _stamp_slab(
                             continue
                         if single:
                             potential[z, y, x] += v
-                            if v > threshold and v > best[z, y, x]:
-                                best[z, y, x] = v
+                            if v > threshold and v > best[z - best_z0, y, x]:
+                                best[z - best_z0, y, x] = v
                                 labels[z, y, x] = cls
                                 instances[z, y, x] = inst
                         else:
@@ -528,8 +531,8 @@ def _stamp_slab(
             accum[zl, y, x] = 0.0
             z = z0 + zl
             potential[z, y, x] += v
-            if v > threshold and v > best[z, y, x]:
-                best[z, y, x] = v
+            if v > threshold and v > best[z - best_z0, y, x]:
+                best[z - best_z0, y, x] = v
                 labels[z, y, x] = cls
                 instances[z, y, x] = inst
     return touched
@@ -546,7 +549,8 @@ def _stamp_objects(
     The volume is cut into z slabs of ``slab`` planes; each task owns every ``n_tasks``-th slab and
     walks all objects in order, so each voxel sees the objects in the same order whatever the
     number of threads (byte-identical results). Multi-row objects (filament segments) are summed in
-    a slab accumulator first and thresholded as one.
+    a slab accumulator first and thresholded as one. ``best`` (the winning own potential) is the
+    full volume when several calls share it, or empty: then each task keeps it for its slab only.
     """
     nz, ny, nx = potential.shape
     n_slabs = (nz + slab - 1) // slab
@@ -554,17 +558,27 @@ def _stamp_objects(
     for ob in range(obj_class.shape[0]):
         if obj_start[ob + 1] - obj_start[ob] > 1:
             multi = True
+    local = best.shape[0] != nz
     for task in numba.prange(n_tasks):
         accum = np.zeros((slab if multi else 1, ny, nx), np.float32)
+        own_best = np.zeros((slab if local else 1, ny, nx), np.float32)
         touched = np.empty(4096, np.int64)
         for s in range(task, n_slabs, n_tasks):
             z0 = s * slab
             z1 = min(nz, z0 + slab)
-            touched = _stamp_slab(
-                potential, labels, instances, best, values, value_offset, row_offset, row_x0,
-                row_len, box_lo, box_shape, obj_start, obj_class, obj_instance, obj_zlo, obj_zhi,
-                threshold, z0, z1, accum, touched,
-            )
+            if local:
+                own_best[:] = 0.0
+                touched = _stamp_slab(
+                    potential, labels, instances, own_best, values, value_offset, row_offset,
+                    row_x0, row_len, box_lo, box_shape, obj_start, obj_class, obj_instance,
+                    obj_zlo, obj_zhi, threshold, z0, z1, z0, accum, touched,
+                )
+            else:
+                touched = _stamp_slab(
+                    potential, labels, instances, best, values, value_offset, row_offset,
+                    row_x0, row_len, box_lo, box_shape, obj_start, obj_class, obj_instance,
+                    obj_zlo, obj_zhi, threshold, z0, z1, 0, accum, touched,
+                )
 
 
 @dataclass(frozen=True)
@@ -677,7 +691,7 @@ def render_objects(
     pixel_size: float,
     label_threshold: float,
     boxes: Sequence[PotentialBox] = (),
-    batch_voxels: int = 1 << 24,
+    batch_voxels: int = 1 << 25,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render every placed copy and box into a volume, with semantic and instance labels.
 
@@ -700,7 +714,8 @@ def render_objects(
     boxes
         Objects given directly on the output grid (vesicles); rendered before the copies.
     batch_voxels
-        Memory bound: copies are rendered in batches of at most this many box voxels (float32).
+        Memory bound: copies are rendered in batches whose bounding boxes hold at most this many
+        voxels (only the voxels a copy can reach are stored, typically a fifth of that).
 
     Returns
     -------
@@ -731,56 +746,126 @@ def render_objects(
     if classes.size and (classes.min() < 0 or classes.max() > 254):
         raise TomosimError("render: class ids must be in 0..254 (uint8 labels, 255 reserved)")
 
+    n_tasks = max(1, numba.get_num_threads())
+    slab = max(4, math.ceil(shape[0] / (4 * n_tasks)))
+
+    # boxes (vesicles): already on the output grid, every row in full
+    box_rows = None
+    if boxes:
+        box_lo = np.array([b.corner for b in boxes], np.int64).reshape(-1, 3)
+        box_shape = np.array([np.asarray(b.data).shape for b in boxes], np.int64).reshape(-1, 3)
+        rows = box_shape[:, 0] * box_shape[:, 1]
+        row_len = np.repeat(box_shape[:, 2], rows).astype(np.int32)
+        box_rows = _Rows(
+            values=np.concatenate([np.asarray(b.data, np.float32).ravel() for b in boxes]),
+            value_offset=np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64),
+            row_offset=np.concatenate([[0], np.cumsum(rows)]).astype(np.int64),
+            row_x0=np.repeat(box_lo[:, 2], rows).astype(np.int32),
+            row_len=row_len,
+            box_lo=box_lo,
+            box_shape=box_shape,
+            obj_start=np.arange(len(boxes) + 1, dtype=np.int64),
+            obj_class=np.array([b.class_id for b in boxes], np.int64),
+            obj_instance=np.array([b.instance_id for b in boxes], np.int64),
+        )
+
+    # copies: boxes on the output grid, and batches that end at object boundaries
+    if len(placements):
+        copies = _CopyLayout.build(placements, templates, shape=shape, pixel_size=pixel_size)
+        batches = copies.batches(batch_voxels)
+    else:
+        copies, batches = None, []
+
     potential = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.uint8)
     instances = np.zeros(shape, np.uint32)
-    best = np.zeros(shape, np.float32)
-    n_tasks = max(1, numba.get_num_threads())
-    slab = max(4, math.ceil(shape[0] / (4 * n_tasks)))
-    threshold = np.float32(label_threshold)
-
-    def stamp(buf, buf_offset, box_lo, box_shape, starts, obj_class, obj_instance):
-        last = box_lo[:, 0] + box_shape[:, 0] - 1
-        empty = box_shape.prod(axis=1) == 0
-        lo = np.where(empty, np.iinfo(np.int64).max, box_lo[:, 0])
-        hi = np.where(empty, -1, last)
-        obj_zlo = np.minimum.reduceat(lo, starts[:-1]) if len(lo) else lo
-        obj_zhi = np.maximum.reduceat(hi, starts[:-1]) if len(hi) else hi
+    # the winning own potential per voxel: slab-local inside the kernel when one pass does it all
+    best = np.zeros(shape if len(batches) > 1 else (0, 1, 1), np.float32)
+    for index, (first, end) in enumerate(batches or [(0, 0)]):
+        rows = copies.render(first, end, n_tasks) if copies is not None else None
+        if index == 0 and box_rows is not None:  # boxes are the first objects
+            rows = box_rows if rows is None else _Rows.join(box_rows, rows)
+        if rows is None:
+            continue
+        empty = rows.box_shape.prod(axis=1) == 0
+        lo = np.where(empty, np.iinfo(np.int64).max, rows.box_lo[:, 0])
+        hi = np.where(empty, -1, rows.box_lo[:, 0] + rows.box_shape[:, 0] - 1)
         _stamp_objects(
-            potential, labels, instances, best, buf, buf_offset, box_lo, box_shape, starts,
-            obj_class, obj_instance, obj_zlo, obj_zhi, threshold, slab, n_tasks,
+            potential, labels, instances, best, rows.values, rows.value_offset, rows.row_offset,
+            rows.row_x0, rows.row_len, rows.box_lo, rows.box_shape, rows.obj_start,
+            rows.obj_class, rows.obj_instance, np.minimum.reduceat(lo, rows.obj_start[:-1]),
+            np.maximum.reduceat(hi, rows.obj_start[:-1]), np.float32(label_threshold), slab,
+            n_tasks,
+        )
+        del rows
+    return potential, labels, instances
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rendered objects as x runs of box rows (see :func:`_row_ranges`), ready to stamp."""
+
+    values: np.ndarray  # float32 potentials of all runs
+    value_offset: np.ndarray  # (rows + 1,) int64 start of each run in ``values``
+    row_offset: np.ndarray  # (copies + 1,) int64 first row of each copy
+    row_x0: np.ndarray  # (rows,) int32 x index of each run's first voxel
+    row_len: np.ndarray  # (rows,) int32 run lengths
+    box_lo: np.ndarray  # (copies, 3) int64 z y x box corner
+    box_shape: np.ndarray  # (copies, 3) int64 box size (0 = nothing to draw)
+    obj_start: np.ndarray  # (objects + 1,) int64 first copy of each object
+    obj_class: np.ndarray  # (objects,) int64
+    obj_instance: np.ndarray  # (objects,) int64
+
+    @staticmethod
+    def join(first: _Rows, second: _Rows) -> _Rows:
+        """The objects of ``first`` followed by those of ``second``."""
+        return _Rows(
+            values=np.concatenate([first.values, second.values]),
+            value_offset=np.concatenate(
+                [first.value_offset[:-1], second.value_offset + first.value_offset[-1]]
+            ),
+            row_offset=np.concatenate(
+                [first.row_offset[:-1], second.row_offset + first.row_offset[-1]]
+            ),
+            row_x0=np.concatenate([first.row_x0, second.row_x0]),
+            row_len=np.concatenate([first.row_len, second.row_len]),
+            box_lo=np.concatenate([first.box_lo, second.box_lo]),
+            box_shape=np.concatenate([first.box_shape, second.box_shape]),
+            obj_start=np.concatenate(
+                [first.obj_start[:-1], second.obj_start + first.obj_start[-1]]
+            ),
+            obj_class=np.concatenate([first.obj_class, second.obj_class]),
+            obj_instance=np.concatenate([first.obj_instance, second.obj_instance]),
         )
 
-    # 1. boxes (vesicles): already on the output grid
-    if boxes:
-        sizes = np.array([b.data.size for b in boxes], np.int64)
-        buf = np.concatenate([np.asarray(b.data, np.float32).ravel() for b in boxes])
-        box_lo = np.array([b.corner for b in boxes], np.int64).reshape(-1, 3)
-        box_shape = np.array([np.asarray(b.data).shape for b in boxes], np.int64).reshape(-1, 3)
-        stamp(
-            buf, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64), box_lo, box_shape,
-            np.arange(len(boxes) + 1, dtype=np.int64),
-            np.array([b.class_id for b in boxes], np.int64),
-            np.array([b.instance_id for b in boxes], np.int64),
-        )
-        del buf
 
-    # 2. copies, in batches that end at object boundaries
-    n = len(placements)
-    if n:
+@dataclass(frozen=True)
+class _CopyLayout:
+    """Where each copy of ``placements`` can be non-zero on the output grid, and its objects."""
+
+    packed: _RenderTemplates
+    centres: np.ndarray  # (n, 3) x y z output voxels
+    rotations: np.ndarray
+    template: np.ndarray
+    box_lo: np.ndarray  # (n, 3) z y x
+    box_shape: np.ndarray  # (n, 3); 0 for copies entirely outside the volume
+    starts: np.ndarray  # first row of each object (+ the end)
+    class_id: np.ndarray  # per row
+    instance_id: np.ndarray  # per row
+
+    @classmethod
+    def build(cls, placements, templates, *, shape, pixel_size) -> _CopyLayout:
         packed = _pack_templates([templates[n] for n in placements.template_names], pixel_size)
         template = np.asarray(placements.template, np.int64)
-        centres = np.asarray(placements.positions, np.float64) / pixel_size  # (x, y, z) voxels
+        centres = np.asarray(placements.positions, np.float64) / pixel_size
         rotations = np.ascontiguousarray(placements.rotations, np.float64)
         radius = packed.radius[template]
         # box: the extent of the rotated support box (sub-sample margin included) within the ball
-        ratio = packed.ratio[template]
-        corners = np.stack(
-            np.meshgrid(*[[0, 1]] * 3, indexing="ij"), axis=-1
-        ).reshape(8, 3).astype(np.float64)
+        corners = np.stack(np.meshgrid(*[[0.0, 1.0]] * 3, indexing="ij"), axis=-1).reshape(8, 3)
         low = packed.support_lo[template] - packed.centre[template]  # template voxels, x y z
         span = packed.support_hi[template] - packed.support_lo[template]
-        points = (low[:, None, :] + corners[None] * span[:, None, :]) / ratio[:, None, None]
+        points = (low[:, None, :] + corners[None] * span[:, None, :])
+        points /= packed.ratio[template][:, None, None]
         moved = np.einsum("nij,nkj->nki", rotations, points)  # output voxels from the centre
         lo_xyz = np.maximum(
             np.floor(centres - radius[:, None]), np.floor(centres + moved.min(axis=1))
@@ -792,38 +877,53 @@ def render_objects(
         box_shape = np.ascontiguousarray(np.maximum(hi_xyz - lo_xyz + 1, 0)[:, ::-1])
         outside = np.any((hi_xyz[:, ::-1] < 0) | (lo_xyz[:, ::-1] >= np.array(shape)), axis=1)
         box_shape[outside | (radius == 0)] = 0
-        sizes = box_shape.prod(axis=1)
-        instance = np.asarray(placements.instance_id, np.int64)
-        class_id = np.asarray(placements.class_id, np.int64)
-        starts = _object_starts(instance)
-        object_sizes = np.add.reduceat(sizes, starts[:-1])
-        batch_first = [0]  # object indices where batches start
+        instance_id = np.asarray(placements.instance_id, np.int64)
+        return cls(
+            packed=packed, centres=centres, rotations=rotations, template=template,
+            box_lo=box_lo, box_shape=box_shape, starts=_object_starts(instance_id),
+            class_id=np.asarray(placements.class_id, np.int64), instance_id=instance_id,
+        )
+
+    def batches(self, batch_voxels: int) -> list[tuple[int, int]]:
+        """``(first object, end object)`` ranges whose boxes hold at most ``batch_voxels``."""
+        object_sizes = np.add.reduceat(self.box_shape.prod(axis=1), self.starts[:-1])
+        first = [0]
         running = 0
-        for o, size in enumerate(object_sizes):
+        for index, size in enumerate(object_sizes):
             if running and running + size > batch_voxels:
-                batch_first.append(o)
+                first.append(index)
                 running = 0
             running += int(size)
-        batch_first.append(len(object_sizes))
-        for b0, b1 in zip(batch_first[:-1], batch_first[1:]):
-            r0, r1 = int(starts[b0]), int(starts[b1])
-            rows = slice(r0, r1)
-            offsets = np.concatenate([[0], np.cumsum(sizes[rows])[:-1]]).astype(np.int64)
-            buf = np.empty(int(sizes[rows].sum()) or 1, np.float32)
-            _render_copies(
-                packed.flat, packed.offset, packed.dims, packed.centre, packed.ratio, packed.k,
-                packed.target, packed.radius, packed.support_lo, packed.support_hi,
-                centres[rows], rotations[rows], template[rows],
-                box_lo[rows], box_shape[rows], offsets, buf, n_tasks,
-            )
-            batch_starts = starts[b0 : b1 + 1] - r0
-            stamp(
-                buf, offsets, box_lo[rows], box_shape[rows], batch_starts,
-                class_id[starts[b0:b1]], instance[starts[b0:b1]],
-            )
-            del buf
-    del best
-    return potential, labels, instances
+        first.append(len(object_sizes))
+        return list(zip(first[:-1], first[1:]))
+
+    def render(self, first: int, end: int, n_tasks: int) -> _Rows:
+        """Render the copies of objects ``first..end-1``."""
+        part = slice(int(self.starts[first]), int(self.starts[end]))
+        packed = self.packed
+        centres, rotations, template = self.centres[part], self.rotations[part], self.template[part]
+        box_lo, box_shape = self.box_lo[part], self.box_shape[part]
+        rows = box_shape[:, 0] * box_shape[:, 1]
+        row_offset = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        row_x0 = np.zeros(int(row_offset[-1]), np.int32)
+        row_len = np.zeros(int(row_offset[-1]), np.int32)
+        _row_ranges(
+            packed.centre, packed.ratio, packed.radius, packed.support_lo, packed.support_hi,
+            centres, rotations, template, box_lo, box_shape, row_offset, row_x0, row_len, n_tasks,
+        )
+        value_offset = np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64)
+        values = np.empty(int(value_offset[-1]), np.float32)
+        _render_copies(
+            packed.flat, packed.offset, packed.dims, packed.centre, packed.ratio, packed.k,
+            packed.target, centres, rotations, template, box_lo, box_shape, row_offset, row_x0,
+            row_len, value_offset, values, n_tasks,
+        )
+        starts = self.starts[first : end + 1]
+        return _Rows(
+            values=values, value_offset=value_offset, row_offset=row_offset, row_x0=row_x0,
+            row_len=row_len, box_lo=box_lo, box_shape=box_shape, obj_start=starts - starts[0],
+            obj_class=self.class_id[starts[:-1]], obj_instance=self.instance_id[starts[:-1]],
+        )
 
 
 # --------------------------------------------------------------------------------------------

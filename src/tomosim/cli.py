@@ -283,14 +283,20 @@ def reconstruct(
 
 
 ThreadsOption = Annotated[
-    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")
+    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
-def _torch_threads(threads: int | None) -> None:
-    import torch
-
+def _require_torch(threads: int | None) -> None:
+    """Check that the training extra is installed and set torch's thread count."""
+    try:
+        import monai  # noqa: F401
+        import torch
+    except ImportError:
+        raise TomosimError(
+            "this command needs the training extra: pip install 'tomosim[train]' (torch, monai)"
+        ) from None
     if threads is not None:
         if threads < 1:
             raise TomosimError(f"--threads must be at least 1, got {threads}")
@@ -298,7 +304,7 @@ def _torch_threads(threads: int | None) -> None:
 
 
 def _class_table_near(path: Path, explicit: Path | None):
-    """The class table for a label file: --classes, else <stem>.classes.csv or classes.csv beside it."""
+    """--classes, else ``<stem>.classes.csv`` or ``classes.csv`` beside a label file, else None."""
     from tomosim.train.data import read_class_table
 
     if explicit is not None:
@@ -313,7 +319,8 @@ def _class_table_near(path: Path, explicit: Path | None):
 @app.command()
 def train(
     data: Annotated[
-        list[Path], typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv.")
+        list[Path],
+        typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv."),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
@@ -330,20 +337,26 @@ def train(
     Writes OUTPUT/model.pt (for segment), last.pt (for --resume), metrics.json,
     training_curve.png, classes.csv and config.resolved.yaml.
     """
+    _require_torch(threads)
     from tomosim.config import load_train_config
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
-    from tomosim.train.data import merge_class_tables, prepare_training_volume, read_simulation_folder
+    from tomosim.train.data import (
+        merge_class_tables, prepare_training_volume, read_simulation_folder,
+    )
     from tomosim.train.training import train_network
 
-    _torch_threads(threads)
-    base = load_checkpoint(output / RESUME_FILE).config if resume and (output / RESUME_FILE).is_file() else None
+    base = None
+    if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
+        base = load_checkpoint(output / RESUME_FILE).config
     settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=base)
     folders = [read_simulation_folder(folder) for folder in data]
     classes = merge_class_tables([folder.classes for folder in folders])
     pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
     volumes = []
-    while folders:
-        volumes.append(prepare_training_volume(folders.pop(0), classes=classes, pixel_size=pixel_size))
+    while folders:  # prepare one at a time, letting go of the raw copies
+        volumes.append(
+            prepare_training_volume(folders.pop(0), classes=classes, pixel_size=pixel_size)
+        )
     result = train_network(
         volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
         resume=resume, progress=not quiet,
@@ -364,7 +377,8 @@ def segment(
     tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
-        Optional[Path], typer.Option("--probabilities", help="Folder for per-class probability MRCs.")
+        Optional[Path],
+        typer.Option("--probabilities", help="Folder for per-class probability MRCs."),
     ] = None,
     probability_dtype: Annotated[
         str, typer.Option("--probability-dtype", help="float16 or float32.")
@@ -381,6 +395,7 @@ def segment(
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
     Also writes OUTPUT's class table as <stem>.classes.csv beside it.
     """
+    _require_torch(threads)
     import contextlib
 
     from tomosim.io import read_mrc, write_mrc
@@ -391,17 +406,20 @@ def segment(
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
-        raise TomosimError(f"--probability-dtype must be float16 or float32, got {probability_dtype!r}")
-    _torch_threads(threads)
+        raise TomosimError(
+            f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
+        )
     checkpoint = load_checkpoint(model)
     volume = read_mrc(tomogram)
     if volume.data.ndim != 3:
-        raise TomosimError(f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}")
+        raise TomosimError(
+            f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
+        )
     maps = contextlib.nullcontext(None)
     if probabilities is not None:
         maps = probability_map_files(
-            probabilities, checkpoint.classes.names, shape=volume.data.shape, dtype=probability_dtype,
-            voxel_size=volume.voxel_size, origin=volume.origin,
+            probabilities, checkpoint.classes.names, shape=volume.data.shape,
+            dtype=probability_dtype, voxel_size=volume.voxel_size, origin=volume.origin,
         )
     with maps as arrays:
         labels = segment_tomogram(
@@ -411,21 +429,24 @@ def segment(
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
     write_class_table(output.with_name(f"{stem}.classes.csv"), checkpoint.classes)
-    counts = {name: int((labels == i).sum()) for i, name in zip(checkpoint.classes.ids, checkpoint.classes.names)}
+    classes = zip(checkpoint.classes.ids, checkpoint.classes.names)
+    counts = {name: int((labels == label_id).sum()) for label_id, name in classes}
     typer.echo(f"{output}: shape (z, y, x) {labels.shape}, voxels per class {counts}")
 
 
 @app.command()
 def finetune(
-    model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder to start from.")],
+    model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
     tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
     labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
-        Optional[Path], typer.Option("--classes", help="classes.csv naming LABELS' ids (default: the model's ids).")
+        Optional[Path],
+        typer.Option("--classes", help="classes.csv naming LABELS' ids (default: the model's)."),
     ] = None,
     phantoms: Annotated[
-        Optional[list[Path]], typer.Option("--phantoms", help="Simulation folder mixed into every batch (repeatable).")
+        Optional[list[Path]],
+        typer.Option("--phantoms", help="Simulation folder mixed into every batch (repeatable)."),
     ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
     overrides: SetOption = None,
@@ -438,23 +459,23 @@ def finetune(
     Uses finetune.learning_rate and finetune.epochs of the config (the model's stored config,
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
+    _require_torch(threads)
     from tomosim.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
-    from tomosim.train.data import prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder
+    from tomosim.train.data import (
+        prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder,
+    )
     from tomosim.train.training import finetune_network
 
-    _torch_threads(threads)
     checkpoint = load_checkpoint(model)
-    settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=checkpoint.config)
+    settings = load_train_config(
+        config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
+    )
     table = read_class_table(classes) if classes is not None else checkpoint.classes
-    real = read_labelled_tomogram(tomogram, labels, table)
-    volumes = [prepare_training_volume(real, classes=checkpoint.classes, pixel_size=checkpoint.pixel_size)]
-    del real
+    target = {"classes": checkpoint.classes, "pixel_size": checkpoint.pixel_size}
+    volumes = [prepare_training_volume(read_labelled_tomogram(tomogram, labels, table), **target)]
     phantom_volumes = [
-        prepare_training_volume(
-            read_simulation_folder(folder), classes=checkpoint.classes, pixel_size=checkpoint.pixel_size
-        )
-        for folder in phantoms or []
+        prepare_training_volume(read_simulation_folder(folder), **target) for folder in phantoms or []
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
@@ -463,7 +484,8 @@ def finetune(
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
     typer.echo(
-        f"{output}: fine-tuned {result.checkpoint.epoch} epochs, loss {final.get('loss', float('nan')):.4f}"
+        f"{output}: fine-tuned {result.checkpoint.epoch} epochs, "
+        f"loss {final.get('loss', float('nan')):.4f}"
         + (f", validation Dice {dice:.3f}" if dice is not None else "")
     )
 
@@ -473,11 +495,16 @@ def evaluate(
     prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
     truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
     classes: Annotated[
-        Optional[Path], typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION).")
+        Optional[Path],
+        typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
     ] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Metrics JSON.")] = None,
     filaments: Annotated[
-        Optional[list[str]], typer.Option("--filament", help="Class name scored with clDice too (repeatable; default: names like actin/microtubule).")
+        Optional[list[str]],
+        typer.Option(
+            "--filament",
+            help="Class also scored with clDice (repeatable; default: names like actin, microtubule).",
+        ),
     ] = None,
 ) -> None:
     """Per-class Dice, IoU, precision, recall, and clDice for filament classes."""
@@ -493,7 +520,9 @@ def evaluate(
     predicted = read_mrc(prediction, require_voxel_size=False).data
     true = read_mrc(truth, require_voxel_size=False).data
     if predicted.shape != true.shape:
-        raise TomosimError(f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}")
+        raise TomosimError(
+            f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
+        )
     table = _class_table_near(truth, classes) or _class_table_near(prediction, None)
     names = dict(zip(table.ids, table.names)) if table is not None else {}
     for label_id in np.union1d(np.unique(predicted), np.unique(true)):
@@ -502,20 +531,24 @@ def evaluate(
     chosen = list(filaments) if filaments else [n for n in names.values() if is_filament_name(n)]
     unknown = [n for n in chosen if n not in names.values()]
     if unknown:
-        raise TomosimError(f"--filament {unknown[0]!r} is not a class name (classes {sorted(names.values())})")
+        raise TomosimError(
+            f"--filament {unknown[0]!r} is not a class name (classes {sorted(names.values())})"
+        )
     scores = segmentation_scores(predicted, true, classes=names, filaments=chosen)
     summary = summarise_scores(scores)
     grid = Table(title=f"{prediction} vs {truth}")
-    for column in ("id", "class", "Dice", "IoU", "precision", "recall", "clDice", "true voxels", "predicted voxels"):
+    keys = ("dice", "iou", "precision", "recall", "cl_dice")
+    for column in ("id", "class", "Dice", "IoU", "precision", "recall", "clDice", "true voxels",
+                   "predicted voxels"):
         grid.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
 
     def show(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     for s in scores:
-        grid.add_row(str(s.id), s.name, show(s.dice), show(s.iou), show(s.precision), show(s.recall),
-                     show(s.cl_dice), str(s.true_voxels), str(s.predicted_voxels))
-    grid.add_row("", "mean", *(show(summary[f"mean_{k}"]) for k in ("dice", "iou", "precision", "recall", "cl_dice")), "", "")
+        grid.add_row(str(s.id), s.name, *(show(getattr(s, k)) for k in keys),
+                     str(s.true_voxels), str(s.predicted_voxels))
+    grid.add_row("", "mean", *(show(summary[f"mean_{k}"]) for k in keys), "", "")
     Console(width=None if sys.stdout.isatty() else 140).print(grid)
     if output is not None:
         report = {"prediction": str(prediction), "truth": str(truth), "summary": summary,
@@ -531,10 +564,15 @@ def pick(
         Optional[Path], typer.Option("--classes", help="classes.csv (default: beside LABELS).")
     ] = None,
     class_names: Annotated[
-        Optional[list[str]], typer.Option("--class", help="Class to pick (repeatable; default: all but membrane/filament-like names).")
+        Optional[list[str]],
+        typer.Option(
+            "--class", help="Class to pick (repeatable; default: all but membrane/filament names)."
+        ),
     ] = None,
     min_size: Annotated[int, typer.Option("--min-size", help="Smallest component kept, voxels.")] = 1,
-    tomo_name: Annotated[str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")] = "TS_01",
+    tomo_name: Annotated[
+        str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")
+    ] = "TS_01",
 ) -> None:
     """Particles from labels: centroids of connected components, as a RELION 5 style STAR file."""
     import numpy as np

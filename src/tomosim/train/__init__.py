@@ -8,47 +8,32 @@ the missing wedge; :mod:`~tomosim.train.training` trains and fine-tunes;
 :mod:`~tomosim.train.inference` segments whole tomograms; :mod:`~tomosim.train.metrics` scores
 segmentations; :mod:`~tomosim.train.picking` turns labels into particle lists.
 
-Importing this package imports torch; the command line imports it only inside the commands.
+The names below load their module on first use: :mod:`~tomosim.train.data`,
+:mod:`~tomosim.train.metrics` and :mod:`~tomosim.train.picking` need no torch; the rest do.
 """
 
 from __future__ import annotations
 
-from tomosim.train.checkpoint import ModelCheckpoint, load_checkpoint, save_checkpoint
-from tomosim.train.data import (
-    ClassTable,
-    TrainingVolume,
-    prepare_training_volume,
-    read_class_table,
-    read_labelled_tomogram,
-    read_simulation_folder,
-    resample_volume,
-    robust_normalise,
-)
-from tomosim.train.inference import segment_tomogram
-from tomosim.train.metrics import cl_dice, segmentation_scores
-from tomosim.train.model import build_network
-from tomosim.train.picking import pick_particles, write_particles_star
-from tomosim.train.training import finetune_network, segmentation_loss, train_network
+import importlib
+from typing import Any
 
-__all__ = [
-    "ClassTable",
-    "ModelCheckpoint",
-    "TrainingVolume",
-    "build_network",
-    "cl_dice",
-    "finetune_network",
-    "load_checkpoint",
-    "pick_particles",
-    "prepare_training_volume",
-    "read_class_table",
-    "read_labelled_tomogram",
-    "read_simulation_folder",
-    "resample_volume",
-    "robust_normalise",
-    "save_checkpoint",
-    "segment_tomogram",
-    "segmentation_loss",
-    "segmentation_scores",
-    "train_network",
-    "write_particles_star",
-]
+_HOMES = {
+    "ModelCheckpoint": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "ClassTable": "data", "TrainingVolume": "data", "prepare_training_volume": "data",
+    "read_class_table": "data", "read_labelled_tomogram": "data", "read_simulation_folder": "data",
+    "resample_volume": "data", "robust_normalise": "data",
+    "segment_tomogram": "inference",
+    "cl_dice": "metrics", "segmentation_scores": "metrics",
+    "build_network": "model",
+    "pick_particles": "picking", "write_particles_star": "picking",
+    "finetune_network": "training", "segmentation_loss": "training", "train_network": "training",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use, so that scoring and picking (numpy only) do not load torch."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'tomosim.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tomosim.train.{_HOMES[name]}"), name)

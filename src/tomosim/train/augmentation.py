@@ -52,7 +52,8 @@ def augment_patch(
         image = ndimage.gaussian_filter(image, sigma=(0.0, sigma, sigma), mode="reflect")
     if config.contrast > 0 and rng.random() < p:
         mean = image.mean()
-        image = mean + (image - mean) * np.float32(1.0 + rng.uniform(-config.contrast, config.contrast))
+        stretch = np.float32(1.0 + rng.uniform(-config.contrast, config.contrast))
+        image = mean + (image - mean) * stretch
     if config.intensity_scale > 0 and rng.random() < p:
         image *= np.float32(1.0 + rng.uniform(-config.intensity_scale, config.intensity_scale))
     if config.intensity_shift > 0 and rng.random() < p:

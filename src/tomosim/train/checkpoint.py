@@ -138,7 +138,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
     except Exception as exc:  # noqa: BLE001 - any failure means "not a safe tomosim model"
         kind = type(exc).__name__
         raise TomosimError(
-            f"not a tomosim model (refused or unreadable, {kind}; only weights-only files load): {p}"
+            f"not a tomosim model (refused or unreadable, {kind}; only weights-only files "
+            f"load): {p}"
         ) from None
     if not isinstance(tree, dict) or tree.get("format") != CHECKPOINT_FORMAT:
         raise TomosimError(f"not a tomosim model checkpoint (no '{CHECKPOINT_FORMAT}' marker): {p}")
@@ -167,7 +168,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
             history=list(tree.get("history") or []),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise TomosimError(f"damaged tomosim checkpoint (bad or missing field {exc}): {p}") from None
+        raise TomosimError(
+            f"damaged tomosim checkpoint (bad or missing field {exc}): {p}"
+        ) from None
 
 
 def network_from_checkpoint(checkpoint: ModelCheckpoint) -> torch.nn.Module:

@@ -179,7 +179,9 @@ def labels_to_channels(labels: np.ndarray, table: ClassTable, *, source: str) ->
 # --------------------------------------------------------------------------------------------
 
 
-def robust_normalise(volume: np.ndarray, *, clip: float = 10.0, max_samples: int = 2_000_000) -> np.ndarray:
+def robust_normalise(
+    volume: np.ndarray, *, clip: float = 10.0, max_samples: int = 2_000_000
+) -> np.ndarray:
     """Centre a tomogram on its median and scale by its inter-quartile range.
 
     ``(v - median) / (IQR / 1.349)`` (1.349 IQR = one standard deviation of a normal
@@ -373,11 +375,14 @@ def prepare_training_volume(
         if label_id in (0, IGNORE_LABEL):
             continue
         if label_id not in data.classes.ids:
-            raise TomosimError(f"label id {int(label_id)} is not listed in the class table: {data.name}")
+            raise TomosimError(
+                f"label id {int(label_id)} is not listed in the class table: {data.name}"
+            )
         name = data.classes.name_of(int(label_id))
         if name not in classes.names:
             raise TomosimError(
-                f"class {name!r} of {data.name} is unknown to the model (classes {list(classes.names)})"
+                f"class {name!r} of {data.name} is unknown to the model "
+                f"(classes {list(classes.names)})"
             )
         translate[label_id] = classes.id_of(name)
     labels = translate[data.labels]

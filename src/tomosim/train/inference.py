@@ -46,9 +46,9 @@ def _slice_probabilities(
     out = np.empty((classes, stop - start, ny, nx), dtype=np.float32)
     for first in range(start, stop, batch_size):
         last = min(stop, first + batch_size)
-        stack = np.stack(
-            [image[np.clip(np.arange(z - half, z + half + 1), 0, nz - 1)] for z in range(first, last)]
-        )
+        stack = np.stack([
+            image[np.clip(np.arange(z - half, z + half + 1), 0, nz - 1)] for z in range(first, last)
+        ])
         with torch.inference_mode():
             logits = predict_logits(network, torch.from_numpy(stack), depth=depth)
             probabilities = torch.softmax(logits, dim=1).numpy()

@@ -75,7 +75,8 @@ def pick_particles(
         keep = keep[keep > 0]
         if keep.size == 0:
             continue
-        centroids = np.array(ndimage.center_of_mass(components > 0, components, keep)).reshape(-1, 3)
+        centroids = ndimage.center_of_mass(components > 0, components, keep)
+        centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 3)
         for index, (z, y, x) in zip(keep, centroids):
             rows.append({
                 "rlnTomoName": tomogram_name,

@@ -220,7 +220,9 @@ def _fit(
     title: str,
 ) -> TrainingResult:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+    )
 
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=learning_rate, weight_decay=config.weight_decay
@@ -289,7 +291,9 @@ def _fit(
                 record.update(_validate(network, *validation_set, config=config, classes=classes))
             history.append(record)
             dice = record.get("validation_dice")
-            status = f"loss {record['loss']:.4f}" + (f"  val Dice {dice:.3f}" if dice is not None else "")
+            status = f"loss {record['loss']:.4f}"
+            if dice is not None:
+                status += f"  val Dice {dice:.3f}"
             bar.update(task, status=status)
             checkpoint = ModelCheckpoint(
                 network=config.network,

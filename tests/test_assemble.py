@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from scipy import ndimage, stats
@@ -276,7 +277,7 @@ def test_render_rejects_bad_input():
 
 
 def test_render_is_identical_in_batches():
-    """Batching (a memory bound) must not change a single byte, segments and boxes included."""
+    """Batching (a memory bound) and the thread count must not change a single byte."""
     rng = np.random.default_rng(6)
     templates = {"a": asymmetric_blob(40.0, "a", 1), "s": asymmetric_blob(20.0, "s", 2)}
     n = 12
@@ -295,8 +296,14 @@ def test_render_is_identical_in_batches():
     kwargs = dict(shape=(32, 32, 32), pixel_size=PIXEL, label_threshold=THRESHOLD, boxes=[box])
     whole = render_objects(placements, templates, **kwargs)
     batched = render_objects(placements, templates, batch_voxels=2000, **kwargs)
-    for a, b in zip(whole, batched):
-        assert a.tobytes() == b.tobytes()
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = render_objects(placements, templates, **kwargs)
+    finally:
+        numba.set_num_threads(threads)
+    for a, b, c in zip(whole, batched, serial):
+        assert a.tobytes() == b.tobytes() == c.tobytes()
     assert {1, 2} <= set(np.unique(whole[2]))
 
 

@@ -71,23 +71,12 @@ def warning_simulate(config, output_dir, *, progress=True):
 
 
 def folder_bytes(root: Path) -> dict[str, bytes]:
-    """Every file below ``root`` (relative path -> content), lock file excluded.
-
-    Creation times are blanked: mrcfile stamps one into the MRC header labels (bytes 224-1023,
-    "Created by mrcfile.py <date time>") and starfile into a first comment line of STAR files,
-    unless the writers replace them.
-    """
-    files = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != ".tomosim-dataset.lock":
-            data = p.read_bytes()
-            if p.suffix == ".mrc":
-                data = data[:224] + bytes(800) + data[1024:]
-            if p.suffix == ".star":
-                lines = data.split(b"\n")
-                data = b"\n".join(x for x in lines if not x.startswith(b"# Created by the starfile"))
-            files[str(p.relative_to(root))] = data
-    return files
+    """Every file below ``root`` (relative path -> content), lock file excluded."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".tomosim-dataset.lock"
+    }
 
 
 def test_seeds_index_and_phantom_configs(tmp_path):

@@ -300,14 +300,16 @@ def sample_orientations(n: int, mode: str, rng: np.random.Generator) -> np.ndarr
 @numba.njit(cache=True, fastmath=True)
 def _trilinear(flat, off, nz, ny, nx, ux, uy, uz):  # pragma: no cover - numba
     """Trilinear sample of a zero-padded template stored flat at ``off``; 0 outside."""
-    fx0 = math.floor(ux)
-    fy0 = math.floor(uy)
-    fz0 = math.floor(uz)
-    x0 = int(fx0)
-    y0 = int(fy0)
-    z0 = int(fz0)
-    if x0 < 0 or y0 < 0 or z0 < 0 or x0 >= nx - 1 or y0 >= ny - 1 or z0 >= nz - 1:
+    if ux < 0.0 or uy < 0.0 or uz < 0.0:
         return 0.0
+    x0 = int(ux)  # truncation is floor for non-negative values
+    y0 = int(uy)
+    z0 = int(uz)
+    if x0 >= nx - 1 or y0 >= ny - 1 or z0 >= nz - 1:
+        return 0.0
+    fx0 = float(x0)
+    fy0 = float(y0)
+    fz0 = float(z0)
     fx = ux - fx0
     fy = uy - fy0
     fz = uz - fz0
@@ -745,6 +747,11 @@ def render_objects(
     )
     if classes.size and (classes.min() < 0 or classes.max() > 254):
         raise TomosimError("render: class ids must be in 0..254 (uint8 labels, 255 reserved)")
+    for box in boxes:
+        if np.ndim(box.data) != 3 or len(box.corner) != 3:
+            raise TomosimError(f"render: box {box.name!r} needs 3D data and a (z, y, x) corner")
+        if not np.all(np.isfinite(box.data)):
+            raise TomosimError(f"render: box {box.name!r} contains NaN or infinite values")
 
     n_tasks = max(1, numba.get_num_threads())
     slab = max(4, math.ceil(shape[0] / (4 * n_tasks)))

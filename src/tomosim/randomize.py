@@ -41,8 +41,9 @@ Syntax
             preset: {choice: [k3, falcon4]}
 
 A mapping is a distribution when it has one of the keys above (plus ``min``/``max`` for
-``normal``), or the key ``from`` (then exactly ``sample`` and ``from``). A one-key mapping whose key is a near miss of a
-distribution name (``{unifrom: [1, 2]}``) and not a config key is rejected rather than passed on.
+``normal``), or the key ``from`` (then exactly ``sample`` and ``from``). A one-key mapping whose
+key is a near miss of a distribution name (``{unifrom: [1, 2]}``) and not a config key is rejected
+rather than passed on.
 
 The per-phantom seed is drawn too: :func:`draw_config` sets ``seed`` to an integer drawn *first*
 from the generator (before any distribution), so a phantom's simulation seed does not change when
@@ -257,7 +258,10 @@ class _Drawer:
             if low is not None and high is not None and low > high:
                 raise TomosimError(f"{where}: normal min {low} is larger than max {high}")
             value = float(self.rng.normal(mean, sd))
-            value = min(max(value, -math.inf if low is None else low), math.inf if high is None else high)
+            if low is not None:
+                value = max(value, low)
+            if high is not None:
+                value = min(value, high)
         self.record(path, value)
         return value
 

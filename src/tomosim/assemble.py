@@ -693,7 +693,7 @@ def render_objects(
     pixel_size: float,
     label_threshold: float,
     boxes: Sequence[PotentialBox] = (),
-    batch_voxels: int = 1 << 25,
+    batch_voxels: int = 1 << 26,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render every placed copy and box into a volume, with semantic and instance labels.
 

@@ -438,6 +438,30 @@ def config_from_dict(
         raise TomosimError(_format_validation_error(exc, source)) from None
 
 
+def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file as a raw tree (not validated; distributions kept).
+
+    Raises
+    ------
+    TomosimError
+        Missing file, invalid YAML (with the line), or a document that is not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TomosimError(f"config file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" at line {line + 1}" if line is not None else ""
+        raise TomosimError(f"config {p} is not valid YAML{at}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise TomosimError(f"config {p} must be a YAML mapping of sections")
+    return loaded
+
+
 def load_config(
     path: str | os.PathLike[str] | None,
     *,
@@ -460,24 +484,8 @@ def load_config(
     TomosimError
         Missing or unparsable file, unknown keys, values out of range.
     """
-    tree: dict[str, Any] = {}
-    source = "<defaults>"
-    if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise TomosimError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            at = f" at line {line + 1}" if line is not None else ""
-            raise TomosimError(f"config {p} is not valid YAML{at}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise TomosimError(f"config {p} must be a YAML mapping of sections")
-        tree = loaded
+    tree = read_config_tree(path) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
     return config_from_dict(tree, source=source, overrides=overrides, seed=seed)
 
 

@@ -81,7 +81,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from tomosim.config import SimulationConfig, apply_overrides, config_from_dict
+from tomosim.config import SimulationConfig, apply_overrides, config_from_dict, read_config_tree
 from tomosim.errors import TomosimError
 from tomosim.io import write_text
 from tomosim.randomize import draw_config_with_values, flatten_values
@@ -202,24 +202,6 @@ def draw_phantom(
         drawn["output"] = {**(output or {}), "tomogram_name": phantom_folder(index)}
     config = config_from_dict(drawn, source=f"{source} ({phantom_folder(index)})")
     return config, values
-
-
-def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config file as a raw tree (distributions kept), with one-line errors."""
-    p = Path(path)
-    if not p.is_file():
-        raise TomosimError(f"config file not found: {p}")
-    try:
-        loaded = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f" at line {line + 1}" if line is not None else ""
-        raise TomosimError(f"config {p} is not valid YAML{at}") from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise TomosimError(f"config {p} must be a YAML mapping of sections")
-    return loaded
 
 
 def generate_dataset(

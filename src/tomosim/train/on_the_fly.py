@@ -42,14 +42,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tomosim.config import apply_overrides
-from tomosim.dataset import (
-    limit_threads,
-    draw_phantom,
-    phantom_folder,
-    read_config_tree,
-    threads_per_worker,
-)
+from tomosim.config import apply_overrides, read_config_tree
+from tomosim.dataset import draw_phantom, limit_threads, phantom_folder, threads_per_worker
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
 

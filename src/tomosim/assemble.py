@@ -731,6 +731,10 @@ def render_objects(
     sub-voxel centres of its cube (``k = round(pixel_size / template pixel size)``), which is the
     voxel average of the rotated template; the copy is then rescaled to the template's integral.
     Where two objects exceed the threshold, the larger own potential wins (ties: the earlier one).
+
+    Memory: the three outputs, plus per batch the rendered voxels of its copies (only the x runs
+    of their boxes they can reach); a full-volume float32 of winning potentials is added only when
+    the copies need more than one batch.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
@@ -776,7 +780,7 @@ def render_objects(
             obj_instance=np.array([b.instance_id for b in boxes], np.int64),
         )
 
-    # copies: boxes on the output grid, and batches that end at object boundaries
+    # copies: the box each can reach, and batches of them that end at object boundaries
     if len(placements):
         copies = _CopyLayout.build(placements, templates, shape=shape, pixel_size=pixel_size)
         batches = copies.batches(batch_voxels)

@@ -624,19 +624,8 @@ def load_train_config(
     tree: dict[str, Any] = _deep_merge({}, base or {})  # nested copy: overrides must not touch base
     source = "<checkpoint>" if base else "<defaults>"
     if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise TomosimError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError:
-            raise TomosimError(f"config {p} is not valid YAML") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise TomosimError(f"config {p} must be a YAML mapping of sections")
-        tree = _deep_merge(tree, loaded)
+        source = str(path)
+        tree = _deep_merge(tree, read_config_tree(path))
     tree = apply_overrides(tree, overrides or [])
     if seed is not None:
         tree["seed"] = seed

@@ -13,9 +13,6 @@ do not depend on the image size, so whole slices see the same normalisation as t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from monai.networks.nets import UNet
@@ -49,11 +46,6 @@ def build_network(network: NetworkConfig, *, classes: int) -> torch.nn.Module:
         norm=network.norm,
         dropout=network.dropout,
     )
-
-
-def network_config_from_dict(tree: Mapping[str, Any]) -> NetworkConfig:
-    """Rebuild the :class:`NetworkConfig` stored in a checkpoint."""
-    return NetworkConfig.model_validate(dict(tree))
 
 
 def predict_logits(network: torch.nn.Module, images: torch.Tensor, *, depth: int) -> torch.Tensor:

@@ -616,6 +616,28 @@ def _max_squared_distance(mask: np.ndarray, centre_xyz: np.ndarray) -> float:
     return float(np.where(mask, squared, 0).max())
 
 
+INTERPOLATION_BLUR_VARIANCE = 1.0 / 12.0 + 1.0 / 6.0
+"""Per-axis variance (template voxels²) that rendering adds to a template: its own voxel box
+(1/12) and trilinear interpolation (1/6, averaged over sub-voxel offsets)."""
+
+
+def _compensate_interpolation_blur(data: np.ndarray) -> np.ndarray:
+    """Pre-sharpen a template so that rendering adds (to first order) no blur.
+
+    Rendering averages trilinear samples of the oversampled template over each output voxel; the
+    voxel average is the exact target, but the template's voxels and the trilinear kernel blur it
+    further by a variance of :data:`INTERPOLATION_BLUR_VARIANCE` template voxels² per axis. A
+    Gaussian blur of variance s² is undone to first order by ``f - (s² / 2) ∇² f``; the discrete
+    6-neighbour Laplacian sums to zero, so the integral is unchanged. The result is one voxel
+    larger on every side (the Laplacian reaches one voxel beyond the support).
+    """
+    f = np.pad(np.asarray(data, np.float64), 1)
+    laplacian = -6.0 * f
+    for axis in range(3):
+        laplacian += np.roll(f, 1, axis) + np.roll(f, -1, axis)
+    return (f - 0.5 * INTERPOLATION_BLUR_VARIANCE * laplacian).astype(np.float32)
+
+
 def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _RenderTemplates:
     parts, offset, dims, centre, ratio, ks, target, radius = [], [], [], [], [], [], [], []
     support_lo, support_hi = [], []
@@ -629,6 +651,7 @@ def _pack_templates(templates: Sequence[Potential], pixel_size: float) -> _Rende
         if not np.all(np.isfinite(data)):
             raise TomosimError(f"template {template.name!r} contains NaN or infinite values")
         t = float(template.pixel_size)
+        data = _compensate_interpolation_blur(data)
         padded = np.pad(data, 1)
         parts.append(padded.ravel())
         offset.append(at)

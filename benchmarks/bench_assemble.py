@@ -22,7 +22,6 @@ import os
 import platform
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -41,77 +40,17 @@ os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)  # before numba is imported
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+from scenes import SCENE, PeakMemory  # noqa: E402
 
-from tomosim import filaments  # noqa: E402
-from tomosim.assemble import assemble_phantom, template_pixel_size  # noqa: E402
-from tomosim.config import StructureOptions, config_from_dict  # noqa: E402
+from tomosim.assemble import assemble_phantom  # noqa: E402
+from tomosim.pipeline import compute_templates  # noqa: E402
+from tomosim.config import config_from_dict  # noqa: E402
 from tomosim.labels import labels_consistent  # noqa: E402
-from tomosim.potential import load_potential  # noqa: E402
-
-SCENE = {
-    "seed": 0,
-    "classes": ["ribosome", "proteasome", "apoferritin", "tubulin", "actin", "cofilactin",
-                "microtubule", "membrane"],
-    "sample": {"shape": [200, 512, 512], "pixel_size": 10.0},
-    "potential": {"solvent": "ice"},
-    "proteins": {
-        "placement": "random",
-        "min_gap": 10.0,
-        "species": [
-            {"name": "ribosome", "source": "builtin:ribosome", "count": 250},
-            {"name": "proteasome", "source": "builtin:proteasome", "count": 250},
-            {"name": "apoferritin", "source": "builtin:apoferritin", "count": 300},
-            {"name": "tubulin", "source": "builtin:tubulin", "count": 200},
-            {"name": "decoy", "source": "builtin:apoferritin", "count": 50, "label": "background"},
-        ],
-    },
-    "filaments": [
-        {"name": "actin", "preset": "actin", "count": 28, "length": [1000, 3000],
-         "arrangement": "random",
-         "decoration": {"label": "cofilactin", "fraction": 0.4, "mean_segment_subunits": 25}},
-        {"name": "microtubule", "preset": "microtubule", "count": 12, "length": [1500, 3500],
-         "arrangement": "random"},
-    ],
-    "vesicles": {"count": 2, "radius": [400, 700]},
-}
-
-
-class PeakMemory:
-    """Samples the process RSS every 5 ms in a thread; ``peak`` in bytes."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.005)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
 
 def main() -> int:
     config = config_from_dict(SCENE, seed=ARGS.seed)
-    pixel = template_pixel_size(config.sample.pixel_size)
-    sources = {s.name: (s.source, s.structure) for s in config.proteins.species}
-    for species in config.filaments:
-        for name, source in filaments.filament_templates(species).items():
-            sources[name] = (source, StructureOptions())
     clock = time.perf_counter()
-    templates = {
-        name: load_potential(source, pixel, potential=config.potential, structure=structure)
-        for name, (source, structure) in sources.items()
-    }
+    templates = compute_templates(config)
     template_seconds = time.perf_counter() - clock
 
     # warm-up: load (or compile) the numba kernels on a small scene
@@ -152,7 +91,7 @@ def main() -> int:
         "benchmark": "assemble",
         "shape_zyx": list(config.sample.shape),
         "pixel_size": config.sample.pixel_size,
-        "template_pixel_size": pixel,
+        "template_pixel_size": config.sample.pixel_size / 2,
         "threads": ARGS.threads,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),

@@ -112,6 +112,11 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.platform(),
         "cpu_count": __import__("os").cpu_count(),
+        "summary": [
+            {"stage": f"segment, {name}", "size": "x".join(map(str, case["input_shape"])),
+             "time_s": case["wall_s"], "peak_memory_mb": peak_gb * 1e3}
+            for name, case in cases.items()
+        ],
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -204,3 +204,23 @@ def test_cli_simulate_and_bad_config(run_cli, tmp_path):
     assert not (tmp_path / "p" / "ground_truth.mrc").exists()
     code, out, err = run_cli("simulate", tmp_path / "missing.yaml", "-o", tmp_path / "q")
     assert code == 2 and "not found" in err
+
+
+def test_half_sets_and_noise_free_series(tmp_path):
+    """Odd/even half-dose series add up to the full series; their tomograms are written too."""
+    tree = {**CONFIG, "filaments": [],
+            "proteins": {"species": [{"name": "apoferritin", "source": "builtin:apoferritin", "count": 2}]},
+            "classes": ["apoferritin"],
+            "sample": {"shape": [32, 64, 64], "pixel_size": PIXEL},
+            "microscope": {"tilt": {"step": 20},
+                           "detector": {"write_half_sets": True, "write_noise_free": True}}}
+    out = simulate(config_from_dict(tree), tmp_path / "halves", progress=False).output_dir
+    full = read_mrc(out / "tiltseries.mrc").data
+    odd = read_mrc(out / "tiltseries_odd.mrc").data
+    even = read_mrc(out / "tiltseries_even.mrc").data
+    clean = read_mrc(out / "tiltseries_noise_free.mrc").data
+    np.testing.assert_allclose(odd + even, full, rtol=1e-5)
+    assert abs(odd.mean() / even.mean() - 1) < 0.02
+    assert abs(clean.mean() / full.mean() - 1) < 0.02 and clean.std() < full.std()
+    for name in ("tomogram_odd.mrc", "tomogram_even.mrc"):
+        assert read_mrc(out / name).data.shape == (32, 64, 64)

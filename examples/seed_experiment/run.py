@@ -44,6 +44,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CLASSES = ("actin", "cofilactin", "microtubule")
@@ -78,7 +80,10 @@ def run_step(name: str, args: list[str], logs: Path) -> float:
     """Run ``tomosim ARGS``, stdout and stderr to ``logs/NAME.log``; returns wall seconds."""
     command = tomosim_command() + args
     log = logs / f"{name}.log"
-    print(f"[{time.strftime('%H:%M:%S')}] {name}: tomosim {shlex.join(args)}", flush=True)
+    shown = shlex.join(args)
+    if len(shown) > 400:
+        shown = shown[:200] + " ... " + shown[-150:]
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: tomosim {shown}", flush=True)
     start = time.monotonic()
     with open(log, "w") as handle:
         handle.write(f"$ tomosim {shlex.join(args)}\n")
@@ -136,6 +141,34 @@ def summarise(reports: list[dict]) -> dict[str, dict[str, float | int | None]]:
         entry["true_voxels"] = sum(c["true_voxels"] for c in rows)
         table[name] = entry
     return table
+
+
+def confusion(dataset: Path, predictions: Path) -> list[list[int]]:
+    """Voxel counts ``[true class][predicted class]`` (ids 0..3) summed over the phantoms."""
+    import numpy as np
+
+    from tomosim.io import read_mrc
+
+    size = len(CLASSES) + 1
+    counts = np.zeros((size, size), dtype=np.int64)
+    for folder in phantom_folders(dataset):
+        truth = read_mrc(folder / "labels.mrc", require_voxel_size=False).data.astype(np.int64)
+        predicted = read_mrc(predictions / f"{folder.name}.mrc", require_voxel_size=False).data
+        keep = (truth < size) & (predicted < size)
+        pairs = truth[keep] * size + predicted[keep].astype(np.int64)
+        counts += np.bincount(pairs, minlength=size * size).reshape(size, size)
+    return counts.tolist()
+
+
+def confusion_table(counts: list[list[int]]) -> list[str]:
+    names = ["background", *CLASSES]
+    lines = ["| true ↓ predicted → | " + " | ".join(names) + " | true voxels |",
+             "|---" * (len(names) + 2) + "|"]
+    for name, row in zip(names, counts):
+        total = sum(row)
+        cells = [f"{v / total:.3f}" if total else "–" for v in row]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {total} |")
+    return lines
 
 
 def fmt(value: float | None, sd: float | None = None) -> str:
@@ -218,8 +251,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_page(doc: Path, body: str) -> None:
-    """Replace the generated block of ``doc`` (or create the page) atomically."""
+def write_page(doc: Path, body: str, *, title: str) -> None:
+    """Replace the generated block of ``doc`` (or create the page with ``title``) atomically."""
     block = f"{BEGIN}\n{body.rstrip()}\n{END}"
     if doc.is_file():
         text = doc.read_text()
@@ -229,7 +262,7 @@ def write_page(doc: Path, body: str) -> None:
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
     else:
-        text = f"# Seed experiment (quick mode)\n\n{block}\n"
+        text = f"# {title}\n\n{block}\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     tmp = doc.with_name(f".{doc.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
@@ -290,6 +323,7 @@ def main() -> None:
     n_control = options.control_phantoms if options.control_phantoms is not None else (1 if quick else 4)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    (work / ".gitignore").write_text("# written by examples/seed_experiment/run.py\n*\n")
     threads = ["--threads", str(options.threads)] if options.threads else []
     simulation_set = [a for o in (QUICK_SIMULATION if quick else []) for a in ("--set", o)]
     heldout_set = [a for o in (QUICK_HELDOUT if quick else []) for a in ("--set", o)]
@@ -335,11 +369,13 @@ def main() -> None:
         control_reports, times["segment + evaluate control"] = evaluate_set(
             "control", control_data, model, work, logs, threads)
 
+    heldout_confusion = confusion(heldout_data, work / "predictions" / "heldout")
     heldout_summary = summarise(heldout_reports)
     control_summary = summarise(control_reports) if control_reports else None
     metrics = json.loads((model / "metrics.json").read_text())
     final = metrics.get("final") or {}
     resolved = (model / "config.resolved.yaml").read_text()
+    validation_share = float(yaml.safe_load(resolved)["validation_fraction"])
     goal = all((heldout_summary[c]["dice"] or 0.0) >= 0.8 for c in CLASSES)
     results = {
         "quick": quick, "started": started.isoformat(), "command": shlex.join(sys.argv),
@@ -347,7 +383,7 @@ def main() -> None:
         "versions": versions(), "commit": git_commit(), "times_s": times,
         "phantoms": {"train": n_train, "heldout": n_heldout, "control": n_control},
         "heldout": heldout_summary, "control": control_summary,
-        "heldout_per_phantom": heldout_reports, "control_per_phantom": control_reports,
+        "heldout_confusion": heldout_confusion, "heldout_per_phantom": heldout_reports, "control_per_phantom": control_reports,
         "final_training_record": final, "goal_dice_0_8_met": goal,
     }
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -378,14 +414,23 @@ def main() -> None:
             "",
         ]
     lines += [
+        "### Held-out set: where the voxels of each class went",
+        "",
+        "Fraction of the true voxels of each class (rows) that the network gave each label "
+        "(columns), all held-out phantoms together.",
+        "",
+        *confusion_table(heldout_confusion),
+        "",
         "### Held-out phantoms one by one",
         "",
         *per_phantom_table(heldout_reports, held_settings),
         "",
         "### Run",
         "",
+        "From the repository root:",
+        "",
         "```bash",
-        f"cd {REPO.name} && {shlex.join(['python3', *sys.argv])}",
+        shlex.join(["python3", *sys.argv]),
         "```",
         "",
         f"- machine: {machine_description()}; load average {load_start:.2f} at the start "
@@ -396,8 +441,9 @@ def main() -> None:
         "- wall times: " + "; ".join(f"{k} {v / 60:.1f} min" if v >= 60 else f"{k} {v:.0f} s"
                                       for k, v in times.items()) + training_note,
         f"- training: {metrics.get('epochs')} epochs, {metrics.get('iterations')} iterations, "
-        f"final loss {fmt(final.get('loss'))}, validation Dice (patches from the held-back 10 % of "
-        f"the training tomograms) {fmt(final.get('validation_dice'))} "
+        f"final loss {fmt(final.get('loss'))}, validation Dice (class-balanced patches from the "
+        f"held-back {validation_share:.0%} of the y extent of every training tomogram) "
+        f"{fmt(final.get('validation_dice'))} "
         + "(" + ", ".join(f"{k} {fmt(v)}" for k, v in
                           (final.get("validation_dice_per_class") or {}).items()) + ")",
         "",
@@ -409,7 +455,8 @@ def main() -> None:
         "",
         "</details>",
     ]
-    write_page(doc, "\n".join(lines) + "\n")
+    write_page(doc, "\n".join(lines) + "\n",
+               title="Seed experiment" + (" (quick mode)" if quick else ""))
     print(f"results: {work / 'results.json'}; page: {doc}")
     for line in class_table(heldout_summary):
         print(line)

@@ -36,7 +36,8 @@ def test_quick_mode_writes_the_table(tmp_path: Path) -> None:
 
     text = doc.read_text()
     assert "Hand-written text that must survive." in text
-    generated = text.split("<!-- BEGIN GENERATED -->", 1)[1].split("<!-- END GENERATED -->", 1)[0]
+    begin, end = "<!-- BEGIN GENERATED baseline -->", "<!-- END GENERATED baseline -->"
+    generated = text.split(begin, 1)[1].split(end, 1)[0]
     table = generated.split("### Held-out set: per-class scores", 1)[1].split("###", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| class | Dice")
@@ -55,5 +56,5 @@ def test_quick_mode_writes_the_table(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     text = doc.read_text()
-    assert text.count("<!-- BEGIN GENERATED -->") == 1
+    assert text.count(begin) == 1
     assert "In-distribution control" not in text

@@ -38,7 +38,7 @@ def test_quick_mode_writes_the_table(tmp_path: Path) -> None:
     assert "Hand-written text that must survive." in text
     begin, end = "<!-- BEGIN GENERATED baseline -->", "<!-- END GENERATED baseline -->"
     generated = text.split(begin, 1)[1].split(end, 1)[0]
-    table = generated.split("### Held-out set: per-class scores", 1)[1].split("###", 1)[0]
+    table = generated.split("#### Held-out set: per-class scores", 1)[1].split("####", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| class | Dice")
     assert [row.split("|")[1].strip() for row in rows[1:]] == list(CLASSES)

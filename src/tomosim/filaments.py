@@ -654,9 +654,10 @@ def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True)
-def _balls_hit(occupancy: np.ndarray, centres_px: np.ndarray, radius_px: float) -> bool:
-    """True if any voxel centre within ``radius_px`` of any centre (x, y, z px) is occupied."""
-    nz, ny, nx = occupancy.shape
+def _visit_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float, mark: bool) -> bool:
+    """Voxel centres within ``radius_px`` of any centre (x, y, z px): set them in ``mask`` if
+    ``mark``, else return True at the first one already set in ``mask``."""
+    nz, ny, nx = mask.shape
     r2 = radius_px * radius_px
     for k in range(centres_px.shape[0]):
         cx, cy, cz = centres_px[k, 0], centres_px[k, 1], centres_px[k, 2]
@@ -669,8 +670,11 @@ def _balls_hit(occupancy: np.ndarray, centres_px: np.ndarray, radius_px: float) 
                 if d2 > r2:
                     continue
                 for x in range(x0, x1):
-                    if d2 + (x - cx) ** 2 <= r2 and occupancy[z, y, x]:
-                        return True
+                    if d2 + (x - cx) ** 2 <= r2:
+                        if mark:
+                            mask[z, y, x] = True
+                        elif mask[z, y, x]:
+                            return True
     return False
 
 
@@ -683,7 +687,7 @@ def _hits_occupancy(
     spacing = min(pixel_size, radius / 2.0)
     n = max(2, int(math.ceil(path.length / spacing)) + 1)
     centres, _ = path.at(np.linspace(0.0, path.length, n))
-    return bool(_balls_hit(occupancy, centres / pixel_size, radius / pixel_size))
+    return bool(_visit_balls(occupancy, centres / pixel_size, radius / pixel_size, False))
 
 
 def subunit_occupancy(
@@ -695,25 +699,9 @@ def subunit_occupancy(
     to the next species' :func:`place_filaments`.
     """
     mask = np.zeros(shape, dtype=bool)
-    _mark_balls(mask, np.asarray(positions, dtype=np.float64).reshape(-1, 3) / pixel_size,
-                radius / pixel_size)
+    _visit_balls(mask, np.asarray(positions, dtype=np.float64).reshape(-1, 3) / pixel_size,
+                 radius / pixel_size, True)
     return mask
-
-
-@numba.njit(cache=True)
-def _mark_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float) -> None:
-    nz, ny, nx = mask.shape
-    r2 = radius_px * radius_px
-    for k in range(centres_px.shape[0]):
-        cx, cy, cz = centres_px[k, 0], centres_px[k, 1], centres_px[k, 2]
-        z0, z1 = _span(cz, radius_px, nz)
-        y0, y1 = _span(cy, radius_px, ny)
-        x0, x1 = _span(cx, radius_px, nx)
-        for z in range(z0, z1):
-            for y in range(y0, y1):
-                for x in range(x0, x1):
-                    if (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= r2:
-                        mask[z, y, x] = True
 
 
 # --------------------------------------------------------------------------------------------

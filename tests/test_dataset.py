@@ -162,6 +162,26 @@ def test_one_and_two_workers_byte_identical_on_a_local_dask_cluster(tmp_path):
     assert len(files) == 4 * 3 + 3 and files == folder_bytes(tmp_path / "two")
 
 
+def _worker_environment() -> dict[str, str | None]:
+    import numba
+
+    names = ("MALLOC_TRIM_THRESHOLD_", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+    return {**{name: os.environ.get(name) for name in names}, "numba": str(numba.get_num_threads())}
+
+
+def test_local_cluster_workers_limit_threads_and_keep_glibc_malloc_adaptive():
+    """Dask's nanny default MALLOC_TRIM_THRESHOLD_ slows phantoms ~40 %; our workers lack it."""
+    distributed = pytest.importorskip("distributed")
+    from tomosim.dataset import local_cluster
+
+    with local_cluster(2, threads=1) as cluster, distributed.Client(cluster) as client:
+        environments = client.run(_worker_environment)
+    assert len(environments) == 2
+    for environment in environments.values():
+        assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "NUMBA_NUM_THREADS": "1",
+                               "OMP_NUM_THREADS": "1", "numba": "1"}
+
+
 def test_existing_scheduler_by_address(tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,

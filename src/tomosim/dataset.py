@@ -32,9 +32,13 @@ unless ``overwrite=True``. The index files are rewritten atomically as phantoms 
 Parallelism
 -----------
 ``workers=1`` (and no scheduler) simulates in this process, one phantom after another.
-``workers=K > 1`` starts a local Dask cluster of ``K`` single-threaded worker processes
-(``LocalCluster(n_workers=K, threads_per_worker=1, processes=True)``); each worker limits
-numba and BLAS/OpenMP threads to ``max(1, cores // K)`` so workers do not oversubscribe the cores.
+``workers=K > 1`` starts a local Dask cluster of ``K`` worker processes, each running one
+phantom at a time (``LocalCluster(n_workers=K, threads_per_worker=1, processes=True)``); each
+worker limits numba and BLAS/OpenMP threads to ``max(1, cores // K)`` so workers do not
+oversubscribe the cores, and starts without Dask's ``MALLOC_TRIM_THRESHOLD_`` (which makes
+phantoms ~40 % slower, see :func:`local_cluster`). Separate phantoms scale better than the
+threads inside one phantom: on 2 cores, 2 workers simulate ~1.4x the phantoms per hour of
+``workers=1`` (docs/benchmarks.md).
 ``scheduler="tcp://host:port"`` (or the path of a Dask scheduler JSON file) sends the phantoms to
 an existing cluster instead; a scheduler that does not answer within ``connect_timeout`` seconds
 raises :class:`TomosimError`. Every worker must see the output folder (a shared file system) and
@@ -47,7 +51,7 @@ Running on SLURM with dask-jobqueue (``pip install dask-jobqueue``)::
     cluster = SLURMCluster(
         queue="cpu", cores=8, processes=8, memory="32GB", walltime="04:00:00",
         job_script_prologue=["export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1"],
-    )
+    )  # and keep MALLOC_TRIM_THRESHOLD_ out of the workers: see docs/dataset.md
     cluster.scale(jobs=10)          # 10 SLURM jobs x 8 single-threaded workers
     print(cluster.scheduler_address)  # e.g. tcp://10.0.0.5:8786
     input("press enter to stop")
@@ -469,23 +473,34 @@ def threads_per_worker(workers: int) -> int:
     return max(1, usable_cores() // workers)
 
 
-def local_cluster(workers: int) -> Any:
-    """The local Dask cluster of :func:`generate_dataset`: ``workers`` single-threaded processes.
+def local_cluster(workers: int, *, threads: int | None = None) -> Any:
+    """The local Dask cluster of :func:`generate_dataset`: ``workers`` worker processes.
 
-    Each worker process starts with ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``,
-    ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to :func:`threads_per_worker`. Use it as
-    a context manager (it is a ``distributed.LocalCluster``).
+    Each worker runs one task at a time; its process starts with ``NUMBA_NUM_THREADS``,
+    ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to ``threads``
+    (default :func:`threads_per_worker`), and without Dask's ``MALLOC_TRIM_THRESHOLD_``. Use it
+    as a context manager (it is a ``distributed.LocalCluster``).
     """
+    import dask.config
     from distributed import LocalCluster
 
-    limit = str(threads_per_worker(workers))
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=40,
-        env={name: limit for name in (
-            "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-        )},
-    )
+    limit = str(threads_per_worker(workers) if threads is None else max(1, int(threads)))
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers' environment. Setting it at
+    # all switches off glibc's dynamic mmap threshold, so every large array becomes a fresh mmap
+    # whose pages are faulted in and zeroed: measured 39 % slower phantoms (benchmarks/
+    # bench_dataset.py). A None value removes the variable (distributed.nanny._get_env_variables).
+    with dask.config.set({UNSET_MALLOC_TRIM: None}):
+        return LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=40,
+            env={name: limit for name in (
+                "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            )},
+        )
+
+
+UNSET_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+"""Dask config key whose value None keeps MALLOC_TRIM_THRESHOLD_ out of worker environments."""
 
 
 @contextlib.contextmanager

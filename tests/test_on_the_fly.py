@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ torch = pytest.importorskip("torch")
 from tomosim.config import dump_config  # noqa: E402
 from tomosim.dataset import generate_dataset  # noqa: E402
 from tomosim.errors import TomosimError  # noqa: E402
-from tomosim.io import write_mrc, write_text  # noqa: E402
+from tomosim.io import read_mrc, write_mrc, write_text  # noqa: E402
 from tomosim.train.on_the_fly import PhantomStream, phantom_loader  # noqa: E402
 
 TREE = {
@@ -135,3 +136,172 @@ def test_real_pipeline_stream():
     tomogram, labels = next(iter(PhantomStream(tree, 1, patch_shape=(16, 32, 32))))
     assert tomogram.shape == labels.shape == (16, 32, 32)
     assert torch.isfinite(tomogram).all() and set(labels.unique().tolist()) <= {0, 1}
+
+
+# --------------------------------------------------------------------------------------------
+# Training on the fly: the sliding phantom pool and `tomosim train --on-the-fly`
+# --------------------------------------------------------------------------------------------
+
+POOL_TREE = {
+    "seed": 9,
+    "classes": ["blob"],
+    "sample": {"shape": [12, 32, 32], "pixel_size": 10.0},
+    "microscope": {"optics": {"defocus_um": {"uniform": [1.0, 5.0]}}},
+}
+POOL_TRAIN = {
+    "network": {"depth": 2, "base_channels": 4, "residual_units": 0},
+    "patch_size": 16, "batch_size": 2, "epochs": 2, "iterations_per_epoch": 3,
+    "validation_patches": 4,
+    "on_the_fly": {"pool_size": 2, "refresh_every": 2, "workers": 1, "validation_phantoms": 1},
+}
+
+
+def labelled_simulate(config, output_dir, *, progress=True):
+    """Stand-in for simulate with labels and classes.csv: bright balls labelled "blob" (id 1).
+
+    Must live at module level: PhantomPool's spawned workers import it by name.
+    """
+    out = Path(output_dir)
+    rng = np.random.default_rng(config.seed)
+    shape = config.sample.shape
+    z, y, x = np.indices(shape)
+    labels = np.zeros(shape, np.uint8)
+    for _ in range(3):
+        centre = rng.uniform([3, 6, 6], [shape[0] - 3, shape[1] - 6, shape[2] - 6])
+        labels[(z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 < 9] = 1
+    tomogram = (labels * 2.0 + rng.normal(0.0, 0.5, size=shape)).astype(np.float32)
+    write_mrc(out / "tomogram.mrc", tomogram, voxel_size=config.sample.pixel_size)
+    write_mrc(out / "labels.mrc", labels, voxel_size=config.sample.pixel_size)
+    write_text(out / "classes.csv", "id,name,colour\n0,background,#000000\n1,blob,#ff0000\n")
+    write_text(out / "config.resolved.yaml", dump_config(config))
+
+
+def failing_simulate(config, output_dir, *, progress=True):
+    if config.output.tomogram_name == "phantom_00002":
+        raise TomosimError("structure file not found: missing.pdb")
+    labelled_simulate(config, output_dir)
+
+
+def pool_names(pool, iteration):
+    return [source.volume.name.split()[-1] for source in pool.sources(iteration)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
+    from tomosim.config import OnTheFlyConfig
+    from tomosim.train.data import make_class_table
+    from tomosim.train.on_the_fly import PhantomPool
+
+    settings = OnTheFlyConfig(pool_size=2, refresh_every=3, workers=workers, validation_phantoms=1)
+    classes = make_class_table([1], ["blob"])
+    with PhantomPool(POOL_TREE, 9, classes=classes, pixel_size=10.0, settings=settings,
+                     simulate=labelled_simulate) as pool:
+        assert [s.volume.name for s in pool.validation] == ["on-the-fly phantom_00000"]
+        seen = {i: pool_names(pool, i) for i in range(0, 10)}
+        assert pool.phantoms_seen == 5
+    assert seen[0] == seen[2] == ["phantom_00001", "phantom_00002"]
+    assert seen[3] == seen[5] == ["phantom_00002", "phantom_00003"]
+    assert seen[9] == ["phantom_00004", "phantom_00005"]
+    # the pool holds what `tomosim dataset` makes for the same seed (labels mapped to channels)
+    with PhantomPool(POOL_TREE, 9, classes=classes, pixel_size=10.0, settings=settings,
+                     simulate=labelled_simulate, start_iteration=6) as resumed:
+        assert pool_names(resumed, 6) == ["phantom_00003", "phantom_00004"]
+        source = resumed.sources(6)[0]
+    from tomosim.dataset import draw_phantom
+
+    config, _ = draw_phantom({k: v for k, v in POOL_TREE.items() if k != "seed"}, 9, 3)
+    assert config.output.tomogram_name == "phantom_00003"
+    with tempfile.TemporaryDirectory() as scratch:
+        labelled_simulate(config, scratch)
+        expected = read_mrc(Path(scratch) / "labels.mrc").data
+    assert np.array_equal(source.volume.labels, expected)
+    assert set(source.centres) == {0, 1}
+
+
+def test_phantom_pool_worker_error_is_one_line():
+    from tomosim.config import OnTheFlyConfig
+    from tomosim.train.data import make_class_table
+    from tomosim.train.on_the_fly import PhantomPool
+
+    settings = OnTheFlyConfig(pool_size=2, refresh_every=1, workers=1, validation_phantoms=1)
+    with PhantomPool(POOL_TREE, 9, classes=make_class_table([1], ["blob"]), pixel_size=10.0,
+                     settings=settings, simulate=failing_simulate) as pool:
+        with pytest.raises(TomosimError) as err:
+            pool.sources(0)
+    message = str(err.value)
+    assert "\n" not in message and "phantom_00002" in message
+    assert message.endswith("structure file not found: missing.pdb")
+
+
+def _weights(folder: Path):
+    from tomosim.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(folder / "model.pt").weights
+
+
+def test_train_on_the_fly_same_weights_for_any_worker_count_and_after_resume(tmp_path):
+    pytest.importorskip("monai")
+    from tomosim.config import TrainConfig
+    from tomosim.train.training import train_on_the_fly
+
+    torch.set_num_threads(1)
+    config = TrainConfig.model_validate(POOL_TRAIN)
+    two = TrainConfig.model_validate({**POOL_TRAIN, "on_the_fly": {**POOL_TRAIN["on_the_fly"], "workers": 2}})
+    common = {"phantom_seed": 9, "simulate": labelled_simulate}
+    first = train_on_the_fly(POOL_TREE, config=config, output_dir=tmp_path / "one", **common)
+    train_on_the_fly(POOL_TREE, config=two, output_dir=tmp_path / "two", **common)
+    history = first.history
+    # 6 iterations, pool of 2, one new phantom every 2 iterations: phantoms 1..4 (0 validates)
+    assert [r["phantoms_seen"] for r in history] == [3, 4]
+    assert history[-1]["validation_dice_per_class"]["blob"] is not None
+    assert first.checkpoint.classes.names == ("background", "blob")
+    assert (tmp_path / "one" / "phantom_config.yaml").is_file()
+    one_w, two_w = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert all(torch.equal(one_w[k], two_w[k]) for k in one_w)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(record):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_on_the_fly(POOL_TREE, config=config, output_dir=tmp_path / "cut",
+                         on_epoch_end=stop_after_first, **common)
+    resumed = train_on_the_fly(POOL_TREE, config=config, output_dir=tmp_path / "cut", resume=True,
+                               **common)
+    assert [r["phantoms_seen"] for r in resumed.history] == [3, 4]
+    cut_w = _weights(tmp_path / "cut")
+    assert all(torch.equal(one_w[k], cut_w[k]) for k in one_w)
+    other_tree = {**POOL_TREE, "sample": {**POOL_TREE["sample"], "shape": [12, 32, 48]}}
+    with pytest.raises(TomosimError, match="phantom config or seed differs"):
+        train_on_the_fly(other_tree, config=config, output_dir=tmp_path / "cut", resume=True, **common)
+
+
+def test_train_cli_on_the_fly_real_pipeline(tmp_path, run_cli):
+    pytest.importorskip("monai")
+    sim = tmp_path / "sim.yaml"
+    sim.write_text(yaml.safe_dump({
+        "seed": 4,
+        "sample": {"shape": [24, 48, 48], "pixel_size": 10.0},
+        "proteins": {"species": [{"name": "apoferritin", "source": "builtin:apoferritin",
+                                  "count": {"randint": [3, 6]}}]},
+        "microscope": {"tilt": {"min_angle": -50, "max_angle": 50, "step": 10},
+                       "optics": {"defocus_um": {"uniform": [2.0, 4.0]}}},
+    }))
+    train = tmp_path / "train.yaml"
+    train.write_text(yaml.safe_dump({**POOL_TRAIN, "patch_size": 32, "epochs": 1}))
+    code, out, err = run_cli("train", "--on-the-fly", sim, "-o", tmp_path / "model", "--config", train,
+                             "--quiet", "--threads", "1")
+    assert code == 0, err
+    assert "classes ['apoferritin']" in out and "3 phantoms simulated on the fly" in out
+    for name in ("model.pt", "last.pt", "metrics.json", "training_curve.png", "phantom_config.yaml"):
+        assert (tmp_path / "model" / name).is_file()
+    code, _, err = run_cli("train", tmp_path, "--on-the-fly", sim, "-o", tmp_path / "m2")
+    assert code == 2 and "not both" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("train", "-o", tmp_path / "m2")
+    assert code == 2 and "--on-the-fly" in err
+    sim.write_text("sample: {pixel_size: {uniform: [12, 8]}}\n")
+    code, _, err = run_cli("train", "--on-the-fly", sim, "-o", tmp_path / "m2")
+    assert code == 2 and "sample.pixel_size" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m2").exists()

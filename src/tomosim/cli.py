@@ -319,11 +319,19 @@ def _class_table_near(path: Path, explicit: Path | None):
 @app.command()
 def train(
     data: Annotated[
-        list[Path],
+        Optional[list[Path]],
         typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv."),
-    ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")] = ...,
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    on_the_fly: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--on-the-fly",
+            help="Simulation config (distributions allowed): train on phantoms simulated in the "
+            "background instead of DATA folders (settings: on_the_fly section of --config).",
+        ),
+    ] = None,
     overrides: SetOption = None,
     seed: SeedOption = None,
     resume: Annotated[
@@ -334,40 +342,55 @@ def train(
 ) -> None:
     """Train a 2.5D U-Net on simulated tomograms and their labels.
 
-    Writes OUTPUT/model.pt (for segment), last.pt (for --resume), metrics.json,
-    training_curve.png, classes.csv and config.resolved.yaml.
+    DATA are simulation folders (tomosim simulate / dataset); or, with --on-the-fly CONFIG,
+    phantoms are simulated in background processes while the network trains and nothing is
+    stored (phantom_config.yaml keeps the config and seed). Writes OUTPUT/model.pt (for segment),
+    last.pt (for --resume), metrics.json, training_curve.png, classes.csv and
+    config.resolved.yaml.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config
+    from tomosim.config import load_train_config, read_config_tree
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.train.data import (
         merge_class_tables, prepare_training_volume, read_simulation_folder,
     )
-    from tomosim.train.training import train_network
+    from tomosim.train.training import train_network, train_on_the_fly
 
+    if bool(data) == (on_the_fly is not None):
+        raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
     settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=base)
-    folders = [read_simulation_folder(folder) for folder in data]
-    classes = merge_class_tables([folder.classes for folder in folders])
-    pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
-    volumes = []
-    while folders:  # prepare one at a time, letting go of the raw copies
-        volumes.append(
-            prepare_training_volume(folders.pop(0), classes=classes, pixel_size=pixel_size)
+    if on_the_fly is not None:
+        tree = read_config_tree(on_the_fly)
+        result = train_on_the_fly(
+            tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            resume=resume, progress=not quiet,
         )
-    result = train_network(
-        volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-        resume=resume, progress=not quiet,
-    )
+        classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
+    else:
+        folders = [read_simulation_folder(folder) for folder in data or []]
+        classes = merge_class_tables([folder.classes for folder in folders])
+        pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
+        volumes = []
+        while folders:  # prepare one at a time, letting go of the raw copies
+            volumes.append(
+                prepare_training_volume(folders.pop(0), classes=classes, pixel_size=pixel_size)
+            )
+        result = train_network(
+            volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
+            resume=resume, progress=not quiet,
+        )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
+    seen = final.get("phantoms_seen")
     typer.echo(
         f"{output}: {result.checkpoint.epoch} epochs, {result.checkpoint.iteration} iterations, "
         f"classes {list(classes.names[1:])}, pixel size {pixel_size:g} Å, "
         f"loss {final.get('loss', float('nan')):.4f}"
         + (f", validation Dice {dice:.3f}" if dice is not None else "")
+        + (f", {seen} phantoms simulated on the fly" if seen is not None else "")
     )
 
 

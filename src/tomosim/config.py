@@ -552,6 +552,24 @@ class FinetuneConfig(Section):
     )
 
 
+class OnTheFlyConfig(Section):
+    """``tomosim train --on-the-fly``: phantoms simulated in the background while the network trains.
+
+    Patches are drawn from a pool of ``pool_size`` phantoms; every ``refresh_every`` iterations
+    the oldest is replaced by the next phantom of the stream, so a run of ``I`` iterations sees
+    ``pool_size + (I - 1) // refresh_every`` training phantoms. ``validation_phantoms`` more,
+    simulated first, are set aside for validation.
+    """
+
+    pool_size: int = Field(4, ge=1, le=10_000, description="phantoms patches are drawn from at a time")
+    refresh_every: int = Field(
+        20, ge=1, le=10_000_000, description="iterations between replacing the oldest phantom"
+    )
+    workers: int = Field(1, ge=1, le=256, description="background processes simulating phantoms")
+    threads: int = Field(1, ge=1, le=1024, description="numba threads of each background process")
+    validation_phantoms: int = Field(1, ge=0, le=10_000, description="phantoms kept for validation")
+
+
 class TrainConfig(Section):
     """Training a segmentation network on simulated tomograms: one YAML file."""
 
@@ -575,6 +593,7 @@ class TrainConfig(Section):
     validation_patches: int = Field(16, ge=1, le=100_000)
     augmentation: AugmentationConfig = AugmentationConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    on_the_fly: OnTheFlyConfig = OnTheFlyConfig()
 
     @model_validator(mode="after")
     def _patch_fits_network(self) -> TrainConfig:

@@ -31,9 +31,12 @@ what you need from ``folder``: ``tomogram.mrc``, ``labels.mrc``, ``classes.csv``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,10 +45,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tomosim.config import apply_overrides, read_config_tree
+from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
 from tomosim.dataset import draw_phantom, limit_threads, phantom_folder, threads_per_worker
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
+from tomosim.train.data import (
+    ClassTable,
+    PatchSource,
+    make_class_table,
+    make_patch_source,
+    merge_class_tables,
+    prepare_training_volume,
+    read_simulation_folder,
+)
 
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
 
@@ -75,6 +87,11 @@ class PhantomStream(IterableDataset):
         Where the temporary phantom folders go (default: the system temporary folder).
     simulate
         ``simulate(config, folder, progress=False)``; default :func:`tomosim.pipeline.simulate`.
+    first
+        Endless stream only: start at phantom ``first`` (to continue a stream where it stopped).
+    threads
+        numba threads in each DataLoader worker; None = ``cores // num_workers`` with more than
+        one worker, numba's default with one.
 
     Raises
     ------
@@ -94,6 +111,8 @@ class PhantomStream(IterableDataset):
         phantoms_per_epoch: int | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
         simulate: Callable[..., object] | None = None,
+        first: int = 0,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(config_tree, dict):
@@ -108,6 +127,10 @@ class PhantomStream(IterableDataset):
             raise TomosimError(f"patches_per_phantom must be >= 1, got {patches_per_phantom}")
         if phantoms_per_epoch is not None and phantoms_per_epoch < 1:
             raise TomosimError(f"phantoms_per_epoch must be >= 1, got {phantoms_per_epoch}")
+        if first < 0 or (first and phantoms_per_epoch is not None):
+            raise TomosimError(f"first must be >= 0 and needs an endless stream, got {first}")
+        if threads is not None and threads < 1:
+            raise TomosimError(f"threads must be >= 1, got {threads}")
         tree = copy.deepcopy(config_tree)
         tree.pop("seed", None)
         output = tree.get("output")
@@ -127,6 +150,8 @@ class PhantomStream(IterableDataset):
         self.phantoms_per_epoch = phantoms_per_epoch
         self.scratch_dir = None if scratch_dir is None else str(scratch_dir)
         self.simulate = simulate
+        self.first = int(first)
+        self.threads = threads
         self.epoch = 0
 
     @classmethod
@@ -150,7 +175,7 @@ class PhantomStream(IterableDataset):
     def phantom_indices(self, worker: int, workers: int) -> Iterator[int]:
         """Global phantom numbers that worker ``worker`` of ``workers`` simulates, in order."""
         if self.phantoms_per_epoch is None:
-            k = worker
+            k = self.first + worker
             while True:
                 yield k
                 k += workers
@@ -160,7 +185,9 @@ class PhantomStream(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        if info is not None and workers > 1:
+        if info is not None and self.threads is not None:
+            limit_threads(self.threads)
+        elif info is not None and workers > 1:
             limit_threads(threads_per_worker(workers))
         for k in self.phantom_indices(worker, workers):
             yield from self.phantom_samples(k)
@@ -215,3 +242,180 @@ def phantom_loader(
         raise TomosimError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
     extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers > 0 else {}
     return DataLoader(stream, batch_size=batch_size, num_workers=num_workers, **extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Training on the fly: a sliding pool of phantoms (tomosim train --on-the-fly)
+# --------------------------------------------------------------------------------------------
+
+
+def on_the_fly_phantom_count(settings: OnTheFlyConfig, iterations: int) -> int:
+    """Phantoms a run of ``iterations`` simulates: validation ones plus the sliding pool's."""
+    return settings.validation_phantoms + settings.pool_size + max(0, iterations - 1) // settings.refresh_every
+
+
+def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTable:
+    """The class table covering phantoms ``0 .. count-1`` of a stream (configs drawn, not simulated).
+
+    Ids are the phantoms' own (:meth:`tomosim.config.SimulationConfig.class_ids`) when they agree
+    across phantoms (always, with a top-level ``classes`` list); when sampled species lists number
+    the classes differently, names keep their order of first appearance and get ids 1, 2, ...
+    """
+    from tomosim.labels import class_table
+
+    tables, order = [], []
+    for k in range(count):
+        config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")
+        rows = class_table(config)
+        tables.append(make_class_table(
+            [i for i, _, _ in rows], [n for _, n, _ in rows],
+            [f"#{r:02x}{g:02x}{b:02x}" for _, _, (r, g, b) in rows],
+        ))
+        order.extend(n for _, n, _ in rows if n not in order)
+    try:
+        return merge_class_tables(tables)
+    except TomosimError:
+        named = [n for n in order if n != "background"]
+        return make_class_table(range(1, len(named) + 1), named)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedPhantom:
+    """Transform for :class:`PhantomStream`: a phantom folder -> one :class:`PatchSource`.
+
+    The tomogram is resampled to ``pixel_size``, normalised and its labels mapped to the channels
+    of ``classes`` (:func:`tomosim.train.data.prepare_training_volume`); every row may give
+    patches (validation uses separate phantoms).
+    """
+
+    classes: ClassTable
+    pixel_size: float
+
+    def __call__(self, folder: Path, rng: np.random.Generator) -> list[PatchSource]:
+        volume = prepare_training_volume(
+            read_simulation_folder(folder), classes=self.classes, pixel_size=self.pixel_size
+        )
+        volume = dataclasses.replace(volume, name=f"on-the-fly {folder.name}")
+        return [make_patch_source(volume, y_range=(0, volume.labels.shape[1]), rng=rng)]
+
+
+def _single(item: Any) -> Any:
+    return item
+
+
+class PhantomPool:
+    """Patch sources for training on the fly: a pool of phantoms that slides along a stream.
+
+    Phantoms ``0 .. V-1`` of the stream (``V = settings.validation_phantoms``) are simulated in
+    this process at start and kept for validation. Training iteration ``i`` draws patches from
+    phantoms ``V + g .. V + g + P - 1`` with ``g = i // settings.refresh_every`` and
+    ``P = settings.pool_size``: every ``refresh_every`` iterations the oldest phantom leaves and the
+    next one joins. ``settings.workers`` spawned DataLoader processes simulate the upcoming
+    phantoms while the network trains (up to two each ahead of need); when training gets ahead of
+    them it waits (the wait is counted in :attr:`waited_s`). Which phantoms a given iteration sees
+    depends on the seed alone, not on timing or worker count, so a run is reproducible and
+    ``start_iteration`` continues a resumed run on the same phantoms.
+
+    Use as a context manager (the worker processes stop on exit).
+
+    Parameters
+    ----------
+    tree
+        Simulation config tree, possibly with distributions.
+    seed
+        Stream seed (phantom ``k`` = phantom ``k`` of ``tomosim dataset --seed SEED``).
+    classes, pixel_size
+        The model's class table and pixel size (phantoms are prepared to them).
+    settings
+        Pool size, refresh interval, workers, threads, validation phantoms.
+    start_iteration
+        First training iteration (a resumed run's).
+    simulate, scratch_dir
+        As for :class:`PhantomStream` (``simulate`` must be importable by spawned processes).
+    """
+
+    def __init__(
+        self,
+        tree: dict[str, Any],
+        seed: int,
+        *,
+        classes: ClassTable,
+        pixel_size: float,
+        settings: OnTheFlyConfig,
+        start_iteration: int = 0,
+        simulate: Callable[..., object] | None = None,
+        scratch_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.validation_count = settings.validation_phantoms
+        transform = PreparedPhantom(classes=classes, pixel_size=float(pixel_size))
+        self._next = self.validation_count + start_iteration // settings.refresh_every
+        stream = PhantomStream(
+            tree, seed, transform=transform, simulate=simulate, scratch_dir=scratch_dir,
+            first=self._next, threads=settings.threads,
+        )
+        loader = DataLoader(
+            stream, batch_size=None, collate_fn=_single, num_workers=settings.workers,
+            multiprocessing_context="spawn", prefetch_factor=2,
+        )  # spawn: numba's OpenMP and torch's thread pools are not safe across fork
+        self._iterator: Iterator[Any] | None = iter(loader)  # the workers start simulating now
+        self._pool: deque[tuple[int, PatchSource]] = deque()
+        self.waited_s = 0.0
+        self.validation: list[PatchSource] = []
+        try:
+            for k in range(self.validation_count):
+                self.validation.extend(self._guarded(k, lambda k=k: stream.phantom_samples(k)))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def phantoms_seen(self) -> int:
+        """Training phantoms that have entered the pool so far."""
+        return self._next - self.validation_count
+
+    def sources(self, iteration: int) -> list[PatchSource]:
+        """The patch sources of training iteration ``iteration`` (waits for phantoms if needed)."""
+        if self._iterator is None:
+            raise TomosimError("the phantom pool is closed")
+        oldest = self.validation_count + iteration // self.settings.refresh_every
+        if self._pool and oldest < self._pool[0][0]:
+            raise TomosimError(f"iteration {iteration} is before the pool's current phantoms")
+        while self._next < oldest + self.settings.pool_size:
+            k, start = self._next, time.perf_counter()
+            (source,) = self._guarded(k, lambda: next(self._iterator))  # type: ignore[arg-type]
+            self.waited_s += time.perf_counter() - start
+            self._pool.append((k, source))
+            self._next += 1
+        while self._pool[0][0] < oldest:
+            self._pool.popleft()
+        return [source for _, source in self._pool]
+
+    @staticmethod
+    def _guarded(k: int, produce: Callable[[], Any]) -> list[Any]:
+        try:
+            item = produce()
+        except Exception as exc:
+            text = str(exc)
+            if "Original Traceback" not in text:  # raised in this process
+                if isinstance(exc, TomosimError):
+                    raise
+                reason = f"{type(exc).__name__}: {text}"
+            else:  # a worker's error arrives re-raised with its traceback in the message
+                head, _, tail = text.rpartition(f"{type(exc).__name__}: ")
+                reason = tail.strip() if head else text.strip().splitlines()[-1]
+            raise TomosimError(f"on-the-fly phantom {phantom_folder(k)} failed: {reason}") from None
+        return item if isinstance(item, list) else [item]
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        iterator, self._iterator = self._iterator, None
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+    def __enter__(self) -> PhantomPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

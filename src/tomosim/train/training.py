@@ -208,7 +208,7 @@ def _fit(
     pixel_size: float,
     config: TrainConfig,
     output_dir: Path,
-    training: Sequence[PatchSource],
+    training: Sequence[PatchSource] | Callable[[int], Sequence[PatchSource]],
     validation: Sequence[PatchSource],
     phantoms: Sequence[PatchSource],
     learning_rate: float,
@@ -218,7 +218,14 @@ def _fit(
     progress: bool,
     on_epoch_end: EpochCallback | None,
     title: str,
+    record_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> TrainingResult:
+    """The training loop shared by every entry point.
+
+    ``training`` is a fixed list of patch sources or a function of the iteration number that
+    returns the sources of that iteration (:class:`tomosim.train.on_the_fly.PhantomPool`).
+    ``record_extra()`` adds fields to each epoch's record.
+    """
     from rich.console import Console
     from rich.progress import (
         BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
@@ -264,8 +271,9 @@ def _fit(
                 iteration = epoch * per_epoch + step
                 rng = np.random.default_rng([config.seed, 0, iteration])
                 torch.manual_seed((config.seed * 1_000_003 + iteration) % 2**63)  # dropout
+                sources = training(iteration) if callable(training) else training
                 images, labels = _batch(
-                    training, phantoms, config=config, phantom_fraction=phantom_fraction, rng=rng
+                    sources, phantoms, config=config, phantom_fraction=phantom_fraction, rng=rng
                 )
                 rate = learning_rate_at(
                     iteration, total=total, base=learning_rate, schedule=config.schedule
@@ -287,6 +295,8 @@ def _fit(
                 "loss": float(np.mean(losses)),
                 "learning_rate": rate,
             }
+            if record_extra is not None:
+                record.update(record_extra())
             if validation_set is not None:
                 record.update(_validate(network, *validation_set, config=config, classes=classes))
             history.append(record)
@@ -440,6 +450,25 @@ def train_network(
         Nothing to resume, or a resume whose classes, pixel size or network differ.
     """
     root = Path(output_dir)
+    network, resume_from = _start_network(
+        root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
+    )
+    training, validation = split_sources(
+        volumes, validation_fraction=config.validation_fraction,
+        rng=np.random.default_rng([config.seed, 2]),
+    )
+    return _fit(
+        network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
+        training=training, validation=validation, phantoms=(),
+        learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
+        resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
+    )
+
+
+def _start_network(
+    root: Path, *, classes: ClassTable, pixel_size: float, config: TrainConfig, resume: bool
+) -> tuple[torch.nn.Module, ModelCheckpoint | None]:
+    """A fresh network (seeded by ``config.seed``) or the one in ``root/last.pt`` to resume."""
     resume_from = None
     if resume:
         if not (root / RESUME_FILE).is_file():
@@ -462,16 +491,102 @@ def train_network(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             network = build_network(config.network, classes=len(classes.ids))
-    training, validation = split_sources(
-        volumes, validation_fraction=config.validation_fraction,
-        rng=np.random.default_rng([config.seed, 2]),
+    return network, resume_from
+
+
+PHANTOM_CONFIG_FILE = "phantom_config.yaml"
+"""File in a model folder trained on the fly: the simulation config tree and stream seed."""
+
+
+def train_on_the_fly(
+    phantom_config: dict[str, Any],
+    *,
+    phantom_seed: int,
+    config: TrainConfig,
+    output_dir: str | os.PathLike[str],
+    resume: bool = False,
+    progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+    simulate: Callable[..., object] | None = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
+) -> TrainingResult:
+    """Train a 2.5D U-Net on phantoms simulated while it trains; no dataset is stored.
+
+    Phantoms come from :class:`tomosim.train.on_the_fly.PhantomPool` (settings in
+    ``config.on_the_fly``): ``validation_phantoms`` phantoms are simulated first and used only
+    for validation; training patches come from a pool of ``pool_size`` phantoms that takes in a
+    fresh one every ``refresh_every`` iterations, simulated by ``workers`` background processes.
+    Phantom ``k`` is phantom ``k`` of ``tomosim dataset`` with the same config and seed. The
+    result depends on the seeds only (not on worker count or timing).
+
+    Parameters
+    ----------
+    phantom_config
+        Simulation config tree (values may be distributions, :mod:`tomosim.randomize`).
+    phantom_seed
+        Seed of the phantom stream.
+    config
+        Training settings; ``config.pixel_size`` None = phantom 0's pixel size. Phantoms at
+        another pixel size are resampled.
+    output_dir
+        Model folder; also gets ``phantom_config.yaml`` (the tree and seed).
+    resume
+        Continue from ``output_dir/last.pt`` on the same phantom stream (the tree and seed must
+        equal those in ``phantom_config.yaml``).
+    progress, on_epoch_end
+        As for :func:`train_network`.
+    simulate, scratch_dir
+        Replace :func:`tomosim.pipeline.simulate` (must be importable by spawned processes);
+        folder for the temporary phantom folders.
+
+    Raises
+    ------
+    TomosimError
+        A config that does not validate, a phantom that fails, a resume on another stream.
+    """
+    import yaml
+
+    from tomosim.dataset import draw_phantom
+    from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
+
+    root = Path(output_dir)
+    tree = {k: v for k, v in phantom_config.items() if k != "seed"}
+    stored_text = yaml.safe_dump({"seed": int(phantom_seed), "config": tree}, sort_keys=False)
+    if resume and (root / PHANTOM_CONFIG_FILE).is_file():
+        if yaml.safe_load((root / PHANTOM_CONFIG_FILE).read_text()) != yaml.safe_load(stored_text):
+            raise TomosimError(
+                f"cannot resume: the phantom config or seed differs from {root / PHANTOM_CONFIG_FILE}"
+            )
+    settings = config.on_the_fly
+    total = config.epochs * config.iterations_per_epoch
+    classes = stream_class_table(tree, phantom_seed, on_the_fly_phantom_count(settings, total))
+    if len(classes.ids) < 2:
+        raise TomosimError("the on-the-fly phantom config labels no classes to train on")
+    pixel_size = config.pixel_size
+    if pixel_size is None:
+        pixel_size = float(draw_phantom(tree, phantom_seed, 0, source="on-the-fly config")[0].sample.pixel_size)
+    network, resume_from = _start_network(
+        root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
     )
-    return _fit(
-        network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
-        training=training, validation=validation, phantoms=(),
-        learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
-        resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
-    )
+    start = 0 if resume_from is None else resume_from.iteration
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(root / PHANTOM_CONFIG_FILE, stored_text)
+    with PhantomPool(
+        tree, phantom_seed, classes=classes, pixel_size=pixel_size, settings=settings,
+        start_iteration=start, simulate=simulate, scratch_dir=scratch_dir,
+    ) as pool:
+        if not any(source.centres for source in pool.validation) and settings.validation_phantoms:
+            raise TomosimError("the validation phantoms hold no labelled voxels")
+        return _fit(
+            network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
+            training=pool.sources, validation=pool.validation, phantoms=(),
+            learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
+            resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end,
+            title="train on the fly",
+            record_extra=lambda: {
+                "phantoms_seen": pool.phantoms_seen, "waited_for_phantoms_s": round(pool.waited_s, 3),
+            },
+        )
 
 
 def finetune_network(

@@ -177,8 +177,16 @@ def labelled_simulate(config, output_dir, *, progress=True):
 
 
 def failing_simulate(config, output_dir, *, progress=True):
+    """Fails on phantom 2 (simulated in the main process for the first pool)."""
     if config.output.tomogram_name == "phantom_00002":
         raise TomosimError("structure file not found: missing.pdb")
+    labelled_simulate(config, output_dir)
+
+
+def failing_later_simulate(config, output_dir, *, progress=True):
+    """Fails on phantom 4 (simulated by a spawned worker: the error crosses processes)."""
+    if config.output.tomogram_name == "phantom_00004":
+        raise ValueError("kaboom in the worker")
     labelled_simulate(config, output_dir)
 
 
@@ -218,19 +226,26 @@ def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
     assert set(source.centres) == {0, 1}
 
 
-def test_phantom_pool_worker_error_is_one_line():
+def test_phantom_pool_errors_are_one_line_in_this_process_and_from_workers():
     from tomosim.config import OnTheFlyConfig
     from tomosim.train.data import make_class_table
     from tomosim.train.on_the_fly import PhantomPool
 
     settings = OnTheFlyConfig(pool_size=2, refresh_every=1, workers=1, validation_phantoms=1)
-    with PhantomPool(POOL_TREE, 9, classes=make_class_table([1], ["blob"]), pixel_size=10.0,
-                     settings=settings, simulate=failing_simulate) as pool:
-        with pytest.raises(TomosimError) as err:
-            pool.sources(0)
+    common = {"classes": make_class_table([1], ["blob"]), "pixel_size": 10.0, "settings": settings}
+    with pytest.raises(TomosimError) as err:
+        PhantomPool(POOL_TREE, 9, simulate=failing_simulate, **common)
     message = str(err.value)
     assert "\n" not in message and "phantom_00002" in message
     assert message.endswith("structure file not found: missing.pdb")
+    with PhantomPool(POOL_TREE, 9, simulate=failing_later_simulate, **common) as pool:
+        pool.sources(0)  # phantoms 1, 2 (this process)
+        pool.sources(1)  # phantom 3 (worker)
+        with pytest.raises(TomosimError) as err:
+            pool.sources(2)  # phantom 4 fails in the worker
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert message == "on-the-fly phantom phantom_00004 failed: ValueError: kaboom in the worker"
 
 
 def _weights(folder: Path):

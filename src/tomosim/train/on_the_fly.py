@@ -306,13 +306,14 @@ def _single(item: Any) -> Any:
 class PhantomPool:
     """Patch sources for training on the fly: a pool of phantoms that slides along a stream.
 
-    Phantoms ``0 .. V-1`` of the stream (``V = settings.validation_phantoms``) are simulated in
-    this process at start and kept for validation. Training iteration ``i`` draws patches from
+    Phantoms ``0 .. V-1`` of the stream (``V = settings.validation_phantoms``) are kept for
+    validation. Training iteration ``i`` draws patches from
     phantoms ``V + g .. V + g + P - 1`` with ``g = i // settings.refresh_every`` and
     ``P = settings.pool_size``: every ``refresh_every`` iterations the oldest phantom leaves and the
     next one joins. ``settings.workers`` spawned DataLoader processes simulate the upcoming
     phantoms while the network trains (up to two each ahead of need); when training gets ahead of
-    them it waits (the wait is counted in :attr:`waited_s`). Which phantoms a given iteration sees
+    them it waits (:attr:`waited_s`). The validation phantoms and the first pool are simulated in
+    this process while the workers start (:attr:`first_fill_s`). Which phantoms a given iteration sees
     depends on the seed alone, not on timing or worker count, so a run is reproducible and
     ``start_iteration`` continues a resumed run on the same phantoms.
 
@@ -349,7 +350,8 @@ class PhantomPool:
         self.settings = settings
         self.validation_count = settings.validation_phantoms
         transform = PreparedPhantom(classes=classes, pixel_size=float(pixel_size))
-        self._next = self.validation_count + start_iteration // settings.refresh_every
+        oldest = self.validation_count + start_iteration // settings.refresh_every
+        self._next = oldest + settings.pool_size  # the workers start after the first pool
         stream = PhantomStream(
             tree, seed, transform=transform, simulate=simulate, scratch_dir=scratch_dir,
             first=self._next, threads=settings.threads,
@@ -362,12 +364,17 @@ class PhantomPool:
         self._pool: deque[tuple[int, PatchSource]] = deque()
         self.waited_s = 0.0
         self.validation: list[PatchSource] = []
-        try:
+        start = time.perf_counter()
+        try:  # validation phantoms and the first pool here, with every core, while workers start
             for k in range(self.validation_count):
                 self.validation.extend(self._guarded(k, lambda k=k: stream.phantom_samples(k)))
+            for k in range(oldest, self._next):
+                (source,) = self._guarded(k, lambda k=k: stream.phantom_samples(k))
+                self._pool.append((k, source))
         except BaseException:
             self.close()
             raise
+        self.first_fill_s = time.perf_counter() - start
 
     @property
     def phantoms_seen(self) -> int:
@@ -381,12 +388,13 @@ class PhantomPool:
         oldest = self.validation_count + iteration // self.settings.refresh_every
         if self._pool and oldest < self._pool[0][0]:
             raise TomosimError(f"iteration {iteration} is before the pool's current phantoms")
+        start = time.perf_counter()
         while self._next < oldest + self.settings.pool_size:
-            k, start = self._next, time.perf_counter()
+            k = self._next
             (source,) = self._guarded(k, lambda: next(self._iterator))  # type: ignore[arg-type]
-            self.waited_s += time.perf_counter() - start
             self._pool.append((k, source))
             self._next += 1
+        self.waited_s += time.perf_counter() - start
         while self._pool[0][0] < oldest:
             self._pool.popleft()
         return [source for _, source in self._pool]
@@ -398,12 +406,12 @@ class PhantomPool:
         except Exception as exc:
             text = str(exc)
             if "Original Traceback" not in text:  # raised in this process
-                if isinstance(exc, TomosimError):
-                    raise
-                reason = f"{type(exc).__name__}: {text}"
+                reason = text if isinstance(exc, TomosimError) else f"{type(exc).__name__}: {text}"
             else:  # a worker's error arrives re-raised with its traceback in the message
                 head, _, tail = text.rpartition(f"{type(exc).__name__}: ")
                 reason = tail.strip() if head else text.strip().splitlines()[-1]
+                if not isinstance(exc, TomosimError):
+                    reason = f"{type(exc).__name__}: {reason}"
             raise TomosimError(f"on-the-fly phantom {phantom_folder(k)} failed: {reason}") from None
         return item if isinstance(item, list) else [item]
 

@@ -584,7 +584,9 @@ def train_on_the_fly(
             resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end,
             title="train on the fly",
             record_extra=lambda: {
-                "phantoms_seen": pool.phantoms_seen, "waited_for_phantoms_s": round(pool.waited_s, 3),
+                "phantoms_seen": pool.phantoms_seen,
+                "first_pool_wait_s": round(pool.first_fill_s or 0.0, 3),
+                "waited_for_phantoms_s": round(pool.waited_s, 3),
             },
         )
 

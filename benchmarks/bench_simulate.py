@@ -1,4 +1,4 @@
-"""Benchmark: ``tomosim simulate`` end to end at 512 x 512 x 200 voxels, 10 Å, 61 tilts.
+"""Benchmark: ``tomosim simulate`` end to end at 256^3 and 512 x 512 x 200 voxels, 10 Å, 61 tilts.
 
 Target (issue 4): with >= 1000 proteins and >= 40 filaments, potentials cached, the whole run —
 assembly, microscope, reconstruction and writing every output file — in <= 15 s on 2 cores; and
@@ -7,7 +7,9 @@ bytes above what the phantom already holds.
 
 The scene is ``scenes.SCENE`` (the assembly benchmark's) with the default microscope
 (-60..60 step 2, dose-symmetric, CTF with defocus gradient, K3 detector). A first run fills the
-potential cache and loads the numba kernels; the timed runs follow.
+potential cache and loads the numba kernels; the timed runs follow. The same scene at 256^3
+voxels (proteins and filaments scaled with the volume) is timed first; every size reports its
+stages (potentials, assembly with labels, tilt series, reconstruction, file writing).
 
 Usage::
 
@@ -44,15 +46,20 @@ from tomosim.config import config_from_dict  # noqa: E402
 from tomosim.pipeline import simulate  # noqa: E402
 
 
-def main() -> int:
+def scaled_scene(shape: list[int], fraction: float, lengths: list[float]) -> dict:
+    """``scenes.SCENE`` on another grid with ``fraction`` of its proteins and filaments."""
     scene = dict(SCENE)
-    if ARGS.quick:
-        scene["sample"] = {"shape": [100, 256, 256], "pixel_size": 10.0}
-        scene["proteins"] = {**SCENE["proteins"], "species": [
-            {**s, "count": s["count"] // 5} for s in SCENE["proteins"]["species"]]}
-        scene["filaments"] = [{**f, "count": max(1, f["count"] // 5), "length": [800, 1500]}
-                              for f in SCENE["filaments"]]
-        scene["vesicles"] = {"count": 1, "radius": [300, 400]}
+    scene["sample"] = {"shape": shape, "pixel_size": 10.0}
+    scene["proteins"] = {**SCENE["proteins"], "species": [
+        {**s, "count": max(1, round(s["count"] * fraction))} for s in SCENE["proteins"]["species"]]}
+    scene["filaments"] = [{**f, "count": max(1, round(f["count"] * fraction)), "length": lengths}
+                          for f in SCENE["filaments"]]
+    scene["vesicles"] = {"count": 1, "radius": [300, 500]}
+    return scene
+
+
+def run_scene(scene: dict, repeats: int) -> dict:
+    """Simulate ``scene`` once to warm up, then ``repeats`` timed runs; the best run's record."""
     config = config_from_dict(scene)
     shape = tuple(config.sample.shape)
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +67,7 @@ def main() -> int:
         simulate(config, Path(tmp) / "warm", progress=False)
         warm = time.perf_counter() - clock
         rows = []
-        for run in range(1 if ARGS.quick else ARGS.repeat):
+        for run in range(repeats):
             out = Path(tmp) / f"run{run}"
             with PeakMemory() as memory:
                 clock = time.perf_counter()
@@ -82,23 +89,47 @@ def main() -> int:
     for r in rows:
         print("  " + " ".join(f"{r[k]:>11.2f}" for k in ["wall_s", *stages, "peak_rss_gb", "load_average"]))
     micro = best["tilt series"] + best["tomogram"]
-    print(f"best {best['wall_s']:.2f} s (target 15 s); microscope stage {micro:.2f} s (target 8 s incl. "
-          f"projection, CTF, dose, noise, reconstruction)")
-    print(f"tomogram + tilt series = {microscope_bytes / 1e9:.3f} GB; 3x = {3 * microscope_bytes / 1e9:.3f} GB")
+    size = f"{shape[2]}x{shape[1]}x{shape[0]}, {tilts} tilts"
+    stage_names = {
+        "potentials": "simulate: potentials (cached)",
+        "phantom": "simulate: assembly + labels",
+        "tilt series": "simulate: tilt series (projection, CTF, dose, noise)",
+        "tomogram": "simulate: reconstruction",
+    }
+    summary = [{"stage": "simulate end to end", "size": f"{size}, {n_proteins} proteins, "
+                f"{n_filaments} filaments", "time_s": best["wall_s"],
+                "peak_memory_mb": best["peak_rss_gb"] * 1e3}]
+    summary += [{"stage": name, "size": size, "time_s": best[key]}
+                for key, name in stage_names.items() if key in best]
+    summary.append({"stage": "simulate: writing files", "size": size,
+                    "time_s": sum(v for k, v in best.items() if k.startswith("write"))})
+    return {
+        "shape": shape, "pixel_size": config.sample.pixel_size, "tilts": tilts,
+        "proteins": n_proteins, "filaments": n_filaments, "warm_up_s": warm, "runs": rows,
+        "best_wall_s": best["wall_s"], "microscope_stage_s": micro,
+        "tomogram_plus_tilt_series_gb": microscope_bytes / 1e9, "summary": summary,
+    }
+
+
+def main() -> int:
+    if ARGS.quick:
+        scenes = [scaled_scene([100, 256, 256], 0.2, [800, 1500])]
+    else:
+        cube = 256**3 / (200 * 512 * 512)
+        scenes = [scaled_scene([256, 256, 256], cube, [800, 2000]), dict(SCENE)]
+    sizes = [run_scene(scene, 1 if ARGS.quick else ARGS.repeat) for scene in scenes]
+    last = sizes[-1]
+    print(f"best {last['best_wall_s']:.2f} s (target 15 s at 512x512x200); microscope stage "
+          f"{last['microscope_stage_s']:.2f} s (target 8 s incl. projection, CTF, dose, noise, "
+          f"reconstruction); tomogram + tilt series = {last['tomogram_plus_tilt_series_gb']:.3f} GB")
     record = {
         "benchmark": "simulate",
-        "shape": shape, "pixel_size": config.sample.pixel_size, "tilts": tilts,
-        "proteins": n_proteins, "filaments": n_filaments, "threads": ARGS.threads,
-        "warm_up_s": warm, "runs": rows, "best_wall_s": best["wall_s"],
-        "microscope_stage_s": micro, "tomogram_plus_tilt_series_gb": microscope_bytes / 1e9,
+        **{k: v for k, v in last.items() if k != "summary"},
+        "threads": ARGS.threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(),
                     "memory_gb": psutil.virtual_memory().total / 1e9},
-        "summary": [
-            {"stage": "simulate end to end", "size": f"{'x'.join(map(str, shape))}, {tilts} tilts",
-             "time_s": best["wall_s"], "peak_memory_mb": best["peak_rss_gb"] * 1e3},
-            {"stage": "microscope stage (tilt series + tomogram)", "size": f"{tilts} tilts",
-             "time_s": micro},
-        ],
+        "sizes": sizes,
+        "summary": [row for size in sizes for row in size["summary"]],
     }
     ARGS.output.parent.mkdir(parents=True, exist_ok=True)
     ARGS.output.write_text(json.dumps(record, indent=2))

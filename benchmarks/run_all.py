@@ -277,11 +277,17 @@ NOTES = """
   assembly of the 512x512x200 scene (>= 1000 proteins, >= 40 filaments) <= 5 s and <= 1.5 GB;
   reconstruction <= 2 s and >= 50x scikit-image `iradon`; microscope stage <= 8 s; `simulate`
   end to end <= 15 s; `segment` <= 60 s; >= 300 phantoms/hour.
-- **Two dataset workers on two cores.** One worker already runs the numba kernels on both cores
-  (its CPU time is about 1.4x its wall time), so a second worker process has little idle CPU to
-  use: on this 2-core machine two workers give about the same phantoms/hour as one, short of the
-  1.8x target. The per-phantom seeds make the outputs identical either way; more workers pay off
-  with more cores (a workstation or a Dask cluster), not on 2.
+- **Dataset workers.** A worker is a Dask worker process that simulates one phantom at a time
+  with `cores // workers` numba threads. The 1.8x target compares 2 single-threaded workers with
+  1 single-threaded worker (adding a worker of the same size). `--workers 1` (in this process)
+  runs one phantom at a time with numba threads on both cores, but a phantom keeps only about
+  1.4 cores busy, so 2 workers beat it by less (the "vs in process" row): that is the gain a user
+  of a 2-core machine sees from `--workers 2`. Dask's default `MALLOC_TRIM_THRESHOLD_` in worker
+  processes made phantoms ~40 % slower; tomosim's local cluster removes it (docs/dataset.md).
+  The per-phantom seeds make the outputs byte-identical for any number of workers.
+- **Training on the fly** shares the cores between simulating and training, so on 2 cores it is
+  slower per iteration than training on a stored set (whose simulation is not counted in that
+  row); it stores nothing and sees a fresh phantom every `refresh_every` iterations.
 - `iradon` is timed on 16 of the 512 sinogram rows and extrapolated (its cost is linear in rows).
 """
 

@@ -175,6 +175,9 @@ def probability_map_files(
     """
     import mrcfile
 
+    from tomosim.array_statistics import summary_statistics
+    from tomosim.io import set_header_statistics
+
     if dtype not in ("float16", "float32"):
         raise TomosimError(f"probability dtype must be float16 or float32, got {dtype!r}")
     mode = 12 if dtype == "float16" else 2
@@ -191,7 +194,7 @@ def probability_map_files(
             for mrc in handles:
                 mrc.voxel_size = (float(voxel_size[2]), float(voxel_size[1]), float(voxel_size[0]))
                 mrc.header.origin = tuple(origin)
-                mrc.update_header_stats()
+                set_header_statistics(mrc.header, summary_statistics(mrc.data))
         finally:
             for mrc in handles:
                 mrc.close()

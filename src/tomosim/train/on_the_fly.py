@@ -232,15 +232,21 @@ def _as_tensors(tomogram: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor,
 
 
 def phantom_loader(
-    stream: PhantomStream, *, batch_size: int = 1, num_workers: int = 2, prefetch_factor: int = 2
+    stream: PhantomStream, *, batch_size: int = 1, num_workers: int = 2, prefetch_factor: int = 2,
+    multiprocessing_context: str = "spawn",
 ) -> DataLoader:
     """A DataLoader over ``stream`` with ``num_workers`` simulating processes (0 = in this process).
 
-    Workers are not persistent so :meth:`PhantomStream.set_epoch` reaches them.
+    Workers are not persistent so :meth:`PhantomStream.set_epoch` reaches them. They are spawned,
+    not forked: a process that has run numba's parallel kernels (GNU OpenMP) or torch cannot fork
+    safely. A custom ``simulate`` or ``transform`` must therefore be importable (module level).
     """
     if num_workers < 0 or batch_size < 1:
         raise TomosimError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
-    extra: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers > 0 else {}
+    extra: dict[str, Any] = (
+        {"prefetch_factor": prefetch_factor, "multiprocessing_context": multiprocessing_context}
+        if num_workers > 0 else {}
+    )
     return DataLoader(stream, batch_size=batch_size, num_workers=num_workers, **extra)
 
 
@@ -251,7 +257,8 @@ def phantom_loader(
 
 def on_the_fly_phantom_count(settings: OnTheFlyConfig, iterations: int) -> int:
     """Phantoms a run of ``iterations`` simulates: validation ones plus the sliding pool's."""
-    return settings.validation_phantoms + settings.pool_size + max(0, iterations - 1) // settings.refresh_every
+    later = max(0, iterations - 1) // settings.refresh_every
+    return settings.validation_phantoms + settings.pool_size + later
 
 
 def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTable:

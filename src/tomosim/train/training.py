@@ -564,7 +564,8 @@ def train_on_the_fly(
         raise TomosimError("the on-the-fly phantom config labels no classes to train on")
     pixel_size = config.pixel_size
     if pixel_size is None:
-        pixel_size = float(draw_phantom(tree, phantom_seed, 0, source="on-the-fly config")[0].sample.pixel_size)
+        first, _ = draw_phantom(tree, phantom_seed, 0, source="on-the-fly config")
+        pixel_size = float(first.sample.pixel_size)
     network, resume_from = _start_network(
         root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
     )

@@ -281,10 +281,12 @@ NOTES = """
   with `cores // workers` numba threads. The 1.8x target compares 2 single-threaded workers with
   1 single-threaded worker (adding a worker of the same size). `--workers 1` (in this process)
   runs one phantom at a time with numba threads on both cores, but a phantom keeps only about
-  1.4 cores busy, so 2 workers beat it by less (the "vs in process" row): that is the gain a user
-  of a 2-core machine sees from `--workers 2`. Dask's default `MALLOC_TRIM_THRESHOLD_` in worker
-  processes made phantoms ~40 % slower; tomosim's local cluster removes it (docs/dataset.md).
-  The per-phantom seeds make the outputs byte-identical for any number of workers.
+  1.2-1.4 cores busy, so 2 workers beat it by less (the "vs in process" row): that is the gain a
+  user of a 2-core machine sees from `--workers 2`. The machine is shared and its speed drifts by
+  10-20 % within minutes, so the three runs are interleaved over three rounds and the medians
+  shown, with each round's ratio. Dask's default `MALLOC_TRIM_THRESHOLD_` in worker processes
+  made phantoms ~40 % slower; tomosim's local cluster removes it (docs/dataset.md). The
+  per-phantom seeds make the outputs byte-identical for any number of workers.
 - **Training on the fly** shares the cores between simulating and training, so on 2 cores it is
   slower per iteration than training on a stored set (whose simulation is not counted in that
   row); it stores nothing and sees a fresh phantom every `refresh_every` iterations.

@@ -37,7 +37,7 @@ phantom at a time (``LocalCluster(n_workers=K, threads_per_worker=1, processes=T
 worker limits numba and BLAS/OpenMP threads to ``max(1, cores // K)`` so workers do not
 oversubscribe the cores, and starts without Dask's ``MALLOC_TRIM_THRESHOLD_`` (which makes
 phantoms ~40 % slower, see :func:`local_cluster`). Separate phantoms scale better than the
-threads inside one phantom: on 2 cores, 2 workers simulate ~1.4x the phantoms per hour of
+threads inside one phantom: on 2 cores, 2 workers simulate 1.4-1.8x the phantoms per hour of
 ``workers=1`` (docs/benchmarks.md).
 ``scheduler="tcp://host:port"`` (or the path of a Dask scheduler JSON file) sends the phantoms to
 an existing cluster instead; a scheduler that does not answer within ``connect_timeout`` seconds

@@ -237,7 +237,7 @@ def bench_astra(quick: bool) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small phantoms, 2 per run")
+    parser.add_argument("--quick", action="store_true", help="small phantoms, 4 per run")
     parser.add_argument("--phantoms", type=int, default=None, help="phantoms per run (default 12)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats (medians kept)")
     parser.add_argument("--out", type=Path, default=RESULTS / "dataset.json")

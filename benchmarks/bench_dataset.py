@@ -200,39 +200,88 @@ def bench_reconstruction_scaling(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def ball_phantom(shape: tuple[int, int, int], count: int, seed: int) -> np.ndarray:
+    """Random balls (radius 3-8 voxels, 1 V each, overlaps add) clear of the x and z faces."""
+    rng = np.random.default_rng(seed)
+    volume = np.zeros(shape, np.float32)
+    z, y, x = np.indices(shape)
+    for _ in range(count):
+        centre = rng.uniform([10, 0, 10], [shape[0] - 10, shape[1], shape[2] - 10])
+        radius = rng.uniform(3, 8)
+        volume[(z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 < radius**2] += 1
+    return volume
+
+
+def astra_fbp(stack: np.ndarray, angles_deg: np.ndarray, thickness: int) -> np.ndarray:
+    """ASTRA's CPU FBP (2D parallel beam, linear projector, Ram-Lak) of every row of ``stack``.
+
+    ASTRA's 3D algorithms need CUDA, so the CPU path is 2D, row by row. Its angle runs the other
+    way from tomosim's tilt angle (checked: with ``-angle`` the two reconstructions correlate
+    0.98, with ``+angle`` 0.2).
+    """
+    import astra
+
+    tilts, ny, nx = stack.shape
+    volume_geometry = astra.create_vol_geom(thickness, nx)  # rows = z, columns = x
+    projection_geometry = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(-angles_deg))
+    projector = astra.create_projector("linear", projection_geometry, volume_geometry)
+    out = np.empty((thickness, ny, nx), np.float32)
+    try:
+        for y in range(ny):
+            sinogram_id = astra.data2d.create("-sino", projection_geometry, stack[:, y, :])
+            volume_id = astra.data2d.create("-vol", volume_geometry)
+            config = astra.astra_dict("FBP")
+            config.update({"ProjectorId": projector, "ProjectionDataId": sinogram_id,
+                           "ReconstructionDataId": volume_id})
+            algorithm = astra.algorithm.create(config)
+            astra.algorithm.run(algorithm)
+            out[:, y, :] = astra.data2d.get(volume_id)
+            astra.algorithm.delete(algorithm)
+            astra.data2d.delete([sinogram_id, volume_id])
+    finally:
+        astra.projector.delete(projector)
+    return out
+
+
 def bench_astra(quick: bool) -> dict[str, Any]:
     try:
-        import astra
+        import astra  # noqa: F401
     except ImportError:
         print("ASTRA: not importable, skipped", flush=True)
         return {"skipped": "astra is not importable"}
+    from tomosim.microscope.projection import project_volume
     from tomosim.reconstruct import weighted_backprojection
 
     nz, ny, nx, tilts = (64, 128, 128, 41) if quick else (128, 256, 256, 41)
     angles = np.linspace(-60, 60, tilts)
-    stack = np.random.default_rng(1).normal(size=(tilts, ny, nx)).astype(np.float32)
-    volume_geometry = astra.create_vol_geom(nz, nx)  # rows = z, columns = x
-    projection_geometry = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(angles))
-    projector = astra.create_projector("linear", projection_geometry, volume_geometry)
+    truth = ball_phantom((nz, ny, nx), 60 if quick else 400, seed=1)
+    stack = project_volume(truth, angles, pixel_size=1.0).astype(np.float32)
+    weighted_backprojection(stack[:, :4], angles, thickness_px=nz)  # warm-up (numba cache)
+    astra_fbp(stack[:, :4], angles, nz)
+    times, ours = [], None
+    for _ in range(2):
+        start = time.perf_counter()
+        ours = weighted_backprojection(stack, angles, thickness_px=nz)
+        times.append(time.perf_counter() - start)
     start = time.perf_counter()
-    for y in range(ny):
-        sinogram_id = astra.data2d.create("-sino", projection_geometry, stack[:, y, :])
-        volume_id = astra.data2d.create("-vol", volume_geometry)
-        config = astra.astra_dict("FBP")
-        config.update({"ProjectorId": projector, "ProjectionDataId": sinogram_id,
-                       "ReconstructionDataId": volume_id})
-        algorithm = astra.algorithm.create(config)
-        astra.algorithm.run(algorithm)
-        astra.algorithm.delete(algorithm)
-        astra.data2d.delete([sinogram_id, volume_id])
+    theirs = astra_fbp(stack, angles, nz)
     astra_s = time.perf_counter() - start
-    astra.projector.delete(projector)
-    start = time.perf_counter()
-    weighted_backprojection(stack, angles, thickness_px=nz)
-    ours = time.perf_counter() - start
-    print(f"ASTRA CPU FBP row by row: {astra_s:.2f} s; tomosim WBP {ours:.2f} s", flush=True)
+    ours_s = min(times)
+
+    def correlation(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    agreement = correlation(ours, theirs)
+    print(f"ASTRA CPU FBP row by row: {astra_s:.2f} s; tomosim WBP {ours_s:.2f} s "
+          f"({astra_s / ours_s:.1f}x); reconstructions correlate {agreement:.3f}; with the truth "
+          f"{correlation(ours, truth):.3f} (tomosim), {correlation(theirs, truth):.3f} (ASTRA)",
+          flush=True)
     return {"shape_zyx": [nz, ny, nx], "tilts": tilts, "astra_seconds": astra_s,
-            "tomosim_seconds": ours, "speedup_vs_astra_cpu": astra_s / ours}
+            "tomosim_seconds": ours_s, "speedup_vs_astra_cpu": astra_s / ours_s,
+            "astra_version": astra.__version__,
+            "correlation_tomosim_astra": agreement,
+            "correlation_with_truth": {"tomosim": correlation(ours, truth),
+                                       "astra": correlation(theirs, truth)}}
 
 
 def main() -> None:
@@ -293,7 +342,9 @@ def main() -> None:
         nz, ny, nx = astra_result["shape_zyx"]
         summary.append({"stage": "reconstruct vs ASTRA CPU", "size": f"{nx}x{ny}x{nz}, {astra_result['tilts']} tilts",
                         "time_s": astra_result["tomosim_seconds"], "ratio": astra_result["speedup_vs_astra_cpu"],
-                        "alternative": "ASTRA CPU FBP (row by row)"})
+                        "alternative": f"ASTRA {astra_result['astra_version']} CPU FBP, 2D row by row "
+                                       f"({astra_result['astra_seconds']:.2f} s; volumes correlate "
+                                       f"{astra_result['correlation_tomosim_astra']:.3f})"})
     result = {
         "quick": args.quick, "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
         "dataset": dataset_rows, "reconstruction_scaling": scaling, "astra": astra_result,

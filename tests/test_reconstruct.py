@@ -172,6 +172,50 @@ def test_central_slice_agrees_with_skimage_iradon() -> None:
     assert np.corrcoef(reference[inside], mirrored[inside])[0, 1] < 0.5
 
 
+def test_limited_tilt_volume_agrees_with_astra_fbp() -> None:
+    """A ±60° series of a 3D phantom (our projector) against ASTRA's CPU FBP, row by row.
+
+    ASTRA (an independent implementation, optional: skipped when not installed) measures its
+    parallel-beam angle the other way round, so it gets ``-θ``; with ``+θ`` the volumes disagree
+    (correlation ~0.56 here, 0.2 on larger volumes).
+    """
+    astra = pytest.importorskip("astra", reason="ASTRA Toolbox not installed (optional reference)")
+    from tomosim.microscope.projection import project_volume
+
+    nz, ny, nx = 48, 6, 96
+    rng = np.random.default_rng(4)
+    z, y, x = np.indices((nz, ny, nx))
+    truth = np.zeros((nz, ny, nx), np.float32)
+    for _ in range(12):
+        centre = rng.uniform([10, 0, 10], [nz - 10, ny, nx - 10])
+        truth[(z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 < rng.uniform(3, 7) ** 2] += 1
+    angles = np.linspace(-60.0, 60.0, 41)
+    stack = project_volume(truth, angles, pixel_size=1.0).astype(np.float32)
+    ours = weighted_backprojection(stack, angles, thickness_px=nz)
+
+    def astra_volume(sign: float) -> np.ndarray:
+        volume_geometry = astra.create_vol_geom(nz, nx)
+        projection_geometry = astra.create_proj_geom("parallel", 1.0, nx, np.deg2rad(sign * angles))
+        projector = astra.create_projector("linear", projection_geometry, volume_geometry)
+        out = np.empty_like(ours)
+        for row in range(ny):
+            sinogram = astra.data2d.create("-sino", projection_geometry, stack[:, row, :])
+            volume = astra.data2d.create("-vol", volume_geometry)
+            config = astra.astra_dict("FBP")
+            config.update({"ProjectorId": projector, "ProjectionDataId": sinogram,
+                           "ReconstructionDataId": volume})
+            algorithm = astra.algorithm.create(config)
+            astra.algorithm.run(algorithm)
+            out[:, row, :] = astra.data2d.get(volume)
+            astra.algorithm.delete(algorithm)
+            astra.data2d.delete([sinogram, volume])
+        astra.projector.delete(projector)
+        return out
+
+    assert np.corrcoef(ours.ravel(), astra_volume(-1.0).ravel())[0, 1] > 0.95
+    assert np.corrcoef(ours.ravel(), astra_volume(+1.0).ravel())[0, 1] < 0.8
+
+
 # --------------------------------------------------------------------------------------------
 # Scaling and Fourier content
 # --------------------------------------------------------------------------------------------

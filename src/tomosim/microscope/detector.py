@@ -25,6 +25,7 @@ summing the odd and even movie frames would. Read noise is drawn per half (varia
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,8 +158,10 @@ def detect_electrons(
         DQE at zero frequency: counts ``Poisson(DQE λ) / DQE`` have mean ``λ`` and variance
         ``λ / DQE``.
     rng
-        Random generator. The full image is the same whether or not ``half_sets`` is asked (the
-        binomial split uses a generator spawned from ``rng``); ``odd + even`` equals it up to
+        Random generator. Each block of :data:`ROWS_PER_BLOCK` rows draws from its own generator
+        spawned from ``rng`` (blocks run on parallel threads; the result does not depend on
+        how many). The full image is the same whether or not ``half_sets`` is asked (the
+        binomial split uses generators spawned separately); ``odd + even`` equals it up to
         float32 rounding.
     read_noise
         Gaussian read noise standard deviation, electrons per pixel.
@@ -182,19 +185,64 @@ def detect_electrons(
         half = (image * np.float32(0.5)) if half_sets else None
         return DetectedImage(image, half, None if half is None else half.copy())
     split_rng = rng.spawn(1)[0]
-    counts = rng.poisson(expected.astype(np.float64) * dqe)
-    readout = (
-        rng.normal(0.0, read_noise / np.sqrt(2), size=(2, *expected.shape)) if read_noise else None
-    )
-    image = counts / dqe
-    if readout is not None:
-        image = image + readout[0] + readout[1]
-    if not half_sets:
-        return DetectedImage(image.astype(np.float32))
-    odd_counts = split_rng.binomial(counts, 0.5)
-    odd = odd_counts / dqe
-    even = (counts - odd_counts) / dqe
-    if readout is not None:
-        odd = odd + readout[0]
-        even = even + readout[1]
-    return DetectedImage(image.astype(np.float32), odd.astype(np.float32), even.astype(np.float32))
+    ny = expected.shape[0] if expected.ndim else 1
+    rows = [(start, min(ny, start + ROWS_PER_BLOCK)) for start in range(0, ny, ROWS_PER_BLOCK)]
+    generators = rng.spawn(len(rows))
+    split_generators = split_rng.spawn(len(rows)) if half_sets else [None] * len(rows)
+    flat = expected.reshape(ny, -1) if expected.ndim else expected.reshape(1, 1)
+    image = np.empty(flat.shape, np.float32)
+    odd = np.empty(flat.shape, np.float32) if half_sets else None
+    even = np.empty(flat.shape, np.float32) if half_sets else None
+
+    def fill(block: int) -> None:
+        # one generator per block of rows: the same numbers however many threads draw them
+        start, stop = rows[block]
+        generator = generators[block]
+        counts = generator.poisson(flat[start:stop].astype(np.float64) * dqe)
+        readout = (
+            generator.normal(0.0, read_noise / np.sqrt(2), size=(2, *counts.shape))
+            if read_noise else None
+        )
+        full = counts / dqe
+        if readout is not None:
+            full = full + readout[0] + readout[1]
+        image[start:stop] = full
+        if odd is not None and even is not None:
+            odd_counts = split_generators[block].binomial(counts, 0.5)
+            odd_part = odd_counts / dqe
+            even_part = (counts - odd_counts) / dqe
+            if readout is not None:
+                odd_part = odd_part + readout[0]
+                even_part = even_part + readout[1]
+            odd[start:stop] = odd_part
+            even[start:stop] = even_part
+
+    _run_blocks(fill, len(rows))
+    shape = expected.shape
+    if odd is None or even is None:
+        return DetectedImage(image.reshape(shape))
+    return DetectedImage(image.reshape(shape), odd.reshape(shape), even.reshape(shape))
+
+
+ROWS_PER_BLOCK = 128
+"""Image rows per noise block; each block draws from its own generator spawned from the image's."""
+
+
+def _run_blocks(fill: Callable[[int], None], count: int) -> None:
+    """``fill(0) ... fill(count - 1)`` on up to numba's thread count of threads.
+
+    numpy's generators release the GIL while they draw, so blocks with separate generators draw
+    in parallel; a Dask worker limited to one numba thread draws them one after another.
+    """
+    import numba
+
+    threads = min(count, numba.get_num_threads())
+    if threads <= 1:
+        for block in range(count):
+            fill(block)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        for result in pool.map(fill, range(count)):
+            del result

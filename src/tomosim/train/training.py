@@ -572,6 +572,14 @@ def train_on_the_fly(
     start = 0 if resume_from is None else resume_from.iteration
     root.mkdir(parents=True, exist_ok=True)
     write_text(root / PHANTOM_CONFIG_FILE, stored_text)
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"simulating {settings.validation_phantoms} validation and {settings.pool_size} "
+            f"training phantoms to start; {settings.workers} background worker(s) simulate the "
+            f"next ones (one every {settings.refresh_every} iterations)"
+        )
     with PhantomPool(
         tree, phantom_seed, classes=classes, pixel_size=pixel_size, settings=settings,
         start_iteration=start, simulate=simulate, scratch_dir=scratch_dir,

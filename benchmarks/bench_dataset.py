@@ -88,6 +88,19 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(all, stolen) CPU time of the machine so far, from /proc/stat (zeros where unreadable).
+
+    Stolen time is time the hypervisor gave this VM's virtual CPUs to someone else: on a shared
+    machine it is what slows a run down without showing up in any process.
+    """
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def folder_digests(root: Path) -> dict[str, str]:
     """SHA-256 of every phantom file (relative path -> digest), to compare runs byte for byte."""
     return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
@@ -131,24 +144,29 @@ def bench_dataset(quick: bool, phantoms: int, rounds: int, scratch: Path) -> lis
             startups.append(time.perf_counter() - start)
         walls: list[list[float]] = [[] for _ in RUNS]
         cpus: list[list[float]] = [[] for _ in RUNS]
+        steal: list[list[float]] = [[] for _ in RUNS]
         identical = True
         for r in range(rounds):  # interleaved, so that a slow spell of the machine hits every run
             reference = None
             for k, (name, _, _) in enumerate(RUNS):
                 out = scratch / f"round{r}-run{k}"
                 before = resource.getrusage(resource.RUSAGE_SELF)
+                jiffies = cpu_jiffies()
                 start = time.perf_counter()
                 index = generate_dataset(tree, phantoms, out, seed=2024 + r, scheduler=schedulers[k],
                                          progress=False)
                 walls[k].append(time.perf_counter() - start)
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 cpus[k].append((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+                total, stolen = (a - b for a, b in zip(cpu_jiffies(), jiffies))
+                steal[k].append(stolen / total if total else 0.0)
                 files = folder_digests(out)
                 reference = files if reference is None else reference
                 identical = identical and files == reference
                 shutil.rmtree(out)
                 print(f"round {r + 1}/{rounds}, {name}: {phantoms} phantoms in {walls[k][-1]:.1f} s = "
-                      f"{phantoms / walls[k][-1] * 3600:.0f} phantoms/hour", flush=True)
+                      f"{phantoms / walls[k][-1] * 3600:.0f} phantoms/hour; CPU stolen by the "
+                      f"hypervisor {100 * steal[k][-1]:.0f} %", flush=True)
     proteins = [sum(v for k, v in e.parameters.items() if k.endswith(".count")) for e in index.phantoms]
     rows = []
     for k, (name, workers, threads) in enumerate(RUNS):
@@ -159,6 +177,7 @@ def bench_dataset(quick: bool, phantoms: int, rounds: int, scratch: Path) -> lis
             "wall_s": wall, "wall_s_per_round": walls[k],
             "seconds_per_phantom": wall / phantoms, "phantoms_per_hour": phantoms / wall * 3600,
             "this_process_cpu_s": float(np.median(cpus[k])),
+            "stolen_cpu_fraction_per_round": steal[k],
             "mean_drawn_protein_count": float(np.mean(proteins)), "size": size,
             "peak_rss_mb": peak_rss_mb(), "cluster_start_and_warmup_s": startups[k],
             "identical_to_in_process": identical,

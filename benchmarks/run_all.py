@@ -283,8 +283,12 @@ NOTES = """
   runs one phantom at a time with numba threads on both cores, but a phantom keeps only about
   1.2-1.4 cores busy, so 2 workers beat it by less (the "vs in process" row): that is the gain a
   user of a 2-core machine sees from `--workers 2`. The machine is shared and its speed drifts by
-  10-20 % within minutes, so the three runs are interleaved over three rounds and the medians
-  shown, with each round's ratio. Dask's default `MALLOC_TRIM_THRESHOLD_` in worker processes
+  10-40 % within minutes, so the three runs are interleaved over three rounds and the medians
+  shown, with each round's ratio. The "control" row runs fixed compute tasks (tomosim's WBP and
+  projection kernels, no I/O) on the same 1- and 2-worker clusters in each round: its ratio is
+  what this VM gave perfectly parallel work at the time (1.6-2.1 over this session's runs; its
+  second core is not always a whole core), so a dataset ratio near it means the dataset path
+  itself scales. Dask's default `MALLOC_TRIM_THRESHOLD_` in worker processes
   made phantoms ~40 % slower; tomosim's local cluster removes it (docs/dataset.md). The
   per-phantom seeds make the outputs byte-identical for any number of workers.
 - **Training on the fly** shares the cores between simulating and training, so on 2 cores it is

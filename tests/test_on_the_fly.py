@@ -316,6 +316,9 @@ def test_train_cli_on_the_fly_real_pipeline(tmp_path, run_cli):
     assert code == 2 and "not both" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("train", "-o", tmp_path / "m2")
     assert code == 2 and "--on-the-fly" in err
+    sim.write_text("seed: abc\nsample: {pixel_size: 10}\n")
+    code, _, err = run_cli("train", "--on-the-fly", sim, "-o", tmp_path / "m2")
+    assert code == 2 and "seed must be an integer" in err and len(err.strip().splitlines()) == 1
     sim.write_text("sample: {pixel_size: {uniform: [12, 8]}}\n")
     code, _, err = run_cli("train", "--on-the-fly", sim, "-o", tmp_path / "m2")
     assert code == 2 and "sample.pixel_size" in err and len(err.strip().splitlines()) == 1

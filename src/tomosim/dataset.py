@@ -164,6 +164,13 @@ class DatasetIndex:
         return [self.output_dir / e.folder for e in self.phantoms if e.status == status]
 
 
+def checked_seed(seed: object, what: str) -> int:
+    """``seed`` as an int in [0, 2**63), or a one-line :class:`TomosimError` naming ``what``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise TomosimError(f"{what} must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
 def phantom_folder(index: int) -> str:
     """Folder name of phantom ``index``: ``phantom_00000``, ``phantom_00001``, ..."""
     return f"phantom_{index:05d}"
@@ -276,9 +283,7 @@ def generate_dataset(
     tree = apply_overrides(tree, list(overrides or []))
     if seed is None:
         seed = tree.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise TomosimError(f"dataset seed must be an integer in [0, 2**63), got {seed!r}")
-    seed = int(seed)
+    seed = checked_seed(seed, "dataset seed")
     tree.pop("seed", None)
     config_hash = _tree_hash(tree, seed, n)
 
@@ -473,6 +478,10 @@ def threads_per_worker(workers: int) -> int:
     return max(1, usable_cores() // workers)
 
 
+UNSET_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+"""Dask config key whose value None keeps MALLOC_TRIM_THRESHOLD_ out of worker environments."""
+
+
 def local_cluster(workers: int, *, threads: int | None = None) -> Any:
     """The local Dask cluster of :func:`generate_dataset`: ``workers`` worker processes.
 
@@ -497,10 +506,6 @@ def local_cluster(workers: int, *, threads: int | None = None) -> Any:
                 "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
             )},
         )
-
-
-UNSET_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-"""Dask config key whose value None keeps MALLOC_TRIM_THRESHOLD_ out of worker environments."""
 
 
 @contextlib.contextmanager

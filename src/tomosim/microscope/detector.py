@@ -185,11 +185,12 @@ def detect_electrons(
         half = (image * np.float32(0.5)) if half_sets else None
         return DetectedImage(image, half, None if half is None else half.copy())
     split_rng = rng.spawn(1)[0]
-    ny = expected.shape[0] if expected.ndim else 1
+    flat = np.atleast_1d(expected)
+    flat = flat.reshape(flat.shape[0], -1)  # rows of the image (any shape works)
+    ny = flat.shape[0]
     rows = [(start, min(ny, start + ROWS_PER_BLOCK)) for start in range(0, ny, ROWS_PER_BLOCK)]
     generators = rng.spawn(len(rows))
     split_generators = split_rng.spawn(len(rows)) if half_sets else [None] * len(rows)
-    flat = expected.reshape(ny, -1) if expected.ndim else expected.reshape(1, 1)
     image = np.empty(flat.shape, np.float32)
     odd = np.empty(flat.shape, np.float32) if half_sets else None
     even = np.empty(flat.shape, np.float32) if half_sets else None
@@ -244,5 +245,4 @@ def _run_blocks(fill: Callable[[int], None], count: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads) as pool:
-        for result in pool.map(fill, range(count)):
-            del result
+        list(pool.map(fill, range(count)))  # list(): re-raises a block's exception here

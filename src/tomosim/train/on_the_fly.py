@@ -46,7 +46,13 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
-from tomosim.dataset import draw_phantom, limit_threads, phantom_folder, threads_per_worker
+from tomosim.dataset import (
+    checked_seed,
+    draw_phantom,
+    limit_threads,
+    phantom_folder,
+    threads_per_worker,
+)
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
 from tomosim.train.data import (
@@ -117,8 +123,7 @@ class PhantomStream(IterableDataset):
         super().__init__()
         if not isinstance(config_tree, dict):
             raise TomosimError("PhantomStream needs a config tree (a mapping of sections)")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-            raise TomosimError(f"stream seed must be an integer in [0, 2**63), got {seed!r}")
+        seed = checked_seed(seed, "stream seed")
         if patch_shape is not None:
             if len(patch_shape) != 3 or any(int(p) < 1 for p in patch_shape):
                 raise TomosimError(f"patch_shape must be three positive sizes (z, y, x), got {patch_shape}")
@@ -232,22 +237,29 @@ def _as_tensors(tomogram: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor,
 
 
 def phantom_loader(
-    stream: PhantomStream, *, batch_size: int = 1, num_workers: int = 2, prefetch_factor: int = 2,
-    multiprocessing_context: str = "spawn",
+    stream: PhantomStream, *, batch_size: int | None = 1, num_workers: int = 2,
+    prefetch_factor: int = 2,
 ) -> DataLoader:
     """A DataLoader over ``stream`` with ``num_workers`` simulating processes (0 = in this process).
 
+    ``batch_size=None`` yields the stream's samples one by one, as they are (no collation).
     Workers are not persistent so :meth:`PhantomStream.set_epoch` reaches them. They are spawned,
     not forked: a process that has run numba's parallel kernels (GNU OpenMP) or torch cannot fork
     safely. A custom ``simulate`` or ``transform`` must therefore be importable (module level).
     """
-    if num_workers < 0 or batch_size < 1:
+    if num_workers < 0 or (batch_size is not None and batch_size < 1):
         raise TomosimError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
     extra: dict[str, Any] = (
-        {"prefetch_factor": prefetch_factor, "multiprocessing_context": multiprocessing_context}
+        {"prefetch_factor": prefetch_factor, "multiprocessing_context": "spawn"}
         if num_workers > 0 else {}
     )
+    if batch_size is None:
+        extra["collate_fn"] = _as_is
     return DataLoader(stream, batch_size=batch_size, num_workers=num_workers, **extra)
+
+
+def _as_is(item: Any) -> Any:
+    return item
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,10 +318,6 @@ class PreparedPhantom:
         return [make_patch_source(volume, y_range=(0, volume.labels.shape[1]), rng=rng)]
 
 
-def _single(item: Any) -> Any:
-    return item
-
-
 class PhantomPool:
     """Patch sources for training on the fly: a pool of phantoms that slides along a stream.
 
@@ -363,10 +371,7 @@ class PhantomPool:
             tree, seed, transform=transform, simulate=simulate, scratch_dir=scratch_dir,
             first=self._next, threads=settings.threads,
         )
-        loader = DataLoader(
-            stream, batch_size=None, collate_fn=_single, num_workers=settings.workers,
-            multiprocessing_context="spawn", prefetch_factor=2,
-        )  # spawn: numba's OpenMP and torch's thread pools are not safe across fork
+        loader = phantom_loader(stream, batch_size=None, num_workers=settings.workers)
         self._iterator: Iterator[Any] | None = iter(loader)  # the workers start simulating now
         self._pool: deque[tuple[int, PatchSource]] = deque()
         self.waited_s = 0.0
@@ -376,8 +381,8 @@ class PhantomPool:
             for k in range(self.validation_count):
                 self.validation.extend(self._guarded(k, lambda k=k: stream.phantom_samples(k)))
             for k in range(oldest, self._next):
-                (source,) = self._guarded(k, lambda k=k: stream.phantom_samples(k))
-                self._pool.append((k, source))
+                samples = self._guarded(k, lambda k=k: stream.phantom_samples(k))
+                self._pool.extend((k, sample) for sample in samples)
         except BaseException:
             self.close()
             raise
@@ -398,7 +403,7 @@ class PhantomPool:
         start = time.perf_counter()
         while self._next < oldest + self.settings.pool_size:
             k = self._next
-            (source,) = self._guarded(k, lambda: next(self._iterator))  # type: ignore[arg-type]
+            source = self._guarded(k, lambda: next(self._iterator))  # type: ignore[arg-type]
             self._pool.append((k, source))
             self._next += 1
         self.waited_s += time.perf_counter() - start
@@ -407,7 +412,8 @@ class PhantomPool:
         return [source for _, source in self._pool]
 
     @staticmethod
-    def _guarded(k: int, produce: Callable[[], Any]) -> list[Any]:
+    def _guarded(k: int, produce: Callable[[], Any]) -> Any:
+        """``produce()``, its failure turned into one line naming phantom ``k``."""
         try:
             item = produce()
         except Exception as exc:
@@ -420,7 +426,7 @@ class PhantomPool:
                 if not isinstance(exc, TomosimError):
                     reason = f"{type(exc).__name__}: {reason}"
             raise TomosimError(f"on-the-fly phantom {phantom_folder(k)} failed: {reason}") from None
-        return item if isinstance(item, list) else [item]
+        return item
 
     def close(self) -> None:
         """Stop the worker processes."""

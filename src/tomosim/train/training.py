@@ -546,12 +546,13 @@ def train_on_the_fly(
     """
     import yaml
 
-    from tomosim.dataset import draw_phantom
+    from tomosim.dataset import checked_seed, draw_phantom
     from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
+    phantom_seed = checked_seed(phantom_seed, "phantom config seed")
     root = Path(output_dir)
     tree = {k: v for k, v in phantom_config.items() if k != "seed"}
-    stored_text = yaml.safe_dump({"seed": int(phantom_seed), "config": tree}, sort_keys=False)
+    stored_text = yaml.safe_dump({"seed": phantom_seed, "config": tree}, sort_keys=False)
     if resume and (root / PHANTOM_CONFIG_FILE).is_file():
         if yaml.safe_load((root / PHANTOM_CONFIG_FILE).read_text()) != yaml.safe_load(stored_text):
             raise TomosimError(
@@ -594,7 +595,7 @@ def train_on_the_fly(
             title="train on the fly",
             record_extra=lambda: {
                 "phantoms_seen": pool.phantoms_seen,
-                "first_pool_wait_s": round(pool.first_fill_s or 0.0, 3),
+                "first_pool_wait_s": round(pool.first_fill_s, 3),
                 "waited_for_phantoms_s": round(pool.waited_s, 3),
             },
         )

@@ -2,7 +2,7 @@
 
 A filament is a *path* (its axis, a polyline in sample coordinates with a frame at every point)
 and a *helical lattice* wrapped around it. Every subunit becomes one row of
-:class:`tomosim.assemble.Placements`, so the assembly renders filaments exactly like particles:
+:class:`tomosim.phantom.Placements`, so the assembly renders filaments exactly like particles:
 the subunit template actively rotated by ``R`` and moved to ``p`` (CONVENTIONS.md).
 
 Conventions
@@ -82,9 +82,9 @@ from scipy.optimize import brentq
 from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
+from tomosim.phantom import Placements
 
 if TYPE_CHECKING:
-    from tomosim.assemble import Placements
     from tomosim.config import FilamentSpecies
 
 DEFAULT_SUBUNIT_RADIUS = 30.0
@@ -1149,8 +1149,6 @@ def place_filaments(
     TomosimError
         Unknown label, impossible lattice or arrangement (see :func:`filament_paths`).
     """
-    from tomosim.assemble import Placements
-
     bare = species_parameters(species)
     decorated = decoration_parameters(species)
     templates = filament_templates(species)

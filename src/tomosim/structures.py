@@ -26,45 +26,11 @@ import mrcfile
 import numpy as np
 from scipy import ndimage
 
+from tomosim.atoms import Atoms
+from tomosim.builtin_structures import builtin_atoms
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
 from tomosim.sources import builtin_name, is_builtin, parse_identifier, resolve_source
-
-
-@dataclass(frozen=True)
-class Atoms:
-    """An atomic model as plain arrays (first model only).
-
-    Attributes
-    ----------
-    positions
-        ``(n, 3)`` float64, ``(x, y, z)`` in Å.
-    elements
-        ``(n,)`` str, element symbols as gemmi names them (``gemmi.Element(...).name``): the
-        standard capitalisation "C", "N", "Fe", "Zn"; ``gemmi.Element(symbol)`` reads them back.
-    b_factors
-        ``(n,)`` float64, isotropic B-factors in Å².
-    occupancies
-        ``(n,)`` float64 in [0, 1].
-    chain_ids
-        ``(n,)`` str, chain (author) ids.
-    hydrogens
-        ``(n,)`` int, implicit hydrogens attached to each atom (0 when unknown or explicit).
-    name
-        Where the model came from (file name or identifier), for messages and provenance.
-    """
-
-    positions: np.ndarray
-    elements: np.ndarray
-    b_factors: np.ndarray
-    occupancies: np.ndarray
-    chain_ids: np.ndarray
-    hydrogens: np.ndarray
-    name: str = ""
-
-    def __len__(self) -> int:
-        return int(self.positions.shape[0])
-
 
 # --------------------------------------------------------------------------------------------
 # Implicit hydrogens of standard residues
@@ -436,8 +402,6 @@ def _builtin_structure(
     assembly: str | None,
     chains: list[str] | tuple[str, ...] | None,
 ) -> Atoms:
-    from tomosim.builtin_structures import builtin_atoms
-
     atoms = builtin_atoms(builtin_name(source))
     if assembly is not None:
         raise TomosimError(f"{source} is a builtin model and has no assembly {assembly!r}")

@@ -33,7 +33,7 @@ _EXPORTS = {
     "resolve_source": "tomosim.sources",
     "Potential": "tomosim.potential",
     "atoms_to_potential": "tomosim.potential",
-    "load_potential": "tomosim.potential",
+    "load_potential": "tomosim.cache",
     "map_to_potential": "tomosim.potential",
     "Phantom": "tomosim.phantom",
     "Placements": "tomosim.phantom",

@@ -40,6 +40,7 @@ import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tomosim.assemble import assemble_phantom
+from tomosim.cache import load_potential
 from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
 from tomosim.errors import TomosimError
 from tomosim.filaments import filament_templates
@@ -48,7 +49,7 @@ from tomosim.labels import class_colour, class_table, classes_csv_text
 from tomosim.microscope import TiltSeries, simulate_tilt_series
 from tomosim.particles import particles_table, write_particles
 from tomosim.phantom import Phantom
-from tomosim.potential import ICE_POTENTIAL_V, Potential, load_potential
+from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 from tomosim.rendering import template_pixel_size

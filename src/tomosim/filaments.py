@@ -74,18 +74,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 from scipy.optimize import brentq
 from scipy.spatial import cKDTree
 
+from tomosim.config import FilamentSpecies
 from tomosim.errors import TomosimError
 from tomosim.phantom import Placements
-
-if TYPE_CHECKING:
-    from tomosim.config import FilamentSpecies
 
 DEFAULT_SUBUNIT_RADIUS = 30.0
 """Å added to ``radius`` to get the outer radius when a parameter set does not give one."""

@@ -51,6 +51,7 @@ from tomosim.particles import particles_table, write_particles
 from tomosim.phantom import Phantom
 from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
+from tomosim.recipe import phantom_recipe
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 from tomosim.rendering import template_pixel_size
 
@@ -170,7 +171,7 @@ def simulate(
         with stage("potentials", timings):
             templates = compute_templates(config)
         with stage("phantom", timings):
-            phantom = assemble_phantom(config, templates, seeds.assembly)
+            phantom = assemble_phantom(phantom_recipe(config), templates, seeds.assembly)
         with stage("write phantom", timings):
             _write_phantom(config, phantom, paths)
         tilt_series = tomogram = None

@@ -224,6 +224,7 @@ def reconstruct(
     import numpy as np
 
     from tomosim.io import read_mrc, read_tlt, write_mrc
+    from tomosim.microscope.ctf import Optics
     from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 
     tilt_angles = read_tlt(angles)
@@ -252,9 +253,7 @@ def reconstruct(
         settings = PhaseFlipSettings(
             defocus_u=defocus_um * 1e4,
             defocus_v=defocus_um * 1e4,
-            voltage_kv=voltage_kv,
-            cs_mm=cs_mm,
-            amplitude_contrast=amplitude_contrast,
+            optics=Optics(voltage_kv=voltage_kv, cs_mm=cs_mm, amplitude_contrast=amplitude_contrast),
         )
     try:
         volume = weighted_backprojection(

@@ -51,7 +51,7 @@ from tomosim.particles import particles_table, write_particles
 from tomosim.phantom import Phantom
 from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
-from tomosim.recipe import phantom_recipe
+from tomosim.recipe import acquisition, optics, phantom_recipe
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 from tomosim.rendering import template_pixel_size
 
@@ -181,7 +181,8 @@ def simulate(
                     phantom.potential,
                     pixel_size=config.sample.pixel_size,
                     ice_thickness=phantom.ice_thickness,
-                    microscope=config.microscope,
+                    acquisition=acquisition(config.microscope),
+                    optics=optics(config.microscope.optics),
                     ice_potential_v=_ice_potential(config),
                     rng=seeds.microscope,
                 )
@@ -206,10 +207,7 @@ def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> n
             defocus_u=tilt_series.defocus_u,
             defocus_v=tilt_series.defocus_v,
             astigmatism_angle=tilt_series.astigmatism_angle,
-            voltage_kv=tilt_series.voltage_kv,
-            cs_mm=tilt_series.cs_mm,
-            amplitude_contrast=tilt_series.amplitude_contrast,
-            phase_shift=tilt_series.phase_shift,
+            optics=tilt_series.optics,
         )
     return weighted_backprojection(
         tilt_series.images,
@@ -304,7 +302,7 @@ def mdoc_text(tilt_series: TiltSeries, *, image_file: str) -> str:
     ny, nx = tilt_series.images.shape[1:]
     lines = [
         f"PixelSpacing = {tilt_series.pixel_size:.4f}",
-        f"Voltage = {tilt_series.voltage_kv:g}",
+        f"Voltage = {tilt_series.optics.voltage_kv:g}",
         f"ImageFile = {image_file}",
         f"ImageSize = {nx} {ny}",
         "DataMode = 2",

@@ -10,9 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from tomosim.assemble import PhantomRecipe
-from tomosim.config import ProteinsConfig, SimulationConfig, VesiclesConfig
+from tomosim.config import (
+    MicroscopeConfig,
+    OpticsConfig,
+    ProteinsConfig,
+    SimulationConfig,
+    VesiclesConfig,
+)
 from tomosim.errors import TomosimError
 from tomosim.membranes import VesiclePopulation
+from tomosim.microscope.ctf import Optics
+from tomosim.microscope.detector import detector_model
+from tomosim.microscope.image_formation import (
+    Acquisition,
+    DetectorSettings,
+    DoseSettings,
+    Focus,
+    TiltSettings,
+)
 from tomosim.packing import PackingRules, ProteinTarget
 
 
@@ -97,4 +112,64 @@ def phantom_recipe(config: SimulationConfig) -> PhantomRecipe:
         vesicles=vesicle_population(config.vesicles),
         vesicle_class_id=class_ids[config.vesicles.label] if config.vesicles.count > 0 else 0,
         vesicle_ice_potential_v=ice,
+    )
+
+
+def optics(section: OpticsConfig) -> Optics:
+    """The optics of the ``microscope.optics`` section."""
+    return Optics(
+        voltage_kv=float(section.voltage_kv),
+        cs_mm=float(section.cs_mm),
+        amplitude_contrast=float(section.amplitude_contrast),
+        phase_shift=float(section.phase_shift),
+        b_factor=float(section.b_factor),
+        source_spread_mrad=float(section.source_spread_mrad),
+        energy_spread_ev=float(section.energy_spread_ev),
+        chromatic_aberration_mm=float(section.chromatic_aberration_mm),
+    )
+
+
+def acquisition(microscope: MicroscopeConfig) -> Acquisition:
+    """Tilt scheme, focus, dose and detector of the ``microscope`` section."""
+    tilt, focus, dose, detector = (
+        microscope.tilt, microscope.optics, microscope.dose, microscope.detector
+    )
+    return Acquisition(
+        tilt=TiltSettings(
+            min_angle=tilt.min_angle,
+            max_angle=tilt.max_angle,
+            step=tilt.step,
+            order=tilt.order,
+            group_size=tilt.group_size,
+            start_angle=tilt.start_angle,
+            tilt_axis_angle=tilt.tilt_axis_angle,
+            angle_error=tilt.angle_error,
+            shift_error=tilt.shift_error,
+            rotation_error=tilt.rotation_error,
+        ),
+        focus=Focus(
+            defocus_um=focus.defocus_um,
+            astigmatism_um=focus.astigmatism_um,
+            astigmatism_angle=focus.astigmatism_angle,
+            defocus_jitter_um=focus.defocus_jitter_um,
+            defocus_gradient=focus.defocus_gradient,
+            depth_defocus=focus.depth_defocus,
+            padding=focus.padding,
+        ),
+        dose=DoseSettings(
+            total_dose_e_per_a2=dose.total_dose_e_per_a2,
+            weighting=dose.weighting,
+            exposure_filter=dose.exposure_filter,
+            energy_filter=dose.energy_filter,
+            inelastic_mean_free_path=dose.inelastic_mean_free_path,
+        ),
+        detector=DetectorSettings(
+            detector=detector_model(
+                detector.preset, dqe=detector.dqe, mtf_falloff=detector.mtf_falloff
+            ),
+            read_noise=detector.read_noise,
+            noise=detector.noise,
+            write_noise_free=detector.write_noise_free,
+            write_half_sets=detector.write_half_sets,
+        ),
     )

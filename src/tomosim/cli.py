@@ -305,7 +305,7 @@ def _require_torch(threads: int | None) -> None:
 
 def _class_table_near(path: Path, explicit: Path | None):
     """--classes, else ``<stem>.classes.csv`` or ``classes.csv`` beside a label file, else None."""
-    from tomosim.train.data import read_class_table
+    from tomosim.labels import read_class_table
 
     if explicit is not None:
         return read_class_table(explicit)
@@ -351,8 +351,9 @@ def train(
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
+    from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
-        merge_class_tables, prepare_training_volume, read_simulation_folder,
+        prepare_training_volume, read_simulation_folder,
     )
     from tomosim.train.training import train_network, train_on_the_fly
 
@@ -423,7 +424,7 @@ def segment(
 
     from tomosim.io import read_mrc, write_mrc
     from tomosim.train.checkpoint import load_checkpoint
-    from tomosim.train.data import write_class_table
+    from tomosim.labels import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
     if batch_size < 1 or chunk_slices < 1:
@@ -485,8 +486,9 @@ def finetune(
     _require_torch(threads)
     from tomosim.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.labels import read_class_table
     from tomosim.train.data import (
-        prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder,
+        prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
     )
     from tomosim.train.training import finetune_network
 
@@ -601,8 +603,9 @@ def pick(
     import numpy as np
 
     from tomosim.io import read_mrc
-    from tomosim.train.data import make_class_table
-    from tomosim.train.picking import is_globular_name, pick_particles, write_particles_star
+    from tomosim.labels import make_class_table
+    from tomosim.particles import write_particles_star
+    from tomosim.train.picking import is_globular_name, pick_particles
 
     if min_size < 1:
         raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")

@@ -45,7 +45,7 @@ from tomosim.config import SimulationConfig, StructureOptions, config_from_dict,
 from tomosim.errors import TomosimError
 from tomosim.filaments import filament_templates
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
-from tomosim.labels import class_colour, class_table, classes_csv_text
+from tomosim.labels import class_colour, class_table, write_class_table
 from tomosim.microscope import TiltSeries, simulate_tilt_series
 from tomosim.particles import particles_table, write_particles
 from tomosim.phantom import Phantom
@@ -234,7 +234,7 @@ def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, 
     write_mrc(paths["ground_truth.mrc"], phantom.potential, voxel_size=px)
     write_mrc(paths["labels.mrc"], phantom.labels, voxel_size=px)
     write_mrc(paths["instances.mrc"], phantom.instances, voxel_size=px)
-    write_text(paths["classes.csv"], classes_csv_text(class_table(config)))
+    write_class_table(paths["classes.csv"], class_table(config.class_ids()))
     table = particles_table(
         phantom.placements,
         shape=config.sample.shape,

@@ -47,13 +47,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
-from tomosim.dataset import (
-    checked_seed,
-    draw_phantom,
-    limit_threads,
-    phantom_folder,
-    threads_per_worker,
-)
+from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
@@ -63,6 +57,7 @@ from tomosim.train.data import (
     prepare_training_volume,
     read_simulation_folder,
 )
+from tomosim.workers import limit_threads, threads_per_worker
 
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
 

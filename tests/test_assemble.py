@@ -14,8 +14,9 @@ from tomosim.assemble import assemble_phantom
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.labels import labels_consistent
+from tomosim.occupancy import mark_boxes
 from tomosim.orientations import euler_to_matrix, random_rotations, sample_orientations
-from tomosim.packing import mark_boxes, place_proteins
+from tomosim.packing import place_proteins
 from tomosim.phantom import Placements, PotentialBox, instance_class_table
 from tomosim.potential import Potential
 from tomosim.recipe import packing_rules, phantom_recipe, protein_targets, vesicle_population

@@ -420,3 +420,137 @@ def build_template(
         n_subunits=len(subunits),
         core_residues=dict(chosen.residues[core_part]),
     )
+
+
+def _template_from_json(path: Path, data: dict[str, object]) -> SubunitTemplate:
+    values = dict(data)
+    residues = values.pop("core_residues")
+    assert isinstance(residues, dict)
+    return SubunitTemplate(
+        path=path, core_residues={int(k): str(v) for k, v in residues.items()}, **values  # type: ignore[arg-type]
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_template(
+    content: str, source: str, chains: tuple[str, ...] | None, segments: tuple[str, ...] | None,
+    keep_ligands: bool,
+) -> SubunitTemplate:
+    key = hashlib.sha256(json.dumps(
+        [content, chains, segments, keep_ligands, TEMPLATE_CODE_VERSION]
+    ).encode()).hexdigest()[:32]
+    folder = cache_dir("filament_templates")
+    pdb, meta = folder / f"{key}.pdb", folder / f"{key}.json"
+    if pdb.is_file() and meta.is_file():
+        try:
+            data = json.loads(meta.read_text())
+            if data.get("source") == source:
+                return _template_from_json(pdb, data)
+        except (ValueError, TypeError, KeyError, AssertionError):
+            pass  # unreadable entry: rebuild it
+    template = build_template(
+        source, chains=list(chains) if chains is not None else None,
+        segments=list(segments) if segments is not None else None, keep_ligands=keep_ligands,
+        output=pdb,
+    )
+    data = {k: v for k, v in template.__dict__.items() if k != "path"}
+    with atomic_path(meta) as tmp:
+        tmp.write_text(json.dumps(data, sort_keys=True, indent=1))
+    return template
+
+
+def helix_template(
+    source: str,
+    *,
+    chains: list[str] | None = None,
+    segments: list[str] | None = None,
+    keep_ligands: bool = True,
+) -> SubunitTemplate:
+    """The ``helix: auto`` template of a filament model, from the cache when there.
+
+    Parameters
+    ----------
+    source
+        The filament model (path or identifier; identifiers are fetched and cached by
+        :func:`tomosim.sources.resolve_source`).
+    chains, segments
+        Optional selection of chains / segment ids of the model.
+    keep_ligands
+        Keep ligands (nucleotides, ions) in the subunit.
+
+    Returns
+    -------
+    SubunitTemplate
+        See :func:`build_template`; the subunit file lives in the template cache.
+    """
+    path = resolve_source(source)
+    return _cached_template(
+        _file_sha256(path), str(source), tuple(chains) if chains is not None else None,
+        tuple(segments) if segments is not None else None, bool(keep_ligands),
+    )
+
+
+PRESET_TEMPLATES: dict[str, str] = {
+    "actin": "actin_6bno.pdb.gz",
+    "microtubule": "tubulin_5ij0.pdb.gz",
+}
+"""Shipped pre-aligned subunits of the presets (provenance: ``data/filaments/README.md``)."""
+
+COFILACTIN_ENTRY = "pdb:5YU8"
+"""The cofilactin preset's filament model: fetched by id on first use and fitted with
+``helix: auto`` (cofilin-decorated F-actin, Tanaka et al. 2018, *Nat. Commun.* 9, 1860)."""
+
+
+def preset_template_path(preset: str) -> Path:
+    """Path of a shipped preset subunit (``actin``, ``microtubule``)."""
+    if preset not in PRESET_TEMPLATES:
+        raise TomosimError(f"preset {preset!r} has no shipped template ({sorted(PRESET_TEMPLATES)})")
+    return Path(str(resources.files("tomosim").joinpath("data/filaments", PRESET_TEMPLATES[preset])))
+
+
+def cofilactin_template() -> SubunitTemplate:
+    """The cofilactin preset's subunit, fitted from :data:`COFILACTIN_ENTRY` (fetched, cached).
+
+    Raises
+    ------
+    TomosimError
+        In one line when the entry cannot be had (offline and not cached), naming the entry and
+        how to supply it; never falls back to a coarse model.
+    """
+    try:
+        return helix_template(COFILACTIN_ENTRY)
+    except TomosimError as exc:
+        raise TomosimError(
+            f"the cofilactin preset needs PDB entry {COFILACTIN_ENTRY[4:]} ({exc}); put "
+            f"{COFILACTIN_ENTRY[4:].lower()}.cif.gz in a $TOMOSIM_STRUCTURES folder, or give "
+            "the decoration a source with helix: auto"
+        ) from None
+
+
+def core_identity(bare: dict[int, str], decorated: dict[int, str]) -> float:
+    """Fraction of the bare subunit's residues found, with the same name, in a decorated core."""
+    if not bare:
+        return 0.0
+    same = sum(1 for number, name in bare.items() if decorated.get(number) == name)
+    return same / len(bare)
+
+
+def template_residues(path: Path) -> dict[int, str]:
+    """``{residue number: name}`` of the largest chain of a subunit file."""
+    try:
+        structure = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise TomosimError(f"cannot read subunit template {path}: {exc}") from None
+    chains = sorted(structure[0], key=lambda c: -len(c))
+    if not chains:
+        raise TomosimError(f"no atoms in subunit template {path}")
+    return {res.seqid.num: _residue_name(res.name) for res in chains[0]}
+
+
+__all__ = [
+    "COFILACTIN_ENTRY", "MAX_HELIX_RESIDUAL", "PRESET_TEMPLATES", "Subunit", "SubunitTemplate",
+    "build_template", "cofilactin_template", "core_identity", "find_subunits",
+    "fit_filament_model", "helix_template", "matched_pairs", "preset_template_path",
+    "read_filament_model", "template_residues",
+]
+_ = math

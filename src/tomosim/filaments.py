@@ -81,7 +81,17 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.spatial import cKDTree
 
+from tomosim.config import StructureOptions
 from tomosim.errors import TomosimError
+from tomosim.filament_templates import (
+    SubunitTemplate,
+    cofilactin_template,
+    core_identity,
+    helix_template,
+    preset_template_path,
+    template_residues,
+)
+from tomosim.sources import resolve_source
 
 if TYPE_CHECKING:
     from tomosim.assemble import Placements
@@ -121,14 +131,21 @@ class HelicalParameters:
     protofilaments
         Protofilaments around the circumference; 1 for a 1-start helix.
     start
-        Helix start number of a tube: going once around the circumference rises by
-        ``start · start_rise``.
+        Helix start number of a tube: going once around the circumference (towards increasing
+        azimuth) rises by ``start · start_rise``. Negative = left-handed: the lateral neighbour
+        at negative azimuth is higher (the microtubule's 3-start helix: ``-3``).
     start_rise
         Axial length of the unit that ``start`` counts, Å; ``None`` = ``rise``. For a microtubule
         of αβ-dimer subunits the 3-start helix counts monomers: ``start_rise = rise / 2``.
     outer_radius
         Radius of the cylinder that encloses all atoms, Å, used to keep filaments apart and
         inside the volume; ``None`` = ``radius + DEFAULT_SUBUNIT_RADIUS``.
+    reference_azimuth
+        Azimuth (degrees) of the template's reference point in the subunit's own frame: 0 when
+        the reference point defines the subunit's azimuth (every preset but a fitted decorated
+        subunit, whose azimuth is that of its core, e.g. its actin).
+    reference_height
+        Height (Å) of the template's reference point in the subunit's own frame (as above).
     """
 
     rise: float
@@ -138,6 +155,8 @@ class HelicalParameters:
     start: int = 1
     start_rise: float | None = None
     outer_radius: float | None = None
+    reference_azimuth: float = 0.0
+    reference_height: float = 0.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.rise) and self.rise > 0):
@@ -148,8 +167,8 @@ class HelicalParameters:
             raise TomosimError(f"helical radius must be >= 0 Å, got {self.radius}")
         if int(self.protofilaments) != self.protofilaments or self.protofilaments < 1:
             raise TomosimError(f"protofilaments must be an integer >= 1, got {self.protofilaments}")
-        if int(self.start) != self.start or self.start < 0:
-            raise TomosimError(f"helix start number must be an integer >= 0, got {self.start}")
+        if int(self.start) != self.start:
+            raise TomosimError(f"helix start number must be an integer, got {self.start}")
         if self.start_rise is not None and not self.start_rise > 0:
             raise TomosimError(f"start_rise must be > 0 Å, got {self.start_rise}")
         if self.outer_radius is not None and not self.outer_radius >= self.radius:
@@ -175,21 +194,21 @@ class HelicalParameters:
 
 
 PRESETS: dict[str, HelicalParameters] = {
-    "actin": HelicalParameters(rise=27.5, twist=-166.7, radius=15.8, outer_radius=48.0),
-    "cofilactin": HelicalParameters(rise=27.0, twist=-162.0, radius=16.0, outer_radius=72.0),
+    "actin": HelicalParameters(rise=28.111, twist=-166.648, radius=15.806, outer_radius=47.0),
     "microtubule": HelicalParameters(
-        rise=81.8, twist=0.0, radius=110.0, protofilaments=13, start=3, start_rise=40.9,
-        outer_radius=140.0,
+        rise=81.8, twist=0.0, radius=110.52, protofilaments=13, start=-3, start_rise=40.9,
+        outer_radius=141.2,
     ),
 }
-"""Helical parameters of the presets; values and sources in the module docstring."""
+"""Helical parameters of the presets with shipped templates (values and sources in the module
+docstring); they put the shipped subunit files exactly where their source models have them. The
+``cofilactin`` preset has no fixed values: they are fitted from its filament model."""
 
-PRESET_SUBUNITS: dict[str, str] = {
-    "actin": "builtin:actin",
-    "cofilactin": "builtin:cofilactin",
-    "microtubule": "builtin:tubulin",
+LITERATURE: dict[str, tuple[float, float]] = {
+    "actin": (27.5, -166.7),
+    "cofilactin": (27.0, -162.0),
 }
-"""The subunit structure each preset uses (an αβ-tubulin dimer for the microtubule)."""
+"""``(rise Å, twist °)`` per subunit from the literature, for comparison (module docstring)."""
 
 
 def _rotation_z(angle_deg: np.ndarray) -> np.ndarray:
@@ -212,8 +231,9 @@ def helical_lattice(
 
     Subunit ``i`` sits on ring ``j = i // N`` and protofilament ``q = i % N`` (``N`` =
     ``params.protofilaments``; ``N = 1``: ``j = i``), at azimuth
-    ``φ = phase + j·twist + q·360°/N`` and height ``z = j·rise + q·lateral_rise``, radius
-    ``params.radius``, rotated by ``Rz(φ)``.
+    ``φ = phase + j·twist + q·360°/N`` and height ``z = j·rise + q·lateral_rise``, rotated by
+    ``Rz(φ)``; its reference point lies at radius ``params.radius``, azimuth
+    ``φ + reference_azimuth`` and height ``z + reference_height``.
 
     Parameters
     ----------
@@ -237,8 +257,8 @@ def helical_lattice(
     n_pf = params.protofilaments
     ring, pf = index // n_pf, index % n_pf
     phi = phase + ring * params.twist + pf * (360.0 / n_pf)
-    height = ring * params.rise + pf * params.lateral_rise
-    a = np.deg2rad(phi)
+    height = ring * params.rise + pf * params.lateral_rise + params.reference_height
+    a = np.deg2rad(phi + params.reference_azimuth)
     positions = np.stack(
         [params.radius * np.cos(a), params.radius * np.sin(a), height.astype(np.float64)], axis=1
     )
@@ -250,9 +270,56 @@ def helical_lattice(
 # --------------------------------------------------------------------------------------------
 
 
+def _fitted_template(
+    preset: str | None, source: str | None, helix: str | None, structure: StructureOptions
+) -> SubunitTemplate | None:
+    """The fitted template of a species or decoration (``helix: auto`` or the cofilactin preset)."""
+    if helix == "auto" and source is not None:
+        return helix_template(
+            source, chains=structure.chains, segments=structure.segments,
+            keep_ligands=structure.keep_ligands,
+        )
+    if source is None and preset == "cofilactin":
+        return cofilactin_template()
+    return None
+
+
+def _template_parameters(template: SubunitTemplate) -> HelicalParameters:
+    return HelicalParameters(
+        rise=template.rise, twist=template.twist, radius=template.radius,
+        outer_radius=template.outer_radius, reference_azimuth=template.reference_azimuth,
+        reference_height=template.reference_height,
+    )
+
+
+def species_template(species: FilamentSpecies) -> SubunitTemplate | None:
+    """The fitted subunit of a species (``helix: auto``, cofilactin preset), else ``None``."""
+    return _fitted_template(species.preset, species.source, species.helix, species.structure)
+
+
+def decoration_template(species: FilamentSpecies) -> SubunitTemplate | None:
+    """The fitted decorated subunit of a species, else ``None`` (no decoration, plain source)."""
+    decoration = species.decoration
+    if decoration is None:
+        return None
+    return _fitted_template(
+        decoration.preset, decoration.source, decoration.helix, decoration.structure
+    )
+
+
 def species_parameters(species: FilamentSpecies) -> HelicalParameters:
-    """The bare lattice of a filament species: its preset with the explicit values applied."""
-    base = PRESETS[species.preset] if species.preset is not None else None
+    """The bare lattice of a species: its fitted helix or preset, with the explicit values applied.
+
+    ``helix: auto`` (and the ``cofilactin`` preset) take rise, twist, radius and outer radius from
+    the fit of the filament model. Changing a microtubule's ``protofilaments`` without a radius
+    rescales the radius so that neighbouring protofilaments keep their lateral distance
+    (``2 R sin(π/N)`` constant): lateral contacts stay as in the real lattice, with no gaps.
+    """
+    fitted = species_template(species)
+    if fitted is not None:
+        base: HelicalParameters | None = _template_parameters(fitted)
+    else:
+        base = PRESETS.get(species.preset) if species.preset is not None else None
     values = {}
     for key in ("rise", "twist", "radius", "protofilaments", "start"):
         given = getattr(species, key)
@@ -263,7 +330,8 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
     missing = [k for k in ("rise", "twist", "radius") if k not in values]
     if missing:
         raise TomosimError(
-            f"filament {species.name!r}: no preset, so give {', '.join(missing)} explicitly"
+            f"filament {species.name!r}: no preset or fitted helix, so give "
+            f"{', '.join(missing)} explicitly"
         )
     start_rise = base.start_rise if base is not None else None
     outer = base.outer_radius if base is not None else None
@@ -272,12 +340,22 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
         # Keep the preset's geometry proportional when the user changes a dimension.
         if start_rise is not None and "rise" in values and species.rise is not None:
             start_rise = start_rise * values["rise"] / base.rise
-        if outer is not None and species.radius is not None:
+        if (species.radius is None and species.protofilaments is not None
+                and base.protofilaments > 1 and species.protofilaments > 1):
+            values["radius"] = base.radius * (
+                math.sin(math.pi / base.protofilaments) / math.sin(math.pi / species.protofilaments)
+            )
+        if outer is not None:
             outer = outer + values["radius"] - base.radius
     if explicit_outer is not None:
         outer = explicit_outer
     try:
-        return HelicalParameters(start_rise=start_rise, outer_radius=outer, **values)
+        return HelicalParameters(
+            start_rise=start_rise, outer_radius=outer,
+            reference_azimuth=base.reference_azimuth if base is not None else 0.0,
+            reference_height=base.reference_height if base is not None else 0.0,
+            **values,
+        )
     except TomosimError as exc:
         raise TomosimError(f"filament {species.name!r}: {exc}") from None
 
@@ -285,21 +363,40 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
 def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
     """The decorated lattice of a species (``None`` without decoration).
 
-    The decoration preset gives rise, twist, radius and outer radius (``rise``, ``twist`` and
-    ``radius`` of the decoration override them); without a preset the bare lattice is used with
-    those overrides.
-    The lattice topology (protofilaments, start) is always the bare one.
+    A fitted decorated subunit (``helix: auto`` source, or the cofilactin preset) gives rise,
+    twist, radius, outer radius and the reference point's offsets; ``rise``, ``twist`` and
+    ``radius`` of the decoration override them. Without either the bare lattice is used with
+    those overrides. The lattice topology (protofilaments, start) is always the bare one.
+
+    Raises
+    ------
+    TomosimError
+        A fitted decorated subunit whose core is not the bare subunit's molecule (fewer than 80 %
+        of the bare subunit's residues found with the same name in it).
     """
     decoration = species.decoration
     if decoration is None:
         return None
     bare = species_parameters(species)
-    base = PRESETS[decoration.preset] if decoration.preset is not None else bare
-    if base.protofilaments != bare.protofilaments:
+    fits = decoration.helix == "auto" or (decoration.source is None and decoration.preset)
+    if fits and bare.protofilaments != 1:
         raise TomosimError(
-            f"filament {species.name!r}: decoration preset {decoration.preset!r} is a "
-            f"{base.protofilaments}-protofilament lattice, the filament has {bare.protofilaments}"
+            f"filament {species.name!r}: a fitted decorated subunit (1-start helix, e.g. the "
+            f"cofilactin preset) cannot decorate a {bare.protofilaments}-protofilament lattice"
         )
+    fitted = decoration_template(species)
+    base = _template_parameters(fitted) if fitted is not None else bare
+    if fitted is not None:
+        bare_source = filament_templates(species)[species.name]
+        if not bare_source.startswith("builtin:"):
+            bare_residues = template_residues(resolve_source(bare_source))
+            identity = core_identity(bare_residues, fitted.core_residues)
+            if identity < 0.8:
+                raise TomosimError(
+                    f"filament {species.name!r}: the decorated subunit from {fitted.source} does "
+                    f"not contain the bare subunit {bare_source} (its core matches "
+                    f"{100 * identity:.0f} % of the bare subunit's residues)"
+                )
     radius = decoration.radius if decoration.radius is not None else base.radius
     try:
         return HelicalParameters(
@@ -309,7 +406,12 @@ def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
             protofilaments=bare.protofilaments,
             start=bare.start,
             start_rise=bare.start_rise,
-            outer_radius=max(base.envelope_radius, radius + (base.envelope_radius - base.radius)),
+            outer_radius=(
+                decoration.outer_radius if decoration.outer_radius is not None
+                else max(base.envelope_radius, radius + (base.envelope_radius - base.radius))
+            ),
+            reference_azimuth=base.reference_azimuth,
+            reference_height=base.reference_height,
         )
     except TomosimError as exc:
         raise TomosimError(f"filament {species.name!r} decoration: {exc}") from None
@@ -321,30 +423,49 @@ def decorated_template_name(species: FilamentSpecies) -> str:
     return f"{species.name}_{species.decoration.label}"
 
 
-def filament_templates(species: FilamentSpecies) -> dict[str, str]:
-    """Subunit templates of a species, ``{template name: structure source}``.
+def filament_template_sources(species: FilamentSpecies) -> dict[str, tuple[str, StructureOptions]]:
+    """Subunit templates of a species, ``{template name: (structure source, read options)}``.
 
     The bare subunit is named after the species; a decorated subunit (if any) is named
     :func:`decorated_template_name`. The order is the template index used in the placements
-    (0 = bare, 1 = decorated).
+    (0 = bare, 1 = decorated). A preset without a source uses its shipped subunit
+    (:data:`tomosim.filament_templates.PRESET_TEMPLATES`) or, for ``cofilactin``, the subunit
+    fitted from its filament model; ``helix: auto`` uses the fitted subunit. Those subunit files
+    are read without the species' chain/segment selection (it applied to the filament model).
     """
-    source = species.source
-    if source is None:
-        if species.preset is None:
-            raise TomosimError(f"filament {species.name!r}: give a preset or a source")
-        source = PRESET_SUBUNITS[species.preset]
-    out = {species.name: source}
+
+    def one(
+        preset: str | None, source: str | None, helix: str | None, structure: StructureOptions,
+        what: str,
+    ) -> tuple[str, StructureOptions]:
+        subunit_only = structure.model_copy(update={"chains": None, "segments": None,
+                                                    "assembly": None})
+        fitted = _fitted_template(preset, source, helix, structure)
+        if fitted is not None:
+            return str(fitted.path), subunit_only
+        if source is not None:
+            return source, structure
+        if preset is None:
+            raise TomosimError(f"filament {species.name!r}: {what} needs a preset or a source")
+        return str(preset_template_path(preset)), subunit_only
+
+    out = {species.name: one(species.preset, species.source, species.helix, species.structure,
+                              "the filament")}
     decoration = species.decoration
     if decoration is not None:
-        dec_source = decoration.source
-        if dec_source is None:
-            if decoration.preset is None:
-                raise TomosimError(
-                    f"filament {species.name!r}: decoration needs a preset or a source"
-                )
-            dec_source = PRESET_SUBUNITS[decoration.preset]
-        out[decorated_template_name(species)] = dec_source
+        out[decorated_template_name(species)] = one(
+            decoration.preset, decoration.source, decoration.helix, decoration.structure,
+            "the decoration",
+        )
     return out
+
+
+def filament_templates(species: FilamentSpecies) -> dict[str, str]:
+    """Subunit templates of a species, ``{template name: structure source}``.
+
+    See :func:`filament_template_sources` (this drops the read options).
+    """
+    return {name: source for name, (source, _) in filament_template_sources(species).items()}
 
 
 def species_outer_radius(species: FilamentSpecies) -> float:
@@ -354,6 +475,31 @@ def species_outer_radius(species: FilamentSpecies) -> float:
     if decorated is not None:
         radius = max(radius, decorated.envelope_radius)
     return radius
+
+
+def resolved_species(species: FilamentSpecies) -> FilamentSpecies:
+    """The species with its fitted helices written out (for ``config.resolved.yaml``).
+
+    ``rise``, ``twist``, ``radius`` and ``outer_radius`` of a fitted filament (``helix: auto``,
+    cofilactin preset) and of a fitted decoration are filled in with the fitted values (rounded
+    to 0.001), unless given. Simulating the resolved species gives the same filaments.
+    """
+    update: dict[str, object] = {}
+    if species_template(species) is not None:
+        params = species_parameters(species)
+        for key in ("rise", "twist", "radius", "outer_radius"):
+            if getattr(species, key) is None:
+                value = params.envelope_radius if key == "outer_radius" else getattr(params, key)
+                update[key] = round(float(value), 3)
+    decoration = species.decoration
+    if decoration is not None and decoration_template(species) is not None:
+        params_d = decoration_parameters(species)
+        assert params_d is not None
+        dec_update = {k: round(float(getattr(params_d, k)), 3) for k in ("rise", "twist", "radius")
+                      if getattr(decoration, k) is None}
+        if dec_update:
+            update["decoration"] = decoration.model_copy(update=dec_update)
+    return species.model_copy(update=update) if update else species
 
 
 # --------------------------------------------------------------------------------------------
@@ -1046,7 +1192,8 @@ def _lattice_on_path(
     """Subunits of a lattice wrapped around ``path``.
 
     Ring ``j`` is reached from ring ``j − 1`` with the decorated rise and twist when both rings
-    are decorated, else the bare ones; each ring uses its own state's radius. Subunits whose arc
+    are decorated, else the bare ones; each ring uses its own state's radius and reference-point
+    offsets. Subunits whose arc
     length exceeds the path are dropped.
 
     Returns
@@ -1062,19 +1209,25 @@ def _lattice_on_path(
     rises[0], twists[0] = 0.0, 0.0
     ring_s = np.cumsum(rises)
     ring_phi = phase + np.cumsum(twists)
-    ring_radius = np.where(states, decorated.radius if decorated else bare.radius, bare.radius)
+    chosen = decorated if decorated is not None else bare
+    ring_radius = np.where(states, chosen.radius, bare.radius)
+    ring_azimuth = np.where(states, chosen.reference_azimuth, bare.reference_azimuth)
+    ring_height = np.where(states, chosen.reference_height, bare.reference_height)
 
     n_pf = bare.protofilaments
     pf = np.arange(n_pf)
     s = (ring_s[:, None] + pf[None, :] * bare.lateral_rise).ravel()
     phi = (ring_phi[:, None] + pf[None, :] * (360.0 / n_pf)).ravel()
     radius = np.repeat(ring_radius, n_pf)
+    azimuth = np.repeat(ring_azimuth, n_pf)
+    height = np.repeat(ring_height, n_pf)
     decorated_rows = np.repeat(states, n_pf)
     keep = s <= path.length + 1e-9
     s, phi, radius, decorated_rows = s[keep], phi[keep], radius[keep], decorated_rows[keep]
+    azimuth, height = azimuth[keep], height[keep]
 
-    centres, frames = path.at(s)
-    a = np.deg2rad(phi)
+    centres, frames = path.at(s + height)
+    a = np.deg2rad(phi + azimuth)
     radial = frames[:, :, 0] * np.cos(a)[:, None] + frames[:, :, 1] * np.sin(a)[:, None]
     positions = centres + radius[:, None] * radial
     rotations = frames @ _rotation_z(phi)

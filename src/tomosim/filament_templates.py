@@ -18,8 +18,9 @@ Subunits
   chain is nearest (centroid distance). The molecule names the part.
 
 Atoms of consecutive subunits are matched by ``(part, residue number, insertion code, atom
-name)``. The subunit moved into the frame is the middle one (least affected by the ends of a
-model). Its *core* is its largest part (the actin of a cofilactin subunit): the core's mean atom
+name)``. The subunit moved into the frame is the one whose screw copies overlap least
+(:func:`helical_overlap`; for an exactly helical model all tie and the middle one is taken).
+Its *core* is its largest part (the actin of a cofilactin subunit): the core's mean atom
 position defines the subunit's azimuth 0 (on ``+x``) and height 0, so a bare subunit and a
 decorated one whose core is the same molecule line up on one lattice. The template's reference
 point (its mean atom position, CONVENTIONS.md) then sits at radius ``radius``, azimuth
@@ -48,6 +49,7 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
+from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
 from tomosim.helix import HelixFit, filament_frame, fit_helix
@@ -62,6 +64,10 @@ MAX_HELIX_RESIDUAL = 5.0
 ``helix: auto``. Real models fit better: 6BNO_A15 0.1 Å; the cofilactin MD start frame of
 Hocky et al. 2.5 Å over its decorated subunits 9–16 and 3.9 Å over its bare subunits 1–8 (side
 chains and the bare/decorated boundary); subunits out of helical order give tens of Å."""
+
+CLASH_DISTANCE = 2.2
+"""Å; heavy atoms of different subunits closer than this overlap (below any non-bonded contact:
+van der Waals radii are ≥ 1.5 Å each)."""
 
 ENVELOPE_MARGIN = 2.0
 """Å added to the farthest atom's distance from the axis to get a template's outer radius."""
@@ -362,6 +368,24 @@ def _write_subunit(
         tmp.write_text(text)
 
 
+def helical_overlap(fit: HelixFit, positions: np.ndarray, clash: float = CLASH_DISTANCE) -> float:
+    """Fraction of a subunit's atoms closer than ``clash`` Å to its own screw copies (±1, ±2).
+
+    It measures how well one subunit of a model that is not exactly helical (an MD frame) fits
+    the helical lattice: copies of a subunit that deviates from the average screw clash more.
+    """
+    copies = []
+    for step in (-2, -1, 1, 2):
+        moved = np.asarray(positions, dtype=np.float64)
+        forward = step > 0
+        for _ in range(abs(step)):
+            moved = fit.motion.apply(moved) if forward else (moved - fit.motion.translation) @ (
+                fit.motion.rotation)
+        copies.append(moved)
+    distance, _ = cKDTree(np.concatenate(copies)).query(positions)
+    return float(np.mean(distance < clash))
+
+
 def build_template(
     source: str,
     *,
@@ -398,7 +422,10 @@ def build_template(
     )
     subunits = find_subunits(structure)
     fit = fit_filament_model(subunits, source)
-    chosen = subunits[len(subunits) // 2]
+    middle = len(subunits) // 2
+    overlaps = [helical_overlap(fit, s.positions) for s in subunits]
+    best = min(range(len(subunits)), key=lambda i: (round(overlaps[i], 4), abs(i - middle)))
+    chosen = subunits[best]
     core_part = max(set(chosen.parts.tolist()), key=lambda p: (int(np.sum(chosen.parts == p)), p))
     core = chosen.positions[chosen.parts == core_part]
     motion = filament_frame(fit, core.mean(axis=0))

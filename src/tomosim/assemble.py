@@ -1604,6 +1604,7 @@ def assemble_phantom(
 
     # 2. filaments -------------------------------------------------------------------------
     filament_parts: list[Placements] = []
+    envelope_parts = []
     next_filament = 0
     for species in config.filaments:
         needed = [n for n in filaments.filament_templates(species) if n not in templates]
@@ -1623,6 +1624,8 @@ def assemble_phantom(
                 envelope_threshold=0.5 * envelope_threshold,
             )
             filament_parts.append(part)
+            if species.label_rule != "potential":
+                envelope_parts.append((species, part))
         placed = int(np.unique(part.filament_id).size) if len(part) else 0
         reports.append(SpeciesReport(species.name, "filament", species.count, placed))
     timings["filaments"] = time.perf_counter() - clock
@@ -1645,6 +1648,8 @@ def assemble_phantom(
         placements, templates, shape=shape, pixel_size=pixel_size,
         label_threshold=label_threshold, boxes=boxes,
     )
+    for species, part in envelope_parts:  # filament tube labels (FilamentSpecies.label_rule)
+        filaments.apply_envelope_labels(labels, instances, part, species, pixel_size=pixel_size)
     timings["render"] = time.perf_counter() - clock
     return Phantom(
         potential=potential,

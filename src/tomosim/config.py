@@ -202,6 +202,15 @@ class FilamentSpecies(Section):
     filaments_per_sheet: int = Field(4, ge=1, le=10_000)
     bundle_spacing: float = Field(120.0, gt=0, le=1e4, description="centre spacing in bundles, Å")
     decoration: DecorationConfig | None = None
+    label_rule: Literal["potential", "envelope", "filled"] = Field(
+        "potential",
+        description="potential: voxels where the filament's own potential exceeds "
+        "sample.label_threshold; envelope: a tube of label_radius around the filament axis "
+        "(without the lumen of a tube); filled: the same tube including the lumen",
+    )
+    label_radius: float | None = Field(
+        None, gt=0, le=1e4, description="envelope/filled label radius, Å; None = outer radius"
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> FilamentSpecies:

@@ -56,7 +56,7 @@ from tomosim.helix import HelixFit, filament_frame, fit_helix
 from tomosim.io import atomic_path, cache_dir
 from tomosim.sources import resolve_source
 
-TEMPLATE_CODE_VERSION = "1"
+TEMPLATE_CODE_VERSION = "2"
 """Bump when the subunit search, the fit or the template file layout changes."""
 
 MAX_HELIX_RESIDUAL = 5.0
@@ -127,6 +127,8 @@ class SubunitTemplate:
         Distance of the core's mean atom position from the axis, Å.
     outer_radius
         Farthest atom from the axis plus :data:`ENVELOPE_MARGIN`, Å.
+    inner_radius
+        Nearest atom to the axis minus :data:`ENVELOPE_MARGIN` (≥ 0), Å: the lumen of a tube.
     residual
         RMS residual of the screw fit, Å.
     n_subunits
@@ -144,6 +146,7 @@ class SubunitTemplate:
     reference_height: float
     core_radius: float
     outer_radius: float
+    inner_radius: float
     residual: float
     n_subunits: int
     core_residues: dict[int, str]
@@ -443,6 +446,7 @@ def build_template(
         reference_height=float(reference[2]),
         core_radius=fit.radius_of(core.mean(axis=0)),
         outer_radius=float(radial.max() + ENVELOPE_MARGIN),
+        inner_radius=float(max(0.0, radial.min() - ENVELOPE_MARGIN)),
         residual=fit.residual,
         n_subunits=len(subunits),
         core_residues=dict(chosen.residues[core_part]),

@@ -146,6 +146,8 @@ class HelicalParameters:
         subunit, whose azimuth is that of its core, e.g. its actin).
     reference_height
         Height (Å) of the template's reference point in the subunit's own frame (as above).
+    inner_radius
+        Radius of the empty lumen (no atom closer to the axis), Å; 0 for a solid filament.
     """
 
     rise: float
@@ -157,6 +159,7 @@ class HelicalParameters:
     outer_radius: float | None = None
     reference_azimuth: float = 0.0
     reference_height: float = 0.0
+    inner_radius: float = 0.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.rise) and self.rise > 0):
@@ -197,7 +200,7 @@ PRESETS: dict[str, HelicalParameters] = {
     "actin": HelicalParameters(rise=28.111, twist=-166.648, radius=15.806, outer_radius=47.0),
     "microtubule": HelicalParameters(
         rise=81.8, twist=0.0, radius=110.52, protofilaments=13, start=-3, start_rise=40.9,
-        outer_radius=141.2,
+        outer_radius=141.2, inner_radius=79.7,
     ),
 }
 """Helical parameters of the presets with shipped templates (values and sources in the module
@@ -288,7 +291,7 @@ def _template_parameters(template: SubunitTemplate) -> HelicalParameters:
     return HelicalParameters(
         rise=template.rise, twist=template.twist, radius=template.radius,
         outer_radius=template.outer_radius, reference_azimuth=template.reference_azimuth,
-        reference_height=template.reference_height,
+        reference_height=template.reference_height, inner_radius=template.inner_radius,
     )
 
 
@@ -349,11 +352,15 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
             outer = outer + values["radius"] - base.radius
     if explicit_outer is not None:
         outer = explicit_outer
+    inner = 0.0
+    if base is not None and base.inner_radius > 0:
+        inner = max(0.0, base.inner_radius + values["radius"] - base.radius)
     try:
         return HelicalParameters(
             start_rise=start_rise, outer_radius=outer,
             reference_azimuth=base.reference_azimuth if base is not None else 0.0,
             reference_height=base.reference_height if base is not None else 0.0,
+            inner_radius=inner,
             **values,
         )
     except TomosimError as exc:
@@ -1362,3 +1369,99 @@ def place_filaments(
         segment_id=stacked("segment_id", (0,), np.int64),
         subunit_index=stacked("subunit_index", (0,), np.int64),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Envelope labels
+# --------------------------------------------------------------------------------------------
+
+
+def subunit_axis_points(
+    positions: np.ndarray, rotations: np.ndarray, params: HelicalParameters
+) -> np.ndarray:
+    """Filament-axis point of each placed subunit, ``(n, 3)`` ``(x, y, z)`` Å.
+
+    The template's reference point sits at radius ``params.radius``, azimuth
+    ``reference_azimuth`` and height ``reference_height`` from the axis point, in the template
+    frame; the placement moves that offset with the subunit.
+    """
+    a = math.radians(params.reference_azimuth)
+    offset = np.array([params.radius * math.cos(a), params.radius * math.sin(a),
+                       params.reference_height])
+    return np.asarray(positions) - np.asarray(rotations) @ offset
+
+
+def apply_envelope_labels(
+    labels: np.ndarray,
+    instances: np.ndarray,
+    placements: Placements,
+    species: FilamentSpecies,
+    *,
+    pixel_size: float,
+) -> None:
+    """Label the tubes of ``species.label_rule`` ``envelope``/``filled`` around filament axes.
+
+    Every segment (instance) of the species' ``placements`` labels the voxels whose centres lie
+    within ``label_radius`` (default: the outer radius of its bare or decorated lattice) of its
+    axis polyline (the axis points of its subunits, :func:`subunit_axis_points`, in subunit
+    order, sampled every ``pixel_size / 2``; the tube has round caps at the end points), and for
+    ``envelope`` farther than the lattice's ``inner_radius`` (a microtubule's lumen stays
+    unlabelled). A tube voxel is claimed only when it is background or belongs to the same
+    filament, so other objects (a protein in a lumen) keep their labels. Modifies ``labels`` and
+    ``instances`` in place.
+    """
+    if species.label_rule == "potential" or len(placements) == 0:
+        return
+    bare = species_parameters(species)
+    decorated = decoration_parameters(species)
+    instance_filament: dict[int, int] = {}
+    for inst, fil in zip(placements.instance_id.tolist(), placements.filament_id.tolist(),
+                         strict=True):
+        instance_filament[int(inst)] = int(fil)
+    shape = labels.shape
+    for instance in np.unique(placements.instance_id):
+        rows = np.flatnonzero(placements.instance_id == instance)
+        rows = rows[np.argsort(placements.subunit_index[rows], kind="stable")]
+        is_decorated = bool(placements.template[rows[0]] == 1) and decorated is not None
+        params = decorated if is_decorated and decorated is not None else bare
+        points = subunit_axis_points(placements.positions[rows], placements.rotations[rows], params)
+        outer = species.label_radius if species.label_radius is not None else params.envelope_radius
+        inner = params.inner_radius if species.label_rule == "envelope" else 0.0
+        inner = min(inner, outer)
+        dense = _resample_polyline(points, pixel_size / 2.0) / pixel_size  # px, x y z
+        lo = np.maximum(np.floor(dense.min(axis=0) - outer / pixel_size) - 1, 0).astype(int)
+        hi = np.minimum(np.ceil(dense.max(axis=0) + outer / pixel_size) + 2,
+                        np.array(shape[::-1])).astype(int)
+        if np.any(hi <= lo):
+            continue
+        local = dense - lo
+        box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+        tube = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=bool)
+        _visit_balls(tube, local, outer / pixel_size, True)
+        if inner > 0:
+            lumen = np.zeros_like(tube)
+            _visit_balls(lumen, local, inner / pixel_size, True)
+            tube &= ~lumen
+        region_labels, region_instances = labels[box], instances[box]
+        same = np.zeros(region_instances.shape, dtype=bool)
+        filament = instance_filament[int(instance)]
+        owners = np.unique(region_instances[tube])
+        for owner in owners.tolist():
+            if owner != 0 and instance_filament.get(int(owner)) == filament:
+                same |= region_instances == owner
+        claim = tube & ((region_labels == 0) | same)
+        class_id = int(placements.class_id[rows[0]])
+        region_labels[claim] = class_id
+        region_instances[claim] = instance
+
+
+def _resample_polyline(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Points along a polyline at most ``spacing`` apart (the nodes included)."""
+    if len(points) < 2:
+        return np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = [points[:1]]
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        n = max(1, int(math.ceil(np.linalg.norm(b - a) / spacing)))
+        t = np.arange(1, n + 1)[:, None] / n
+        out.append(a + t * (b - a))
+    return np.concatenate(out)

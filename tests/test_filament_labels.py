@@ -90,7 +90,8 @@ def test_filled_and_envelope_tubes_follow_the_axis(phantoms) -> None:
     assert not np.any(filled.labels[radial > params.envelope_radius + PIXEL] == mt)
     # envelope: the wall only; the lumen stays background
     lumen = middle & (radial < params.inner_radius - PIXEL)
-    wall = middle & (radial > params.inner_radius + PIXEL) & (radial < params.envelope_radius - PIXEL)
+    wall = middle & (radial > params.inner_radius + PIXEL)
+    wall &= radial < params.envelope_radius - PIXEL
     assert lumen.sum() > 50 and np.all(envelope.labels[lumen] == 0)
     assert np.mean(envelope.labels[wall] == mt) > 0.99
     # the own-potential rule labels the protein wall only, less than the envelope

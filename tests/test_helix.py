@@ -283,7 +283,8 @@ def test_microtubule_lattice_matches_the_3j6e_patch() -> None:
                      for ch in structure[0]}
     # the patch's own lateral order (α chains A, C, E; β B, D, F)
     alphas = np.array([chain_centres[c] for c in "ACE"])
-    order = np.argsort((alphas - alphas.mean(axis=0)) @ np.linalg.svd(alphas - alphas.mean(0))[2][0])
+    spread = alphas - alphas.mean(axis=0)
+    order = np.argsort(spread @ np.linalg.svd(spread)[2][0])
     chains = [("ACE"[i], "BDF"[i]) for i in order]
     reference = np.array([chain_centres[c] for pair in chains for c in pair])
     tube = FilamentSpecies(name="mt", preset="microtubule", protofilaments=14)

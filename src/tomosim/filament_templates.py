@@ -161,6 +161,11 @@ def _residue_name(name: str) -> str:
     return _HISTIDINES.get(name, name)
 
 
+def _number(residue: gemmi.Residue) -> int:
+    number = residue.seqid.num
+    return int(number) if number is not None else 0
+
+
 def read_filament_model(
     source: str,
     *,
@@ -221,7 +226,7 @@ def read_filament_model(
 
 
 def find_subunits(structure: gemmi.Structure) -> list[Subunit]:
-    """The subunits of a filament model (see the module docstring), in helical order."""
+    """Find the subunits of a filament model (see the module docstring), in helical order."""
     model = structure[0]
     # members of each subunit: (part, chain index, residue index)
     groups: dict[str, list[tuple[str, int, int]]] = {}
@@ -244,9 +249,9 @@ def find_subunits(structure: gemmi.Structure) -> list[Subunit]:
         residues: dict[str, dict[int, str]] = {}
         for part, ci, ri in groups[name]:
             res = model[ci][ri]
-            residues.setdefault(part, {})[res.seqid.num] = _residue_name(res.name)
+            residues.setdefault(part, {})[_number(res)] = _residue_name(res.name)
             for atom in res:
-                keys.append((part, res.seqid.num, res.seqid.icode, atom.name))
+                keys.append((part, _number(res), res.seqid.icode, atom.name))
                 positions.append((atom.pos.x, atom.pos.y, atom.pos.z))
         subunits.append(Subunit(
             name=name, keys=tuple(keys), positions=np.asarray(positions, dtype=np.float64),
@@ -291,7 +296,7 @@ def _chain_subunits(model: gemmi.Model, groups: dict[str, list[tuple[str, int, i
 
 
 def matched_pairs(subunits: list[Subunit]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Matched atom positions ``(X_i, X_{i+1})`` of consecutive subunits (common keys)."""
+    """Pair the matched atom positions ``(X_i, X_{i+1})`` of consecutive subunits (common keys)."""
     pairs = []
     for a, b in zip(subunits[:-1], subunits[1:], strict=True):
         index_b = {key: k for k, key in enumerate(b.keys)}
@@ -347,7 +352,7 @@ def _write_subunit(
     rounded to 0.001 Å and the file has no header, so it is byte-identical for the same input.
     """
     model = structure[0]
-    chain_names = {}
+    chain_names: dict[str, str] = {}
     for part, _, _ in subunit.members:
         chain_names.setdefault(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(chain_names) % 26])
     chains = {part: gemmi.Chain(name) for part, name in chain_names.items()}
@@ -358,7 +363,7 @@ def _write_subunit(
             atom.pos = gemmi.Position(*(round(float(v), 3) for v in moved))
         chains[part].add_residue(residue)
     out = gemmi.Structure()
-    new_model = gemmi.Model("1")
+    new_model = gemmi.Model(1)
     for chain in chains.values():
         new_model.add_chain(chain)
     out.add_model(new_model)
@@ -497,7 +502,7 @@ def helix_template(
     segments: list[str] | None = None,
     keep_ligands: bool = True,
 ) -> SubunitTemplate:
-    """The ``helix: auto`` template of a filament model, from the cache when there.
+    """Fit a filament model for ``helix: auto`` and return its subunit template (cached).
 
     Parameters
     ----------
@@ -533,14 +538,17 @@ COFILACTIN_ENTRY = "pdb:5YU8"
 
 
 def preset_template_path(preset: str) -> Path:
-    """Path of a shipped preset subunit (``actin``, ``microtubule``)."""
+    """Return the path of a shipped preset subunit (``actin``, ``microtubule``)."""
     if preset not in PRESET_TEMPLATES:
-        raise TomosimError(f"preset {preset!r} has no shipped template ({sorted(PRESET_TEMPLATES)})")
-    return Path(str(resources.files("tomosim").joinpath("data/filaments", PRESET_TEMPLATES[preset])))
+        raise TomosimError(
+            f"preset {preset!r} has no shipped template ({sorted(PRESET_TEMPLATES)})"
+        )
+    data = resources.files("tomosim").joinpath("data/filaments", PRESET_TEMPLATES[preset])
+    return Path(str(data))
 
 
 def cofilactin_template() -> SubunitTemplate:
-    """The cofilactin preset's subunit, fitted from :data:`COFILACTIN_ENTRY` (fetched, cached).
+    """Return the cofilactin preset's subunit, fitted from :data:`COFILACTIN_ENTRY` (cached).
 
     Raises
     ------
@@ -575,7 +583,7 @@ def template_residues(path: Path) -> dict[int, str]:
     chains = sorted(structure[0], key=lambda c: -len(c))
     if not chains:
         raise TomosimError(f"no atoms in subunit template {path}")
-    return {res.seqid.num: _residue_name(res.name) for res in chains[0]}
+    return {_number(res): _residue_name(res.name) for res in chains[0]}
 
 
 __all__ = [

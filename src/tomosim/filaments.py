@@ -11,24 +11,26 @@ Positions are ``(x, y, z)`` in Å in *sample coordinates* (from the centre of vo
 ``p`` lies at array index ``p[::-1] / pixel_size``). Angles are in degrees.
 
 **Filament frame.** The filament axis is ``+z``, the direction the subunit template's ``+z``
-points (for ``builtin:actin`` the pointed end, for ``builtin:tubulin`` the plus end; the
-handedness of a helix does not depend on which end ``+z`` names). A 1-start helix with rise
-``Δz`` and twist ``Δφ`` has subunit ``k`` at azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and
-radius ``r`` — position ``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that
-neighbouring subunits are related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
+points (for the ``microtubule`` preset the plus end, β-tubulin above α; for a ``helix: auto``
+model the direction from its subunit ``i`` to ``i + 1``). The handedness of a helix does not
+depend on which end ``+z`` names. A 1-start helix with rise ``Δz`` and twist ``Δφ`` has subunit
+``k`` at azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and radius ``r`` — position
+``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that neighbouring subunits are
+related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
 protofilament ``q`` at azimuth ``q·360°/N`` and axial stagger ``q·S·δ/N`` (``δ`` =
 ``start_rise``, the length of the unit the start number counts); along each protofilament the
-subunits repeat with the rise and twist. When ``S·δ`` is not a multiple of the rise the lattice
-closes with a *seam* between protofilaments ``N − 1`` and ``0`` (the microtubule B-lattice: a
-3-start monomer helix of αβ-dimers leaves a half-dimer offset, i.e. an A-lattice seam).
+subunits repeat with the rise and twist. ``S < 0`` is a left-handed start helix: the neighbour at
+negative azimuth is higher. When ``S·δ`` is not a multiple of the rise the lattice closes with a
+*seam* between protofilaments ``N − 1`` and ``0`` (the microtubule B-lattice: a 3-start monomer
+helix of αβ-dimers leaves a half-dimer offset, i.e. an A-lattice seam).
 
-**Subunit template.** A subunit template (``builtin:actin``, ``builtin:cofilactin``,
-``builtin:tubulin`` or any structure) is the subunit *as it sits at azimuth 0 of the filament*:
-its reference point (the mean atom position, CONVENTIONS.md; for ``builtin:cofilactin`` the
-centre of its actin) on the ``+x`` axis at ``HelicalParameters.radius`` from the filament axis,
-the filament axis parallel to ``+z``, and then translated so that its reference point is at the
-origin (the frame of :mod:`tomosim.builtin_structures`). In template coordinates the filament
-axis is therefore the line ``(x, y) = (-radius, 0)``.
+**Subunit template.** A subunit template is the subunit *as it sits at azimuth 0 of the
+filament*: filament axis parallel to ``+z``; its reference point (the mean atom position,
+CONVENTIONS.md) at radius ``HelicalParameters.radius`` from the axis, at azimuth
+``reference_azimuth`` and height ``reference_height`` (both 0 except for a fitted decorated
+subunit, whose azimuth and height are those of its core, e.g. its actin: see
+:mod:`tomosim.filament_templates`). The presets ship such templates
+(``tomosim/data/filaments``); ``helix: auto`` derives one from any multi-subunit filament model.
 
 **Curved filaments.** Along a curved path the lattice coordinates ``(s, φ)`` (arc length, azimuth)
 are mapped with a rotation-minimising (parallel-transported) frame ``(n, b, t)`` of the path: a
@@ -41,32 +43,32 @@ the filament's ``outer_radius`` from the outermost voxel centres, so no filament
 and its label is never truncated. A filament whose minimum length cannot fit in its arrangement
 raises :class:`~tomosim.errors.TomosimError`.
 
-Helical parameters of the presets (literature values)
------------------------------------------------------
+Presets (real subunits)
+-----------------------
 ``actin``
-    F-actin (ADP): rise 27.5 Å, twist −166.7° per subunit (1-start genetic helix; Fujii et al.
-    2010, *Nature* 467, 724; von der Ecken et al. 2015, *Nature* 519, 114: rise 27.5–27.6 Å, twist
-    −166.6 to −166.7°). Subunit centre (mean atom position) radius 15.8 Å, measured on the
-    F-actin model 6BNO (15 subunits; helical fit of the chain centroids gives rise 28.1 Å, twist
-    −166.6°, radius 15.8 Å; 99 % of atoms within 41 Å of the axis); outer radius 48 Å (the
-    coarse ``builtin:actin`` reaches 44.5 Å).
+    One subunit of F-actin from PDB 6BNO (via 6BNO_A15, 15 subunits; shipped, provenance in
+    ``data/filaments/README.md``) on the lattice fitted to that model: twist −166.65°, rise
+    28.11 Å per subunit (crossover 180°/(180° − 166.65°) × 28.11 Å = 37.9 nm), subunit centre
+    15.81 Å from the axis, atoms to 45 Å (outer radius 47 Å). Literature: −166.7°, 27.5 Å
+    (Fujii et al. 2010, *Nature* 467, 724; von der Ecken et al. 2015, *Nature* 519, 114); the
+    CryoTomoSim actin file stores −166.15°, 27.3 Å.
 ``cofilactin``
-    Cofilin-saturated actin: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011, *PNAS* 108, 20568;
-    Huehn et al. 2018, *PNAS* 115, 1478; crossover shortened to ~75 % of F-actin's, McGough et al.
-    1997, *J. Cell Biol.* 138, 771). The subunit is one actin plus its cofilin with the *actin*
-    centre as reference point (as in ``builtin:cofilactin``), at 16.0 Å from the axis, measured on
-    the cofilactin MD model of Hocky et al. (CofilinSevering; helical fit of the decorated actins:
-    twist −161.8°, rise 27.7 Å, radius 16.0 Å; the actin + cofilin centroid sits at 22.5 Å, atoms
-    reach 62 Å); outer radius 72 Å (the coarse ``builtin:cofilactin`` reaches 71 Å).
+    Cofilin-decorated actin from PDB 5YU8 (Tanaka et al. 2018, *Nat. Commun.* 9, 1860), fetched
+    on first use and fitted with ``helix: auto`` (nothing ships; offline without a cached copy
+    it is a one-line error). Literature: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011, *PNAS*
+    108, 20568; Huehn et al. 2018, *PNAS* 115, 1478; crossover shortened to ~75 %, McGough et al.
+    1997, *J. Cell Biol.* 138, 771); the CryoTomoSim file stores −162°, 24 Å. The cofilactin MD
+    model of Hocky et al. (CofilinSevering, subunits 9–16) fits −161.8°, 27.7 Å.
 ``microtubule``
-    13 protofilaments, 3-start lattice counted in monomers (B-lattice with one seam),
-    αβ-tubulin dimer subunits with an 81.8 Å repeat along the protofilament (4.1 nm monomer;
-    GDP lattice ≈ 81.5–82 Å, GMPCPP ≈ 84 Å; Alushin et al. 2014, *Cell* 157, 1117; Zhang et al.
-    2015, *Cell* 162, 849), no supertwist (13-pf microtubules have straight protofilaments,
-    twist 0). Protofilament (dimer centre) radius 110 Å: neighbouring protofilaments of the GDP
-    lattice patch derived from PDB 3J6E are 53.4 Å apart including a 9.4 Å stagger, i.e. a
-    52.6 Å chord = 2 R sin(π/13); outer radius 140 Å (outer diameter ≈ 25 nm; the coarse
-    ``builtin:tubulin`` reaches 139 Å).
+    αβ-tubulin dimers from PDB 5IJ0 (refined into a microtubule map; shipped), oriented as the
+    middle dimer of the 3J6E lattice patch (three laterally adjacent protofilaments, whose
+    lateral screw is −25.66°, +8.89 Å: left-handed). 13 protofilaments, left-handed 3-start
+    B-lattice counted in monomers (``start = −3``, ``start_rise`` 40.9 Å) with one seam, 81.8 Å
+    dimer repeat (GDP lattice ≈ 81.5–82 Å; Alushin et al. 2014, *Cell* 157, 1117; Zhang et al.
+    2015, *Cell* 162, 849), no supertwist; dimer centre radius 110.52 Å = the 3J6E patch's
+    118.86 Å (14-pf) × sin(π/14)/sin(π/13), which keeps the lateral contact distance (no gaps);
+    lumen radius 79.7 Å, outer radius 141.2 Å. ``protofilaments: 14`` rescales the radius the
+    same way and reproduces the patch.
 """
 
 from __future__ import annotations
@@ -276,7 +278,7 @@ def helical_lattice(
 def _fitted_template(
     preset: str | None, source: str | None, helix: str | None, structure: StructureOptions
 ) -> SubunitTemplate | None:
-    """The fitted template of a species or decoration (``helix: auto`` or the cofilactin preset)."""
+    """Return the fitted template of a species or decoration (``helix: auto``, cofilactin)."""
     if helix == "auto" and source is not None:
         return helix_template(
             source, chains=structure.chains, segments=structure.segments,
@@ -296,12 +298,12 @@ def _template_parameters(template: SubunitTemplate) -> HelicalParameters:
 
 
 def species_template(species: FilamentSpecies) -> SubunitTemplate | None:
-    """The fitted subunit of a species (``helix: auto``, cofilactin preset), else ``None``."""
+    """Return the fitted subunit of a species (``helix: auto``, cofilactin preset) or None."""
     return _fitted_template(species.preset, species.source, species.helix, species.structure)
 
 
 def decoration_template(species: FilamentSpecies) -> SubunitTemplate | None:
-    """The fitted decorated subunit of a species, else ``None`` (no decoration, plain source)."""
+    """Return the fitted decorated subunit of a species, or None (none, or a plain source)."""
     decoration = species.decoration
     if decoration is None:
         return None
@@ -311,7 +313,7 @@ def decoration_template(species: FilamentSpecies) -> SubunitTemplate | None:
 
 
 def species_parameters(species: FilamentSpecies) -> HelicalParameters:
-    """The bare lattice of a species: its fitted helix or preset, with the explicit values applied.
+    """Return the bare lattice of a species: fitted helix or preset, explicit values applied.
 
     ``helix: auto`` (and the ``cofilactin`` preset) take rise, twist, radius and outer radius from
     the fit of the filament model. Changing a microtubule's ``protofilaments`` without a radius
@@ -368,7 +370,7 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
 
 
 def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
-    """The decorated lattice of a species (``None`` without decoration).
+    """Return the decorated lattice of a species (``None`` without decoration).
 
     A fitted decorated subunit (``helix: auto`` source, or the cofilactin preset) gives rise,
     twist, radius, outer radius and the reference point's offsets; ``rise``, ``twist`` and
@@ -485,7 +487,7 @@ def species_outer_radius(species: FilamentSpecies) -> float:
 
 
 def resolved_species(species: FilamentSpecies) -> FilamentSpecies:
-    """The species with its fitted helices written out (for ``config.resolved.yaml``).
+    """Return the species with its fitted helices written out (for ``config.resolved.yaml``).
 
     ``rise``, ``twist``, ``radius`` and ``outer_radius`` of a fitted filament (``helix: auto``,
     cofilactin preset) and of a fitted decoration are filled in with the fitted values (rounded
@@ -560,19 +562,19 @@ class FilamentPath:
         return centres, frames
 
     def translated(self, shift: np.ndarray) -> FilamentPath:
-        """The same path moved by ``shift`` (Å, x y z)."""
+        """Return the same path moved by ``shift`` (Å, x y z)."""
         return FilamentPath(self.points + np.asarray(shift, dtype=np.float64), self.frames)
 
 
 def _perpendicular(direction: np.ndarray) -> np.ndarray:
-    """A unit vector perpendicular to unit ``direction``."""
+    """Return a unit vector perpendicular to unit ``direction``."""
     helper = np.eye(3)[int(np.argmin(np.abs(direction)))]
     n = np.cross(direction, helper)
     return n / np.linalg.norm(n)
 
 
 def straight_path(start: np.ndarray, direction: np.ndarray, length: float) -> FilamentPath:
-    """A straight axis from ``start`` along ``direction`` (normalised) over ``length`` Å."""
+    """Return a straight axis from ``start`` along ``direction`` (normalised), ``length`` Å."""
     t = np.asarray(direction, dtype=np.float64)
     t = t / np.linalg.norm(t)
     n = _perpendicular(t)
@@ -643,7 +645,7 @@ def worm_like_chain(
     rng: np.random.Generator,
     step: float | None = None,
 ) -> FilamentPath:
-    """A worm-like chain from the origin in a uniformly random direction.
+    """Grow a worm-like chain from the origin in a uniformly random direction.
 
     The tangent performs a random walk on the sphere: at every node it is deflected by an angle
     drawn from a von Mises–Fisher distribution with ``E[cos θ] = exp(-step / Lp)`` and a uniform
@@ -761,7 +763,7 @@ def _pairs_closer_than(
     starts_a: np.ndarray, ends_a: np.ndarray, starts_b: np.ndarray, ends_b: np.ndarray,
     pairs: np.ndarray, limit: float,
 ) -> bool:
-    """True if any listed segment pair ``(i in a, j in b)`` is closer than ``limit``."""
+    """Return True if any listed segment pair ``(i in a, j in b)`` is closer than ``limit``."""
     for k in range(pairs.shape[0]):
         i, j = pairs[k, 0], pairs[k, 1]
         if _segment_distance(starts_a[i], ends_a[i], starts_b[j], ends_b[j]) < limit:
@@ -786,7 +788,7 @@ class _SegmentIndex:
         self.tree = cKDTree(0.5 * (self.starts + self.ends))
 
     def clashes(self, path: FilamentPath, limit: float) -> bool:
-        """True if ``path`` comes closer than ``limit`` to any stored segment."""
+        """Return True if ``path`` comes closer than ``limit`` to any stored segment."""
         if self.tree is None:
             return False
         starts, ends = path.points[:-1], path.points[1:]
@@ -808,8 +810,10 @@ def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
 
 @numba.njit(cache=True)
 def _visit_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float, mark: bool) -> bool:
-    """Voxel centres within ``radius_px`` of any centre (x, y, z px): set them in ``mask`` if
-    ``mark``, else return True at the first one already set in ``mask``."""
+    """Visit voxel centres within ``radius_px`` of any centre (x, y, z px).
+
+    Set them in ``mask`` if ``mark``, else return True at the first one already set in ``mask``.
+    """
     nz, ny, nx = mask.shape
     r2 = radius_px * radius_px
     for k in range(centres_px.shape[0]):
@@ -834,7 +838,7 @@ def _visit_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float, mar
 def _hits_occupancy(
     path: FilamentPath, occupancy: np.ndarray | None, pixel_size: float, radius: float
 ) -> bool:
-    """True if the tube of ``radius`` Å around ``path`` contains an occupied voxel centre."""
+    """Return True if the tube of ``radius`` Å around ``path`` has an occupied voxel centre."""
     if occupancy is None:
         return False
     spacing = min(pixel_size, radius / 2.0)
@@ -878,7 +882,7 @@ def _place_on_line(
     *, rng: np.random.Generator, occupancy: np.ndarray | None, pixel_size: float, radius: float,
     max_attempts: int,
 ) -> FilamentPath | None:
-    """A straight filament on the line ``point + t·direction`` within ``t_range``, or None."""
+    """Place a straight filament on the line ``point + t·direction`` in ``t_range`` (or None)."""
     t_in, t_out = t_range
     length = _draw_length(rng, species.length, t_out - t_in)
     for _ in range(max_attempts):
@@ -1138,14 +1142,21 @@ def filament_paths(
             f"filament {species.name!r}: the volume {tuple(shape)} at {pixel_size} Å/px is smaller "
             f"than the filament diameter {2 * radius:.0f} Å"
         )
-    common = dict(lo=lo, hi=hi, radius=radius, rng=rng, occupancy=occupancy,
-                  pixel_size=pixel_size, max_attempts=max_attempts)
     if species.arrangement == "sheets":
-        paths, failed = _sheet_paths(species, gap=min_gap, **common)
+        paths, failed = _sheet_paths(
+            species, lo=lo, hi=hi, radius=radius, gap=min_gap, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     elif species.arrangement == "bundle":
-        paths, failed = _bundle_paths(species, **common)
+        paths, failed = _bundle_paths(
+            species, lo=lo, hi=hi, radius=radius, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     else:
-        paths, failed = _random_paths(species, gap=min_gap, **common)
+        paths, failed = _random_paths(
+            species, lo=lo, hi=hi, radius=radius, gap=min_gap, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     if failed:
         warnings.warn(
             f"filament {species.name!r}: placed {len(paths)} of {species.count} filaments "
@@ -1163,7 +1174,7 @@ def filament_paths(
 def decoration_states(
     n: int, *, fraction: float, mean_run: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Decorated (True) / bare (False) state of ``n`` consecutive rings of a filament.
+    """Draw the decorated (True) / bare (False) state of ``n`` consecutive rings of a filament.
 
     Runs alternate between decorated and bare, with geometric run lengths (≥ 1) of mean
     ``mean_run`` (decorated) and ``mean_run · (1 − fraction) / fraction`` (bare), so the
@@ -1316,7 +1327,8 @@ def place_filaments(
     templates = filament_templates(species)
     bare_class = _class_id(species.label or species.name, class_ids, species.name)
     decorated_class = (
-        _class_id(species.decoration.label, class_ids, species.name) if decorated is not None else 0
+        _class_id(species.decoration.label, class_ids, species.name)
+        if decorated is not None and species.decoration is not None else 0
     )
     paths = filament_paths(
         species, shape=shape, pixel_size=pixel_size, rng=rng, occupancy=occupancy,
@@ -1330,7 +1342,7 @@ def place_filaments(
     for number, path in enumerate(paths):
         n_rings = int(math.floor(path.length / smallest_rise)) + 1
         phase = float(rng.uniform(0.0, 360.0))
-        if decorated is not None:
+        if decorated is not None and species.decoration is not None:
             decoration = species.decoration
             states = decoration_states(
                 n_rings, fraction=decoration.fraction, mean_run=decoration.mean_segment_subunits,

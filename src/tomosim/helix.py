@@ -114,7 +114,9 @@ def superpose(moving: np.ndarray, fixed: np.ndarray) -> RigidMotion:
     p = np.asarray(moving, dtype=np.float64)
     q = np.asarray(fixed, dtype=np.float64)
     if p.shape != q.shape or p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 3:
-        raise TomosimError(f"superposition needs two (n >= 3, 3) point sets, got {p.shape}, {q.shape}")
+        raise TomosimError(
+            f"superposition needs two (n >= 3, 3) point sets, got {p.shape}, {q.shape}"
+        )
     pc, qc = p.mean(axis=0), q.mean(axis=0)
     covariance = (p - pc).T @ (q - qc)
     u, _, vt = np.linalg.svd(covariance)
@@ -161,7 +163,7 @@ def screw_parameters(motion: RigidMotion) -> tuple[float, float, np.ndarray, np.
 
 
 def fit_helix(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> HelixFit:
-    """The screw transform that best maps each subunit onto the next.
+    """Fit the one screw transform that best maps each subunit onto the next.
 
     Parameters
     ----------
@@ -205,7 +207,7 @@ def fit_helix(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> HelixFit:
 
 
 def filament_frame(fit: HelixFit, reference_point: np.ndarray) -> RigidMotion:
-    """The motion from model coordinates into the filament frame of one subunit.
+    """Return the motion from model coordinates into the filament frame of one subunit.
 
     In the filament frame the axis is ``+z`` (``fit.axis_direction``) through the origin and
     ``reference_point`` (e.g. the subunit's mean atom position) lies on the ``+x`` axis at

@@ -29,7 +29,12 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from tomosim.filament_templates import build_template, find_subunits, read_filament_model
+from tomosim.filament_templates import (
+    build_template,
+    find_subunits,
+    matched_pairs,
+    read_filament_model,
+)
 from tomosim.helix import filament_frame, fit_helix, superpose
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,8 +104,6 @@ def tubulin(shared: Path) -> None:
     patch_source = str(shared / "3J6E_3PF_lattice_patch_TubulinNCs_SystemA.pdb.gz")
     _, patch = read_filament_model(patch_source)
     subunits = find_subunits(patch)
-    from tomosim.filament_templates import matched_pairs
-
     fit = fit_helix(matched_pairs(subunits))
     print(f"3J6E patch lateral screw: twist {fit.twist:.3f} deg, rise {fit.rise:.3f} A, residual "
           f"{fit.residual:.3f} A (subunit order {[s.name for s in subunits]})")

@@ -19,12 +19,24 @@ import numpy as np
 import pytest
 
 from conftest import shared_structure
-from tomosim.assemble import Placements, render_objects
+from tomosim.cache import load_potential
 from tomosim.config import DecorationConfig, FilamentSpecies, PotentialConfig, StructureOptions
-from tomosim.filament_templates import find_subunits, matched_pairs, read_filament_model
-from tomosim.filaments import PRESETS, HelicalParameters, decoration_parameters, helical_lattice
+from tomosim.filament_templates import (
+    find_subunits,
+    matched_pairs,
+    preset_template_path,
+    read_filament_model,
+)
+from tomosim.filaments import (
+    PRESETS,
+    HelicalParameters,
+    decoration_parameters,
+    decoration_template,
+    helical_lattice,
+)
 from tomosim.helix import filament_frame, fit_helix
-from tomosim.potential import load_potential
+from tomosim.phantom import Placements
+from tomosim.rendering import render_objects
 
 PIXEL = 4.0
 SHAPE = (40, 48, 800)  # z, y, x: 3200 Å along the filament
@@ -126,8 +138,6 @@ def crossover(image: np.ndarray) -> float:
 def images(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TOMOSIM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        from tomosim.filament_templates import preset_template_path
-
         out = {
             "preset": lattice_image(str(preset_template_path("actin")), PRESETS["actin"]),
             "builtin": lattice_image(
@@ -164,8 +174,6 @@ def test_cofilactin_crossover_from_the_projection(tmp_path, monkeypatch) -> None
                                     structure={"segments": DECORATED}),
     )
     params = decoration_parameters(species)
-    from tomosim.filaments import decoration_template
-
     fitted = decoration_template(species)
     positions, rotations = helical_lattice(int(3000.0 / params.rise) + 1, params)
     image = project(positions, rotations, template(str(fitted.path)))

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomosim.assemble import Placements
 from tomosim.io import atomic_path
 from tomosim.orientations import matrix_to_euler
+from tomosim.phantom import Placements
 
 
 def particles_table(

@@ -568,7 +568,9 @@ def mixed_config(seed: int = 0):
             "filaments": [
                 {"name": "actin", "preset": "actin", "count": 2, "length": [300, 450],
                  "arrangement": "random",
-                 "decoration": {"label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 4}},
+                 "decoration": {"preset": None, "source": "x", "rise": 27.0, "twist": -162.0,
+                                "radius": 16.0, "label": "cofilactin", "fraction": 0.5,
+                                "mean_segment_subunits": 4}},
             ],
             "vesicles": {"count": 1, "radius": [170, 180], "thickness": 40.0,
                          "proteins_inside": ["big"], "proteins_outside": ["small"]},

@@ -123,10 +123,17 @@ def _place_filaments(
     templates: Mapping[str, Potential],
     scene: _Scene,
     rng: np.random.Generator,
-) -> tuple[list[Placements], list[SpeciesReport]]:
-    """Filaments of every species, in order; marks their subunit envelopes."""
+) -> tuple[
+    list[Placements], list[SpeciesReport], list[tuple[FilamentSpecies, Placements]]
+]:
+    """Filaments of every species, in order; marks their subunit envelopes.
+
+    Returns the placements per species, the species reports and the (species, placements)
+    pairs whose labels follow the filament envelope (``FilamentSpecies.label_rule``).
+    """
     parts: list[Placements] = []
     reports: list[SpeciesReport] = []
+    envelope_parts: list[tuple[FilamentSpecies, Placements]] = []
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold
     for species in recipe.filaments:
         needed = [n for n in filaments.filament_templates(species) if n not in templates]
@@ -147,9 +154,11 @@ def _place_filaments(
                 envelope_threshold=0.5 * envelope_threshold,
             )
             parts.append(part)
+            if species.label_rule != "potential":
+                envelope_parts.append((species, part))
         placed = int(np.unique(part.filament_id).size) if len(part) else 0
         reports.append(SpeciesReport(species.name, "filament", species.count, placed))
-    return parts, reports
+    return parts, reports, envelope_parts
 
 
 def assemble_phantom(
@@ -196,7 +205,9 @@ def assemble_phantom(
     timings["vesicles"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    filament_parts, filament_reports = _place_filaments(recipe, templates, scene, rng)
+    filament_parts, filament_reports, envelope_parts = _place_filaments(
+        recipe, templates, scene, rng
+    )
     reports += filament_reports
     timings["filaments"] = time.perf_counter() - clock
 
@@ -217,6 +228,8 @@ def assemble_phantom(
         placements, templates, shape=shape, pixel_size=pixel_size,
         label_threshold=recipe.label_threshold, boxes=boxes,
     )
+    for species, part in envelope_parts:  # filament tube labels (FilamentSpecies.label_rule)
+        filaments.apply_envelope_labels(labels, instances, part, species, pixel_size=pixel_size)
     timings["render"] = time.perf_counter() - clock
     return Phantom(
         potential=potential,

@@ -41,7 +41,7 @@ from tomosim.assemble import assemble_phantom
 from tomosim.cache import load_potential
 from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
 from tomosim.errors import TomosimError
-from tomosim.filaments import filament_templates
+from tomosim.filaments import filament_template_sources, resolved_species
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, write_class_table
 from tomosim.microscope import TiltSeries, simulate_tilt_series
@@ -100,7 +100,8 @@ def template_sources(config: SimulationConfig) -> dict[str, tuple[str, Structure
     """Every template the phantom needs: ``{template name: (structure source, options)}``.
 
     Protein species are keyed by species name; filament subunits by the names
-    :func:`tomosim.filaments.filament_templates` gives them.
+    :func:`tomosim.filaments.filament_template_sources` gives them (fitted and shipped subunit
+    files are read without the species' chain/segment selection).
     """
     out: dict[str, tuple[str, StructureOptions]] = {}
     for species in config.proteins.species:
@@ -108,9 +109,7 @@ def template_sources(config: SimulationConfig) -> dict[str, tuple[str, Structure
     for filament in config.filaments:
         if filament.count == 0:
             continue
-        for name, source in filament_templates(filament).items():
-            decorated = name != filament.name and filament.decoration is not None
-            options = filament.decoration.structure if decorated else filament.structure
+        for name, (source, options) in filament_template_sources(filament).items():
             out.setdefault(name, (source, options))
     return out
 
@@ -160,6 +159,10 @@ def simulate(
     paths = output_paths(out)
     paths["config.resolved.yaml"].unlink(missing_ok=True)  # the folder is incomplete until the end
     seeds = StageSeeds.from_seed(config.seed)
+    # fitted filament helices (helix: auto, cofilactin preset) are written into the config
+    config = config.model_copy(
+        update={"filaments": [resolved_species(species) for species in config.filaments]}
+    )
     timings: dict[str, float] = {}
     stages = ["potentials", "phantom", "write phantom"]
     if microscope:

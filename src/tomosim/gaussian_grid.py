@@ -25,7 +25,7 @@ _ERF_LIMIT = 6.0
 
 
 def _erf_table() -> tuple[np.ndarray, np.ndarray]:
-    """erf and its derivative (times the step) on ``[0, 6]`` every 1/64, for :func:`_table_erf`."""
+    """Erf and its derivative (times the step) on ``[0, 6]`` every 1/64, for :func:`_table_erf`."""
     x = np.arange(int(_ERF_LIMIT * _ERF_SAMPLES_PER_UNIT) + 2) / _ERF_SAMPLES_PER_UNIT
     slope = 2.0 / math.sqrt(math.pi) * np.exp(-(x**2)) / _ERF_SAMPLES_PER_UNIT
     return erf(x), slope

@@ -37,6 +37,11 @@ class EnvelopeShape:
 
 
 def template_envelope(template: Potential, threshold: float, gap: float) -> EnvelopeShape:
+    """The envelope of ``template`` (where it exceeds ``threshold`` V) as a distance map.
+
+    The distance (Å) to the envelope is computed on the template grid, padded to hold a dilation
+    by ``gap`` Å. A template that never exceeds ``threshold`` uses half its maximum (warned).
+    """
     data = np.asarray(template.data, np.float32)
     t = float(template.pixel_size)
     level = threshold
@@ -279,8 +284,8 @@ def mark_boxes(
         b = np.minimum(lo + data.shape, shape)
         if np.any(b <= a):
             continue
-        dst = tuple(slice(int(i), int(j)) for i, j in zip(a, b))
-        src = tuple(slice(int(i - l), int(j - l)) for i, j, l in zip(a, b, lo))
+        dst = tuple(slice(int(i), int(j)) for i, j in zip(a, b, strict=False))
+        src = tuple(slice(int(i - c), int(j - c)) for i, j, c in zip(a, b, lo, strict=False))
         occupancy[dst] |= wall[src]
         if interior is not None:
             enclosed = ndimage.binary_fill_holes(wall) & ~wall

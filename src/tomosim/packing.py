@@ -72,7 +72,8 @@ class ProteinTarget:
         The target, exactly one of them not None: a number of copies; a number concentration in
         nmol/L of the region; a fraction of the region's volume filled by envelopes.
     orientation
-        ``"random"``, ``"fixed"`` or ``"in_plane"`` (:func:`tomosim.orientations.sample_orientations`).
+        ``"random"``, ``"fixed"`` or ``"in_plane"``
+        (:func:`tomosim.orientations.sample_orientations`).
     region
         ``"anywhere"``, ``"inside"`` (only inside vesicles) or ``"outside"`` (never inside).
     """
@@ -116,10 +117,14 @@ _REGION_CODES = {"anywhere": 0, "inside": 1, "outside": 2}
 
 
 def _requested_counts(
-    targets: Sequence[ProteinTarget], shapes: Mapping[str, EnvelopeShape], region_volume: Sequence[float]
+    targets: Sequence[ProteinTarget],
+    shapes: Mapping[str, EnvelopeShape],
+    region_volume: Sequence[float],
 ) -> list[int]:
-    """Copies per species: ``count``, number concentration x region volume, or volume fraction x
-    region volume / envelope volume (rounded).
+    """Copies per species, from its count, number concentration or volume fraction.
+
+    ``count``; or number concentration x region volume; or volume fraction x region volume /
+    envelope volume (rounded).
     """
     counts = []
     for target, region in zip(targets, region_volume, strict=True):
@@ -189,14 +194,16 @@ class _Packer:
             for c in self.constraint
         ]
         requested = _requested_counts(self.targets, self.shapes, region)
-        volumes = [n * self.shapes[t.name].volume for n, t in zip(requested, self.targets)]
+        volumes = [
+            n * self.shapes[t.name].volume for n, t in zip(requested, self.targets, strict=True)
+        ]
         need = sum(volumes)
         if need > free_volume:
             raise TomosimError(
                 f"proteins: the requested particles need {need / 1e3:.4g} nm³ of envelope but only "
                 f"{free_volume / 1e3:.4g} nm³ of the sample is free; lower the counts"
             )
-        need_inside = sum(v for v, c in zip(volumes, self.constraint) if c == 1)
+        need_inside = sum(v for v, c in zip(volumes, self.constraint, strict=False) if c == 1)
         if need_inside > 0 and need_inside > interior_volume:
             raise TomosimError(
                 f"proteins: species inside vesicles need {need_inside / 1e3:.4g} nm³ but the "
@@ -258,7 +265,7 @@ class _Packer:
             allotted = np.array(requested, int)
         kinds = rng.permutation(np.repeat(np.arange(len(self.targets)), allotted))
         chosen = np.sort(rng.choice(len(sites), size=kinds.size, replace=False))
-        for site_index, kind in zip(chosen, kinds):
+        for site_index, kind in zip(chosen, kinds, strict=False):
             site = sites[site_index]
             base = np.floor(site + 0.5).astype(np.int64)
             frac = (site - base)[::-1]

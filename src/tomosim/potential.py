@@ -29,9 +29,9 @@ Sampling without aliasing
     at the voxel edges. Per atom and Gaussian, three short 1D arrays over the footprint
     (``±4.5σ`` per axis; the tails beyond it, < 7·10⁻⁶ per side, are given to the outermost
     voxels) are computed and their outer product is accumulated (numba kernel
-    :func:`tomosim.gaussian_grid.gaussians_to_grid`; erf from a cubic Hermite table, error < 10⁻⁹). The volume
-    integral is therefore exact at every pixel size, and coarse maps are the box average of the
-    fine potential (no point-sampling aliasing).
+    :func:`tomosim.gaussian_grid.gaussians_to_grid`; erf from a cubic Hermite table, error
+    < 10⁻⁹). The volume integral is therefore exact at every pixel size, and coarse maps are the
+    box average of the fine potential (no point-sampling aliasing).
 Solvent (``solvent="ice"``)
     The result is the excess over vitreous ice: ``V_atoms - V_ice · E + shell``. ``E`` in [0, 1]
     is the fraction of each voxel occupied by the molecule, built from Gaussian excluded volumes
@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -84,13 +84,19 @@ POTENTIAL_CONSTANT_V_A2 = 47.878
 """``h² / (2π m₀ e)`` in V·Å²: the integral of an atom's potential is this times ``f_e(0)``."""
 
 ICE_POTENTIAL_V = 4.48
-"""Default mean potential of vitreous ice, V (liquid water, Yesibolati et al. 2020, PRL 124, 065502)."""
+"""Default mean potential of vitreous ice, V.
+
+Liquid water, Yesibolati et al. 2020, PRL 124, 065502.
+"""
 
 ICE_DENSITY_G_CM3 = 0.94
 """Density of low-density amorphous (vitreous) ice, g/cm³."""
 
 PROTEIN_DENSITY_G_CM3 = 1.35
-"""Mean protein density, g/cm³ (partial specific volume 0.74 cm³/g; Matthews 1968, J. Mol. Biol. 33, 491)."""
+"""Mean protein density, g/cm³.
+
+Partial specific volume 0.74 cm³/g; Matthews 1968, J. Mol. Biol. 33, 491.
+"""
 
 AVOGADRO = 6.02214076e23
 PROTEIN_VOLUME_A3_PER_DA = 1.0 / (PROTEIN_DENSITY_G_CM3 * AVOGADRO * 1e-24)
@@ -133,7 +139,7 @@ class Potential:
         Å per voxel (cubic voxels).
     centre_a
         ``(x, y, z)`` model coordinates in Å of the box centre voxel ``shape // 2``: atom position
-        ``r`` lies at array position ``(r - centre_a) / pixel_size + shape // 2`` (in x, y, z order).
+        ``r`` lies at array position ``(r - centre_a) / pixel_size + shape // 2`` (x, y, z order).
     solvent
         ``"none"`` or ``"ice"``.
     name
@@ -157,7 +163,7 @@ class Potential:
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def scattering_coefficients(element: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Peng et al. (1996) five-Gaussian coefficients and atomic mass of an element.
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tomosim.errors import TomosimError
 from tomosim.microscope.ctf import Optics
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Literal[1] = 1
 
 PositiveLength = Annotated[float, Field(gt=0, le=1e6)]
 Angle = Annotated[float, Field(ge=-360, le=360)]

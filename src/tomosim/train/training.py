@@ -196,6 +196,51 @@ def _validate(
     }
 
 
+def _train_step(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rate: float,
+    dice_weight: float,
+) -> float:
+    """One optimiser step on a batch at learning rate ``rate``; returns the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    logits = network(torch.from_numpy(images))
+    loss = segmentation_loss(logits, torch.from_numpy(labels), dice_weight=dice_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
+def _epoch_checkpoint(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    config: TrainConfig,
+    classes: ClassTable,
+    pixel_size: float,
+    epoch: int,
+    history: Sequence[dict[str, Any]],
+) -> ModelCheckpoint:
+    """The checkpoint at the end of ``epoch`` (1-based): weights, optimiser state, history."""
+    return ModelCheckpoint(
+        network=config.network,
+        weights={k: v.detach().clone() for k, v in network.state_dict().items()},
+        classes=classes,
+        pixel_size=pixel_size,
+        normalisation=dict(NORMALISATION),
+        config=config.model_dump(mode="json"),
+        epoch=epoch,
+        iteration=epoch * config.iterations_per_epoch,
+        optimizer=optimizer.state_dict(),
+        history=list(history),
+    )
+
+
 def _fit(
     network: torch.nn.Module,
     *,
@@ -277,16 +322,12 @@ def _fit(
                 rate = learning_rate_at(
                     iteration, total=total, base=learning_rate, schedule=config.schedule
                 )
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
-                logits = network(torch.from_numpy(images))
-                loss = segmentation_loss(
-                    logits, torch.from_numpy(labels), dice_weight=config.dice_weight
+                losses.append(
+                    _train_step(
+                        network, optimizer, images, labels, rate=rate,
+                        dice_weight=config.dice_weight,
+                    )
                 )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
                 bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
@@ -304,17 +345,9 @@ def _fit(
             if dice is not None:
                 status += f"  val Dice {dice:.3f}"
             bar.update(task, status=status)
-            checkpoint = ModelCheckpoint(
-                network=config.network,
-                weights={k: v.detach().clone() for k, v in network.state_dict().items()},
-                classes=classes,
-                pixel_size=pixel_size,
-                normalisation=dict(NORMALISATION),
-                config=config.model_dump(mode="json"),
-                epoch=epoch + 1,
-                iteration=(epoch + 1) * per_epoch,
-                optimizer=optimizer.state_dict(),
-                history=list(history),
+            checkpoint = _epoch_checkpoint(
+                network, optimizer, config=config, classes=classes, pixel_size=pixel_size,
+                epoch=epoch + 1, history=history,
             )
             save_checkpoint(output_dir / RESUME_FILE, checkpoint)
             save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)

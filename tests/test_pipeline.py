@@ -106,8 +106,8 @@ def _recomputed_particle(row, pixel_size, solvent="ice"):
 def _crop(volume, corner, shape):
     lo = np.maximum(corner, 0)
     hi = np.minimum(corner + np.array(shape), volume.shape)
-    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, corner))
-    outer = tuple(slice(a, b) for a, b in zip(lo, hi))
+    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, corner, strict=False))
+    outer = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
     return volume[outer], inner
 
 
@@ -117,7 +117,7 @@ def _correlation_on_support(truth, pieces):
     hi = np.max([c + np.array(d.shape) for d, c in pieces], axis=0)
     expected = np.zeros(hi - lo, np.float64)
     for data, corner in pieces:
-        sl = tuple(slice(a, a + n) for a, n in zip(corner - lo, data.shape))
+        sl = tuple(slice(a, a + n) for a, n in zip(corner - lo, data.shape, strict=False))
         expected[sl] += data
     got, inner = _crop(truth, lo, expected.shape)
     expected = expected[inner]
@@ -162,7 +162,7 @@ def test_labels_match_the_class_table_and_instances(simulation):
                for line in (out / "classes.csv").read_text().splitlines()[1:]}
     assert classes == {0: "background", 1: "apoferritin", 2: "proteasome", 3: "ribosome",
                        4: "actin", 5: "cofilactin"}
-    instance_class = dict(zip(table.tomosimInstanceId, table.rlnClassNumber))
+    instance_class = dict(zip(table.tomosimInstanceId, table.rlnClassNumber, strict=False))
     ids = np.unique(instances[instances > 0])
     for i in ids:
         if i in instance_class:  # vesicles have no particle rows

@@ -9,7 +9,7 @@ The steps, in the order :func:`assemble_phantom` runs them:
 
 1. **Placement** (vesicles, then filaments, then proteins; :mod:`tomosim.membranes`,
    :mod:`tomosim.filaments`, :mod:`tomosim.packing`). Every placed object marks its voxels in a
-   boolean *occupancy* grid, so objects never overlap.
+   boolean *occupancy* grid (:mod:`tomosim.occupancy`), so objects never overlap.
 2. **Rendering and labels** (:func:`tomosim.rendering.render_objects`): each copy's template is
    resampled onto the output grid; a voxel takes an object's class where that object's own
    potential exceeds ``label_threshold`` (the largest own potential wins).
@@ -27,14 +27,8 @@ from tomosim import filaments, membranes
 from tomosim.config import FilamentSpecies
 from tomosim.errors import TomosimError
 from tomosim.membranes import VesiclePopulation
-from tomosim.packing import (
-    ENVELOPE_FRACTION,
-    PackingRules,
-    ProteinTarget,
-    mark_boxes,
-    mark_occupancy,
-    place_proteins,
-)
+from tomosim.occupancy import ENVELOPE_FRACTION, mark_boxes, mark_occupancy
+from tomosim.packing import PackingRules, ProteinTarget, place_proteins
 from tomosim.phantom import Phantom, Placements, PotentialBox, SpeciesReport
 from tomosim.potential import Potential
 from tomosim.rendering import render_objects

@@ -57,7 +57,9 @@ def particles_table(
             "rlnAnglePsi": euler[:, 2],
             "rlnClassNumber": np.asarray(placements.class_id, np.int64),
             "rlnHelicalTubeID": np.where(filament >= 0, filament + 1, 0),
-            "tomosimClassName": [class_names.get(int(c), "background") for c in placements.class_id],
+            "tomosimClassName": [
+                class_names.get(int(c), "background") for c in placements.class_id
+            ],
             "tomosimTemplate": names[np.asarray(placements.template, np.int64)] if n else [],
             "tomosimInstanceId": np.asarray(placements.instance_id, np.int64),
             "tomosimFilamentId": filament,

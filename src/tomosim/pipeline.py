@@ -64,6 +64,7 @@ class StageSeeds:
 
     @classmethod
     def from_seed(cls, seed: int) -> StageSeeds:
+        """Independent generators of the assembly and the microscope, spawned from ``seed``."""
         assembly, microscope = np.random.SeedSequence(seed).spawn(2)
         return cls(np.random.default_rng(assembly), np.random.default_rng(microscope))
 
@@ -93,7 +94,9 @@ class SimulationResult:
 def demo_config(*, overrides: list[str] | None = None, seed: int | None = None) -> SimulationConfig:
     """The built-in demo config (``tomosim/data/demo.yaml``): a small mixed phantom, offline."""
     text = resources.files("tomosim").joinpath("data/demo.yaml").read_text()
-    return config_from_dict(yaml.safe_load(text), source="demo.yaml", overrides=overrides, seed=seed)
+    return config_from_dict(
+        yaml.safe_load(text), source="demo.yaml", overrides=overrides, seed=seed
+    )
 
 
 def template_sources(config: SimulationConfig) -> dict[str, tuple[str, StructureOptions]]:
@@ -267,7 +270,9 @@ def _write_microscope(
         write_mrc(out / f"tiltseries_{name}.mrc", images, voxel_size=px, is_stack=True)
         if name in ("odd", "even"):
             half = replace(tilt_series, images=images, noise_free=None, odd=None, even=None)
-            write_mrc(out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px)
+            write_mrc(
+                out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,8 +287,14 @@ def preview_image(
     colours = {i: class_colour(i) for i in phantom.class_names}
     zc, yc = phantom.potential.shape[0] // 2, phantom.potential.shape[1] // 2
     panels = [
-        ("ground truth xy (labels)", overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours)),
-        ("ground truth xz (labels)", overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours)),
+        (
+            "ground truth xy (labels)",
+            overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours),
+        ),
+        (
+            "ground truth xz (labels)",
+            overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours),
+        ),
     ]
     if tilt_series is not None and tomogram is not None:
         angles = tilt_series.angles_deg
@@ -293,7 +304,9 @@ def preview_image(
             (f"tilt {angles[zero]:+.0f} deg", to_gray(tilt_series.images[zero])),
             (f"tilt {angles[high]:+.0f} deg", to_gray(tilt_series.images[high])),
             ("tomogram xy", to_gray(tomogram[tz])),
-            ("tomogram xy (labels)", overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
+            ("tomogram xy (labels)", overlay_labels(
+                to_gray(tomogram[tz]), phantom.labels[tz], colours
+            )
              if tomogram.shape == phantom.labels.shape else to_gray(tomogram[tz])),
             ("tomogram xz", to_gray(tomogram[:, min(yc, tomogram.shape[1] - 1)])),
             ("power spectrum, 0 deg image", to_gray(power_spectrum(tilt_series.images[zero]))),
@@ -314,7 +327,8 @@ class _Stages:
     def __enter__(self) -> _Stages:
         if self.enabled:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
                 TimeElapsedColumn(), transient=False,
             )
             self.progress.start()

@@ -102,7 +102,9 @@ def resampled_shape(
     shape: Sequence[int], voxel_size: Sequence[float], pixel_size: float
 ) -> tuple[int, ...]:
     """Grid size after resampling ``shape`` at ``voxel_size`` (z, y, x Å) to ``pixel_size``."""
-    return tuple(max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size))
+    return tuple(
+        max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size, strict=False)
+    )
 
 
 def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 import pytest
+import yaml
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
@@ -392,3 +393,40 @@ def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
         species_parameters(species)
     message = str(error.value)
     assert "5YU8" in message and "\n" not in message
+
+
+def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None:
+    model = shared_structure(ACTIN_MODEL)
+    config = tmp_path / "actin.yaml"
+    config.write_text(
+        "classes: [actin]\n"
+        "sample: {shape: [24, 40, 64], pixel_size: 10.0}\n"
+        "microscope: {tilt: {min_angle: -30, max_angle: 30, step: 30}}\n"
+        f"filaments:\n  - {{name: actin, source: '{model}', helix: auto, count: 1,\n"
+        "     length: [300, 320], arrangement: sheets}\n"
+    )
+    code, _, err = run_cli("simulate", config, "-o", tmp_path / "out")
+    assert code == 0, err
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
+    species = resolved["filaments"][0]
+    assert species["helix"] == "auto"
+    assert species["twist"] == pytest.approx(-166.648, abs=0.01)
+    assert species["rise"] == pytest.approx(28.111, abs=0.01)
+    assert species["radius"] == pytest.approx(15.806, abs=0.01)
+
+
+def test_cli_refuses_a_one_subunit_helix_in_one_line(run_cli, tmp_path) -> None:
+    model = shared_structure(ACTIN_MODEL)
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "classes: [actin]\n"
+        "sample: {shape: [24, 40, 64], pixel_size: 10.0}\n"
+        f"filaments:\n  - {{name: actin, source: '{model}', helix: auto, count: 1,\n"
+        "     structure: {chains: [A]}, length: [300, 320], arrangement: sheets}\n"
+    )
+    out = tmp_path / "out"
+    code, _, err = run_cli("simulate", config, "-o", out)
+    assert code == 2
+    assert "at least 2 subunits" in err and "6BNO_A15" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (out / "config.resolved.yaml").exists()

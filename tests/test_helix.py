@@ -430,3 +430,39 @@ def test_cli_refuses_a_one_subunit_helix_in_one_line(run_cli, tmp_path) -> None:
     assert "at least 2 subunits" in err and "6BNO_A15" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (out / "config.resolved.yaml").exists()
+
+
+def test_cofilactin_preset_groups_chains_of_a_fetched_entry(tmp_path, monkeypatch) -> None:
+    """The preset's path for a PDB entry (chains, no segments), offline from a local copy.
+
+    The stand-in entry is the decorated part of the 18-mer rewritten with one chain per
+    molecule (actins A-H, cofilins I-P, in shuffled order): the preset must pair each cofilin
+    with its actin and find the same helix as the segment-based fit.
+    """
+    model = shared_structure(COFILACTIN_MODEL)
+    _, structure = read_filament_model(str(model), segments=DECORATED)
+    out = gemmi.Structure()
+    new_model = gemmi.Model(1)
+    names = iter("AIBJCKDLEMFNGOHP")
+    chains: dict[str, gemmi.Chain] = {}
+    for chain in structure[0]:
+        for res in chain:
+            segment = res.segment.strip()
+            if segment not in chains:
+                chains[segment] = gemmi.Chain(next(names))
+            copy = res.clone()
+            copy.segment = ""
+            chains[segment].add_residue(copy)
+    order = list(chains)
+    for segment in order[::3] + order[1::3] + order[2::3]:  # not in helical order
+        new_model.add_chain(chains[segment])
+    out.add_model(new_model)
+    out.setup_entities()
+    (tmp_path / "5yu8.pdb").write_text(out.make_pdb_string())
+    monkeypatch.setenv("TOMOSIM_STRUCTURES", str(tmp_path))
+    monkeypatch.setenv("TOMOSIM_OFFLINE", "1")
+    params = species_parameters(FilamentSpecies(name="cof", preset="cofilactin"))
+    reference = helix_template(str(model), segments=DECORATED)
+    assert params.twist == pytest.approx(reference.twist, abs=0.5)
+    assert params.rise == pytest.approx(reference.rise, abs=0.3)
+    assert params.radius == pytest.approx(reference.radius, abs=1.0)

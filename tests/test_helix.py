@@ -34,6 +34,7 @@ from tomosim.filaments import (
     PRESETS,
     decoration_parameters,
     helical_lattice,
+    place_filaments,
     resolved_species,
     species_parameters,
 )
@@ -466,3 +467,51 @@ def test_cofilactin_preset_groups_chains_of_a_fetched_entry(tmp_path, monkeypatc
     assert params.twist == pytest.approx(reference.twist, abs=0.5)
     assert params.rise == pytest.approx(reference.rise, abs=0.3)
     assert params.radius == pytest.approx(reference.radius, abs=1.0)
+
+
+def test_partial_decoration_uses_the_decorated_lattice_and_keeps_the_actin_in_line() -> None:
+    model = shared_structure(COFILACTIN_MODEL)
+    species = FilamentSpecies(
+        name="actin", preset="actin", count=2, length=(1500.0, 2000.0), arrangement="sheets",
+        filaments_per_sheet=2,
+        decoration=DecorationConfig(source=str(model), helix="auto", label="cofilactin",
+                                    structure={"segments": DECORATED}, fraction=0.5,
+                                    mean_segment_subunits=10),
+    )
+    placed = place_filaments(
+        species, shape=(40, 256, 256), pixel_size=10.0, rng=np.random.default_rng(2),
+        class_ids={"background": 0, "actin": 1, "cofilactin": 2}, first_instance_id=1,
+        first_filament_id=0,
+    )
+    bare, decorated = species_parameters(species), decoration_parameters(species)
+    fitted = helix_template(str(model), segments=DECORATED)
+    steps_bare, steps_decorated, steps_junction = [], [], []
+    for filament in np.unique(placed.filament_id):
+        rows = np.flatnonzero(placed.filament_id == filament)
+        state = placed.template[rows] == 1
+        assert state.any() and (~state).any()
+        rot = placed.rotations[rows]
+        relative = np.einsum("nji,njk->nik", rot[:-1], rot[1:])
+        twist = np.degrees(np.arctan2(relative[:, 1, 0], relative[:, 0, 0]))
+        both = state[1:] & state[:-1]
+        np.testing.assert_allclose(twist[both], fitted.twist, atol=1e-6)
+        np.testing.assert_allclose(twist[~both], bare.twist, atol=1e-6)
+        # the actin core of every subunit (template frame: radius core_radius, azimuth 0)
+        core = np.empty((len(rows), 3))
+        for i, row in enumerate(rows):
+            p = decorated if state[i] else bare
+            a = np.radians(p.reference_azimuth)
+            reference = np.array([p.radius * np.cos(a), p.radius * np.sin(a), p.reference_height])
+            core_radius = fitted.core_radius if state[i] else bare.radius
+            core[i] = placed.positions[row] + rot[i] @ (np.array([core_radius, 0, 0]) - reference)
+        step = np.linalg.norm(np.diff(core, axis=0), axis=1)
+        steps_bare += step[~state[1:] & ~state[:-1]].tolist()
+        steps_decorated += step[both].tolist()
+        steps_junction += step[state[1:] != state[:-1]].tolist()
+    # consecutive actins (1-start helix) are ~ 2 r sin(twist/2) and one rise apart, also across
+    # the junctions between bare and decorated runs
+    expected = np.hypot(2 * bare.radius * np.sin(np.radians(bare.twist) / 2), bare.rise)
+    np.testing.assert_allclose(steps_bare, expected, atol=0.01)
+    assert np.allclose(steps_decorated, np.mean(steps_decorated), atol=0.01)
+    assert abs(np.mean(steps_decorated) - expected) < 1.5
+    assert np.all(np.abs(np.array(steps_junction) - expected) < 1.5)

@@ -22,6 +22,7 @@ from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from conftest import shared_structure
+from tomosim.assemble import assemble_phantom
 from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.filament_templates import (
@@ -394,6 +395,10 @@ def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
         species_parameters(species)
     message = str(error.value)
     assert "5YU8" in message and "\n" not in message
+    # a cofilactin species with count 0 needs no entry: nothing is placed, nothing is fetched
+    config = config_from_dict({"classes": ["cof"], "sample": {"shape": [16, 16, 16]},
+                               "filaments": [{"name": "cof", "preset": "cofilactin"}]})
+    assert len(assemble_phantom(config, {}, np.random.default_rng(0)).placements) == 0
 
 
 def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None:

@@ -106,8 +106,9 @@ def assemble_phantom(
     envelope_parts = []
     next_filament = 0
     for species in config.filaments:
-        needed = [n for n in filaments.filament_templates(species) if n not in templates]
-        if species.count and needed:
+        needed = [n for n in filaments.filament_templates(species) if n not in templates] if (
+            species.count) else []
+        if needed:
             raise TomosimError(f"filament {species.name!r}: no template for {needed}")
         part = filaments.place_filaments(
             species, shape=shape, pixel_size=pixel_size, rng=rng, class_ids=class_ids,

@@ -1316,6 +1316,8 @@ def place_filaments(
     TomosimError
         Unknown label, impossible lattice or arrangement (see :func:`filament_paths`).
     """
+    if species.count == 0:  # nothing to place: no template is read or fetched
+        return Placements.empty()
     bare = species_parameters(species)
     decorated = decoration_parameters(species)
     templates = filament_templates(species)

@@ -40,6 +40,7 @@ from tomosim.filaments import (
     species_parameters,
 )
 from tomosim.helix import RigidMotion, fit_helix, superpose
+from tomosim.recipe import phantom_recipe
 
 ACTIN_MODEL = "6BNO_A15.pdb.gz"
 COFILACTIN_MODEL = "cofilactin_18mer_flow.0ns.nowater.pdb.gz"
@@ -398,7 +399,7 @@ def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
     # a cofilactin species with count 0 needs no entry: nothing is placed, nothing is fetched
     config = config_from_dict({"classes": ["cof"], "sample": {"shape": [16, 16, 16]},
                                "filaments": [{"name": "cof", "preset": "cofilactin"}]})
-    assert len(assemble_phantom(config, {}, np.random.default_rng(0)).placements) == 0
+    assert len(assemble_phantom(phantom_recipe(config), {}, np.random.default_rng(0)).placements) == 0
 
 
 def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None:

@@ -399,7 +399,8 @@ def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
     # a cofilactin species with count 0 needs no entry: nothing is placed, nothing is fetched
     config = config_from_dict({"classes": ["cof"], "sample": {"shape": [16, 16, 16]},
                                "filaments": [{"name": "cof", "preset": "cofilactin"}]})
-    assert len(assemble_phantom(phantom_recipe(config), {}, np.random.default_rng(0)).placements) == 0
+    phantom = assemble_phantom(phantom_recipe(config), {}, np.random.default_rng(0))
+    assert len(phantom.placements) == 0
 
 
 def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None:

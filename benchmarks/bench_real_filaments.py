@@ -97,7 +97,8 @@ def run(name: str, scene: dict, repeats: int) -> dict:
     n_sub = int((placements.filament_id >= 0).sum())
     print(f"{name}: cold {cold_s:.1f} s (potentials {cold.timings['potentials']:.1f} s), warm best "
           f"{best['wall_s']:.2f} s (phantom {best['phantom']:.2f} s, potentials "
-          f"{best['potentials']:.2f} s), {n_sub} filament subunits, load {best['load_average']:.1f}")
+          f"{best['potentials']:.2f} s), {n_sub} filament subunits, "
+          f"load {best['load_average']:.1f}")
     return {"cold_s": cold_s, "cold_potentials_s": cold.timings["potentials"], "runs": rows,
             "best_wall_s": best["wall_s"], "filament_subunits": n_sub}
 

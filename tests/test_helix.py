@@ -418,8 +418,9 @@ def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None
         f"filaments:\n  - {{name: actin, source: '{model}', helix: auto, count: 1,\n"
         "     length: [300, 320], arrangement: sheets}\n"
     )
-    code, _, err = run_cli("simulate", config, "-o", tmp_path / "out")
+    code, stdout, err = run_cli("simulate", config, "-o", tmp_path / "out")
     assert code == 0, err
+    assert "helix fitted to" in stdout and "twist -166.65°, rise 28.11 Å" in stdout
     resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
     species = resolved["filaments"][0]
     assert species["helix"] == "auto"

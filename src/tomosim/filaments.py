@@ -482,6 +482,20 @@ def species_outer_radius(species: FilamentSpecies) -> float:
     return radius
 
 
+def fitted_helix_lines(species: FilamentSpecies) -> list[str]:
+    """Describe the fitted helices of a species in one line each (none for fixed lattices)."""
+    out = []
+    for what, fitted in (("", species_template(species)),
+                         (" decoration", decoration_template(species))):
+        if fitted is not None:
+            out.append(
+                f"filament {species.name!r}{what}: helix fitted to {fitted.source}: twist "
+                f"{fitted.twist:.2f}°, rise {fitted.rise:.2f} Å, radius {fitted.radius:.2f} Å "
+                f"(RMS residual {fitted.residual:.2f} Å over {fitted.n_subunits} subunits)"
+            )
+    return out
+
+
 def resolved_species(species: FilamentSpecies) -> FilamentSpecies:
     """Return the species with its fitted helices written out (for ``config.resolved.yaml``).
 

@@ -177,6 +177,11 @@ def simulate(
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
     run_simulation(cfg, output, progress=True)
+    from tomosim.filaments import fitted_helix_lines
+
+    for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)
+        for line in fitted_helix_lines(species) if species.count else []:
+            typer.echo(line)
     typer.echo(f"simulation written to {output}/")
 
 

@@ -164,7 +164,8 @@ def simulate(
     seeds = StageSeeds.from_seed(config.seed)
     # fitted filament helices (helix: auto, cofilactin preset) are written into the config
     config = config.model_copy(
-        update={"filaments": [resolved_species(species) for species in config.filaments]}
+        update={"filaments": [resolved_species(species) if species.count else species
+                              for species in config.filaments]}
     )
     timings: dict[str, float] = {}
     stages = ["potentials", "phantom", "write phantom"]

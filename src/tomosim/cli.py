@@ -663,6 +663,95 @@ def dataset_command(
     )
 
 
+# ---- commands: evaluate-picks -----------------------------------------------------------
+
+
+@app.command("evaluate-picks")
+def evaluate_picks(
+    truth: Annotated[Path, typer.Argument(help="True particles STAR (e.g. particles.star).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted particles STAR (tomosim pick).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores JSON.")] = None,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--radius",
+            help="Particle radius NAME=Å (repeatable; the CZII class names have the challenge's).",
+        ),
+    ] = None,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            help="Class weight NAME=W in the weighted F-beta (repeatable; default 1, or the "
+            "challenge's with --czii-weights).",
+        ),
+    ] = None,
+    czii_weights: Annotated[
+        bool, typer.Option("--czii-weights", help="Start from the CZII challenge's class weights.")
+    ] = False,
+    beta: Annotated[
+        float, typer.Option("--beta", help="F-beta's beta (recall weighs beta²).")
+    ] = 4.0,
+    distance_fraction: Annotated[
+        float,
+        typer.Option("--distance-fraction", help="Match within this fraction of the radius."),
+    ] = 0.5,
+    matching: Annotated[
+        str, typer.Option("--matching", help="hungarian (one-to-one) or czii (challenge counting).")
+    ] = "hungarian",
+    pixel_size: Annotated[
+        float | None,
+        typer.Option("--pixel-size", help="Å/pixel if the files have only rlnCoordinateX/Y/Z."),
+    ] = None,
+) -> None:
+    """Score picked particles against the truth: per-class precision, recall and F-beta.
+
+    A pick is a true positive within DISTANCE_FRACTION x radius (inclusive) of an unmatched true
+    particle of its class in its tomogram (rlnTomoName); counts are summed over tomograms.
+    Distractors (class 0) and filament subunits in either file are not scored.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomosim.io import write_text
+    from tomosim.train.picking_metrics import (
+        CZII_WEIGHTS,
+        evaluate_pick_files,
+        parse_name_values,
+    )
+
+    if matching not in ("hungarian", "czii"):
+        raise TomosimError(f"--matching must be hungarian or czii, got {matching!r}")
+    weights = dict(CZII_WEIGHTS) if czii_weights else {}
+    weights.update(parse_name_values(weight or [], option="--weight"))
+    result = evaluate_pick_files(
+        truth, prediction, radii=parse_name_values(radius or [], option="--radius"),
+        distance_fraction=distance_fraction, beta=beta, weights=weights,
+        matching=matching,  # type: ignore[arg-type]
+        pixel_size=pixel_size,
+    )
+    title = f"{prediction} vs {truth} (F{beta:g}, within {distance_fraction:g} x radius)"
+    grid = Table(title=title)
+    for column in ("class", "radius Å", "weight", "true", "picked", "TP", "FP", "FN",
+                   "precision", "recall", f"F{beta:g}"):
+        grid.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for c in result.classes:
+        grid.add_row(c.name, f"{c.radius:g}", f"{c.weight:g}", str(c.true_particles),
+                     str(c.predicted_particles), str(c.true_positives), str(c.false_positives),
+                     str(c.false_negatives), show(c.precision), show(c.recall), show(c.fbeta))
+    grid.add_row("weighted", "", "", "", "", "", "", "", "", "", show(result.weighted_fbeta))
+    Console(width=None if sys.stdout.isatty() else 160).print(grid)
+    if output is not None:
+        report = {"truth": str(truth), "prediction": str(prediction), **result.as_dict()}
+        write_text(output, json.dumps(report, indent=2) + "\n")
+
+
 # ---- entry point ------------------------------------------------------------------------
 
 

@@ -20,7 +20,9 @@ peak dropped). Arrays are ``(z, y, x)``; positions ``(x, y, z)`` in voxels unles
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,14 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
+from tomosim.io import read_mrc
+from tomosim.train.data import (
+    ClassTable,
+    LabelledTomogram,
+    make_class_table,
+    read_class_table,
+)
+from tomosim.train.picking import is_globular_name
 
 NON_PARTICLE_CLASS = 0
 """``rlnClassNumber`` of distractors (background), which are never targets."""
@@ -225,3 +235,108 @@ def find_peaks(
                     if other > k:
                         keep[other] = False
     return zyx[keep][:, ::-1].copy(), values[keep].astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation folders as picking training data
+# --------------------------------------------------------------------------------------------
+
+
+def _read_particles(path: Path) -> pd.DataFrame:
+    import starfile
+
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "not a STAR table"
+        raise TomosimError(f"not a readable STAR file ({type(exc).__name__}): {path}") from None
+    tables = [v for v in blocks.values() if isinstance(v, pd.DataFrame)]
+    if not tables:
+        raise TomosimError(f"no particle table in STAR file: {path}")
+    table = blocks["particles"] if "particles" in blocks else tables[0]
+    return table
+
+
+def picking_class_table(classes: ClassTable, particles: pd.DataFrame) -> ClassTable:
+    """Keep the globular classes of ``classes`` that have particles in ``particles``.
+
+    Membrane and filament classes (:func:`tomosim.train.picking.is_globular_name`), class 0 and
+    classes without a particle are left out; ids are kept.
+    """
+    centres, ids = particle_centres(
+        particles, classes={n: i for i, n in zip(classes.ids, classes.names, strict=True)
+                            if i != 0 and is_globular_name(n)},
+    )
+    present = sorted(set(int(i) for i in ids))
+    return make_class_table(present, [classes.name_of(i) for i in present])
+
+
+def estimate_radius(labels: np.ndarray, label_id: int, count: int, voxel_size: float) -> float:
+    """Radius (Å) of a ball with the mean labelled volume per particle of class ``label_id``.
+
+    ``r = (3 V / (4 pi N))^(1/3)`` with ``V`` the labelled volume of the class and ``N`` its
+    particle count; overlaps and particles cut by the volume's edges make it an estimate.
+    """
+    voxels = int(np.count_nonzero(labels == label_id))
+    if voxels == 0 or count == 0:
+        raise TomosimError(f"class id {label_id} has no labelled voxels to estimate a radius from")
+    return float((3.0 * voxels / (4.0 * np.pi * count)) ** (1.0 / 3.0) * voxel_size)
+
+
+def read_picking_folder(
+    folder: str | os.PathLike[str],
+    *,
+    radii: Mapping[str, float] | None = None,
+    target_fraction: float = 0.5,
+) -> tuple[LabelledTomogram, dict[str, float]]:
+    """Read a simulation folder as picking training data: its tomogram with ball targets.
+
+    Reads ``tomogram.mrc``, ``particles.star`` and ``classes.csv`` (and ``labels.mrc`` when a
+    class has no radius in ``radii``, to estimate one with :func:`estimate_radius`). Every
+    particle of a globular class gets a ball of ``target_fraction x radius`` labelled with its
+    class id (:func:`sphere_labels`).
+
+    Returns
+    -------
+    data, radii
+        The tomogram with its ball labels (the picking classes as its class table), and the
+        radius (Å) used for each class.
+
+    Raises
+    ------
+    TomosimError
+        Missing files, a particle table without coordinates, a non-positive radius.
+    """
+    root = Path(folder)
+    for name in ("tomogram.mrc", "particles.star", "classes.csv"):
+        if not (root / name).is_file():
+            raise TomosimError(f"picking training folder has no {name}: {root}")
+    volume = read_mrc(root / "tomogram.mrc")
+    particles = _read_particles(root / "particles.star")
+    classes = picking_class_table(read_class_table(root / "classes.csv"), particles)
+    lookup = {n: i for i, n in zip(classes.ids, classes.names, strict=True) if i != 0}
+    centres, ids = particle_centres(particles, classes=lookup)
+    used = dict(radii or {})
+    voxel = float(volume.voxel_size[2])
+    missing = [n for n in lookup if n not in used]
+    if missing:
+        if not (root / "labels.mrc").is_file():
+            raise TomosimError(
+                f"no radius for class(es) {missing} and no labels.mrc to estimate one: {root}"
+            )
+        labels = read_mrc(root / "labels.mrc", require_voxel_size=False).data
+        for name in missing:
+            used[name] = estimate_radius(
+                labels, lookup[name], int(np.count_nonzero(ids == lookup[name])), voxel
+            )
+    for name in lookup:
+        if not used[name] > 0:
+            raise TomosimError(f"the radius of class {name!r} must be > 0 Å, got {used[name]}")
+    targets = sphere_labels(
+        volume.data.shape, centres, ids,
+        radii_px={i: target_fraction * used[n] / voxel for n, i in lookup.items()},
+    )
+    data = LabelledTomogram(
+        tomogram=volume.data.astype(np.float32, copy=False), labels=targets,
+        voxel_size=volume.voxel_size, classes=classes, name=str(root),
+    )
+    return data, {n: float(used[n]) for n in lookup}

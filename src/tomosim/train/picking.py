@@ -99,8 +99,13 @@ def pick_particles(
 
 
 def write_particles_star(path: str | os.PathLike[str], particles: pd.DataFrame) -> None:
-    """Write the table as the ``particles`` data block of a STAR file, atomically."""
+    """Write the table as the ``particles`` data block of a STAR file, atomically.
+
+    starfile's "Created by ... at <time>" comment is dropped, so reruns give the same bytes.
+    """
     import starfile
 
     with atomic_path(path) as tmp:
-        starfile.write({"particles": particles}, tmp, overwrite=True)
+        starfile.write({"particles": particles}, tmp, overwrite=True, float_format="%.6f")
+        lines = tmp.read_text().splitlines(keepends=True)
+        tmp.write_text("".join(line for line in lines if not line.startswith("# Created by")))

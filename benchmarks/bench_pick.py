@@ -36,9 +36,9 @@ import torch
 from tomosim.config import PickingConfig, TrainConfig
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
 from tomosim.train.data import NORMALISATION, make_class_table
+from tomosim.train.model import build_network
 from tomosim.train.picking_metrics import CZII_RADII
 from tomosim.train.picking_network import pick_tomogram
-from tomosim.train.model import build_network
 
 PIXEL_SIZE = 10.012
 

@@ -165,7 +165,8 @@ def commit() -> str:
 def write_page(doc: Path, section: str) -> None:
     """Put ``section`` between the markers of ``doc`` (created if missing), atomically."""
     begin, end = MARKERS
-    text = doc.read_text() if doc.is_file() else f"# CZII-like picking experiment\n\n{begin}\n{end}\n"
+    fresh = f"# CZII-like picking experiment\n\n{begin}\n{end}\n"
+    text = doc.read_text() if doc.is_file() else fresh
     if begin not in text or end not in text:
         text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)
@@ -198,7 +199,8 @@ def main() -> None:
         (work / ".gitignore").write_text("*\n")
     doc = args.doc or (work / "czii_like.md" if args.quick else REPO / "docs" / "czii_like.md")
     if SHARED.is_dir():
-        paths = [str(SHARED), *filter(None, os.environ.get("TOMOSIM_STRUCTURES", "").split(os.pathsep))]
+        given = os.environ.get("TOMOSIM_STRUCTURES", "").split(os.pathsep)
+        paths = [str(SHARED), *filter(None, given)]
         os.environ["TOMOSIM_STRUCTURES"] = os.pathsep.join(paths)
     if args.offline:
         os.environ["TOMOSIM_OFFLINE"] = "1"

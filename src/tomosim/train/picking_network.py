@@ -16,6 +16,7 @@ the input tomogram (voxel ``i`` centred at ``i``) and Å from the centre voxel `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -112,8 +113,8 @@ def pick_tomogram(
     )
     voxel = np.asarray(voxel_size, np.float64)
     centre = np.array(tomogram.shape) // 2
-    rows = []
-    for name in sorted(wanted, key=lambda n: model.classes.id_of(n)):
+
+    def peaks_of(name: str) -> tuple[np.ndarray, np.ndarray]:
         radius = float(settings.radii[name])
         ball_px = settings.target_fraction * radius / voxel  # (z, y, x)
         size = tuple(int(2 * round(b / 2) + 1) for b in ball_px)
@@ -121,8 +122,14 @@ def pick_tomogram(
             probabilities.pop(name).astype(np.float32), size=size, mode="constant"
         )
         distance_px = settings.nms_fraction * radius / float(voxel.max())
-        positions, scores = find_peaks(score, min_distance_px=distance_px, threshold=limit)
-        del score
+        return find_peaks(score, min_distance_px=distance_px, threshold=limit)
+
+    order = sorted(wanted, key=lambda n: model.classes.id_of(n))
+    # classes are independent: scipy's filters release the GIL, so threads share the work
+    with ThreadPoolExecutor(max_workers=max(1, min(len(order), torch.get_num_threads()))) as pool:
+        found = list(pool.map(peaks_of, order))
+    rows = []
+    for name, (positions, scores) in zip(order, found, strict=True):
         for (x, y, z), value in zip(positions, scores, strict=True):
             rows.append({
                 "rlnTomoName": tomogram_name,

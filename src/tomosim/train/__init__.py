@@ -29,7 +29,7 @@ _HOMES = {
     "segment_tomogram": "inference",
     "cl_dice": "metrics", "segmentation_scores": "metrics",
     "build_network": "model",
-    "pick_particles": "picking", "write_particles_star": "picking",
+    "pick_particles": "picking",
     "find_peaks": "localisation", "gaussian_heatmaps": "localisation",
     "read_picking_folder": "localisation", "sphere_labels": "localisation",
     "evaluate_pick_files": "picking_metrics", "score_picks": "picking_metrics",

@@ -31,12 +31,8 @@ from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
-from tomosim.train.data import (
-    ClassTable,
-    LabelledTomogram,
-    make_class_table,
-    read_class_table,
-)
+from tomosim.labels import ClassTable, make_class_table, read_class_table
+from tomosim.train.data import LabelledTomogram
 from tomosim.train.picking import is_globular_name
 
 NON_PARTICLE_CLASS = 0

@@ -143,6 +143,25 @@ def test_tiny_picking_network_overfits_one_phantom(tmp_path, run_cli):
         p = pick_table[pick_table["class_name"] == name][["x", "y", "z"]].to_numpy()
         nearest = np.linalg.norm(t[:, None] - p[None], axis=-1).min(axis=1)
         assert np.median(nearest) <= 1.5 * VOXEL
+    # a tomogram at 5 Å (resampled to the model's 10 Å and back inside pick): positions in Å kept
+    from tomosim.io import read_mrc
+    from tomosim.train.data import resample_volume
+
+    fine = resample_volume(read_mrc(tmp_path / "p0" / "tomogram.mrc").data,
+                           voxel_size=(VOXEL,) * 3, pixel_size=5.0)
+    assert fine.shape == (48, 160, 160)  # centre voxel (80, 80, 24) x 5 Å = (40, 40, 12) x 10 Å
+    write_mrc(tmp_path / "fine.mrc", fine, voxel_size=5.0)
+    code, out, err = run_cli("pick", tmp_path / "model", tmp_path / "fine.mrc",
+                             "-o", tmp_path / "fine.star", "--quiet", "--threads", "1")
+    assert code == 0, err
+    fine_picks = starfile.read(tmp_path / "fine.star")
+    fine_xyz = fine_picks[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy()
+    fine_centred = fine_picks[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy()
+    np.testing.assert_allclose(fine_centred, (fine_xyz - np.array([80, 80, 24])) * 5.0, atol=1e-4)
+    fine_result = score_picks(
+        true_table, read_pick_table(tmp_path / "fine.star", coordinates="centred"), radii=RADII
+    )
+    assert fine_result.weighted_fbeta > 0.9, fine_result
     # the same through evaluate-picks
     code, out, err = run_cli("evaluate-picks", tmp_path / "p0" / "particles.star",
                              tmp_path / "picks.star", "--radius", "big=50", "--radius", "small=30",

@@ -46,7 +46,7 @@ from tomosim.filaments import filament_templates
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, classes_csv_text
 from tomosim.microscope import TiltSeries, simulate_tilt_series
-from tomosim.particles import particles_table, write_particles
+from tomosim.particles import optics_table, particles_table, write_particles
 from tomosim.potential import ICE_POTENTIAL_V, Potential, load_potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
@@ -240,7 +240,12 @@ def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, 
         class_names=phantom.class_names,
         tomogram_name=config.output.tomogram_name,
     )
-    write_particles(table, paths["particles.star"], paths["particles.csv"])
+    optics = config.microscope.optics
+    relion_optics = optics_table(
+        voltage_kv=optics.voltage_kv, cs_mm=optics.cs_mm,
+        amplitude_contrast=optics.amplitude_contrast, pixel_size=px,
+    )
+    write_particles(table, paths["particles.star"], paths["particles.csv"], optics=relion_optics)
 
 
 def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:

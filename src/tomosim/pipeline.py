@@ -13,6 +13,9 @@ the microscope, weighted backprojection — and writes the complete output folde
 ``tiltseries.tlt``          tilt angles, one per line, in stack order
 ``tiltseries.mdoc``         SerialEM-style per-tilt metadata
 ``tilts.csv``               angle, acquisition order, dose, cumulative dose, defocus U/V, astig.
+``tiltseries.xf/.rawtlt``   the true alignment for IMOD (``.xf``, ``.rawtlt``, ``.xtilt``,
+``tiltseries_true.tlt``     ``_true.tlt``) and AreTomo (``.aln``); see tomosim.formats.alignment
+``tiltseries.aln/.xtilt``
 ``tomogram.mrc``            weighted backprojection on the grid of ground_truth.mrc
 ``config.resolved.yaml``    the fully resolved config (written last: its presence marks a
                             complete folder)
@@ -43,6 +46,7 @@ from tomosim.assemble import Phantom, assemble_phantom, template_pixel_size
 from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
 from tomosim.errors import TomosimError
 from tomosim.filaments import filament_templates
+from tomosim.formats.alignment import write_alignment_files
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, classes_csv_text
 from tomosim.microscope import TiltSeries, simulate_tilt_series
@@ -71,6 +75,8 @@ def output_paths(output_dir: str | os.PathLike[str]) -> dict[str, Path]:
     names = [
         "ground_truth.mrc", "labels.mrc", "instances.mrc", "classes.csv", "particles.star",
         "particles.csv", "tiltseries.mrc", "tiltseries.tlt", "tiltseries.mdoc", "tilts.csv",
+        "tiltseries.rawtlt", "tiltseries_true.tlt", "tiltseries.xf", "tiltseries.xtilt",
+        "tiltseries.aln",
         "tomogram.mrc", "config.resolved.yaml", "preview.png",
     ]
     return {n: d / n for n in names}
@@ -281,6 +287,10 @@ def _write_microscope(
     with atomic_path(paths["tilts.csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     write_text(paths["tiltseries.mdoc"], mdoc_text(tilt_series, image_file="tiltseries.mrc"))
+    write_alignment_files(
+        out, table, tilt_axis_angle=tilt_series.tilt_axis_angle, pixel_size=px,
+        image_shape=tilt_series.images.shape[1:],
+    )
     rec_px = px * config.reconstruction.binning
     write_mrc(paths["tomogram.mrc"], tomogram, voxel_size=rec_px)
     extra = {"noise_free": tilt_series.noise_free, "odd": tilt_series.odd, "even": tilt_series.even}

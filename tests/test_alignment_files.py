@@ -19,7 +19,7 @@ def _blobs(shape, rng):
     for _ in range(12):
         centre = [rng.uniform(0.3 * n, 0.7 * n) for n in shape]
         grid = np.indices(shape).astype(np.float64)
-        r2 = sum((g - c) ** 2 for g, c in zip(grid, centre))
+        r2 = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
         volume += np.exp(-r2 / (2 * rng.uniform(1.5, 3.0) ** 2)).astype(np.float32)
     return volume
 

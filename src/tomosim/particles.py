@@ -61,7 +61,7 @@ def relion_angles(rotations: np.ndarray) -> np.ndarray:
 
 
 def relion_rotations(angles: np.ndarray) -> np.ndarray:
-    """Active reference-to-tomogram rotations of RELION Euler angles (inverse of :func:`relion_angles`).
+    """Active reference-to-tomogram rotations of RELION Euler angles (see :func:`relion_angles`).
 
     Returns
     -------
@@ -89,7 +89,7 @@ def optics_table(
     *, voltage_kv: float, cs_mm: float, amplitude_contrast: float, pixel_size: float,
     name: str = "opticsGroup1",
 ) -> pd.DataFrame:
-    """The RELION 5 ``data_optics`` block of one optics group (tilt-series pixel size in Å)."""
+    """Build the RELION 5 ``data_optics`` block of one optics group (tilt-series pixel in Å)."""
     return pd.DataFrame(
         {
             "rlnOpticsGroup": [1],

@@ -1,5 +1,7 @@
-"""True tilt-series alignment as IMOD (``.rawtlt``, ``.xf``, ``.xtilt``, ``.tlt``) and AreTomo
-(``.aln``) files, from the per-tilt errors the simulator applied (``tilts.csv``).
+"""True tilt-series alignment files for IMOD and AreTomo, from the simulated per-tilt errors.
+
+IMOD: ``.rawtlt``, ``.xf``, ``.xtilt``, ``_true.tlt``; AreTomo: ``.aln``. The errors are those the
+simulator applied, read from the tilt table (``tilts.csv``).
 
 Forward model (CONVENTIONS.md, ``tomosim.microscope.projection.rotate_and_shift``): image ``i`` is
 the projection at the *true* angle ``θᵢ = nominal + angle error`` with the tilt axis along y,
@@ -48,7 +50,7 @@ def _centre_offset(image_shape: tuple[int, int]) -> np.ndarray:
 
 
 def in_plane_angles(tilts: pd.DataFrame, tilt_axis_angle: float) -> np.ndarray:
-    """``(n,)`` true in-plane rotation ``φ`` of each image: tilt-axis angle + rotation error, deg."""
+    """``(n,)`` true in-plane rotation ``φ`` of each image (tilt-axis angle + error), degrees."""
     return tilt_axis_angle + tilts["rotation_error_deg"].to_numpy(np.float64)
 
 
@@ -60,7 +62,7 @@ def shifts_px(tilts: pd.DataFrame, pixel_size: float) -> np.ndarray:
 def imod_xf(
     tilts: pd.DataFrame, *, tilt_axis_angle: float, pixel_size: float, image_shape: tuple[int, int]
 ) -> np.ndarray:
-    """The true IMOD ``.xf`` transforms (see the module docstring for the convention).
+    """Compute the true IMOD ``.xf`` transforms (see the module docstring for the convention).
 
     Parameters
     ----------
@@ -129,7 +131,8 @@ def aln_text(
         "# AreTomo Alignment / Priism bprmMn (written by tomosim: true simulated alignment)",
         f"# RawSize = {nx} {ny} {len(tilts)}",
         "# NumPatches = 0",
-        "# SEC     ROT         GMAG       TX          TY      SMEAN     SFIT    SCALE     BASE     TILT",
+        "# SEC     ROT         GMAG       TX          TY      SMEAN     SFIT    SCALE     BASE"
+        "     TILT",
     ]
     for i in range(len(tilts)):
         lines.append(
@@ -152,9 +155,10 @@ def write_alignment_files(
     image_shape: tuple[int, int],
     stem: str = "tiltseries",
 ) -> list[Path]:
-    """Write ``<stem>.rawtlt``, ``<stem>_true.tlt``, ``<stem>.xf``, ``<stem>.xtilt``, ``<stem>.aln``.
+    """Write the true alignment files into ``folder``.
 
-    Each file is written atomically. Returns the paths written.
+    ``<stem>.rawtlt``, ``<stem>_true.tlt``, ``<stem>.xf``, ``<stem>.xtilt``, ``<stem>.aln``, each
+    written atomically. Returns the paths written.
     """
     out = Path(folder)
     texts = {

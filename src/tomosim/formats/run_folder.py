@@ -81,11 +81,13 @@ def _read_classes(path: Path) -> tuple[ClassEntry, ...]:
     try:
         table = pd.read_csv(path)
         entries = []
-        for row in table.itertuples(index=False):
-            colour = str(row.colour).lstrip("#")
+        for label, name, colour_text in zip(
+            table["id"].tolist(), table["name"].tolist(), table["colour"].tolist(), strict=True
+        ):
+            colour = str(colour_text).lstrip("#")
             rgb = (int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16))
-            entries.append(ClassEntry(int(row.id), str(row.name), rgb))
-    except (OSError, ValueError, AttributeError, pd.errors.ParserError) as exc:
+            entries.append(ClassEntry(int(label), str(name), rgb))
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
         raise TomosimError(f"unreadable class table ({exc}): {path}") from None
     return tuple(entries)
 
@@ -145,7 +147,9 @@ def read_run_folder(path: str | os.PathLike[str], *, microscope: bool = True) ->
         missing = {"angle_deg", "true_angle_deg", "shift_x_a", "shift_y_a", "rotation_error_deg",
                    "dose_before_e_per_a2", "defocus_u_a", "defocus_v_a"} - set(tilts.columns)
         if missing:
-            raise TomosimError(f"tilt table lacks columns {sorted(missing)}: {folder / 'tilts.csv'}")
+            raise TomosimError(
+                f"tilt table lacks columns {sorted(missing)}: {folder / 'tilts.csv'}"
+            )
     return RunFolder(folder, config, _read_classes(folder / "classes.csv"), particles, tilts)
 
 
@@ -156,5 +160,6 @@ def particle_rotations(particles: pd.DataFrame) -> np.ndarray:
 
 
 def particle_positions(particles: pd.DataFrame, pixel_size: float) -> np.ndarray:
-    """``(n, 3)`` particle positions ``(x, y, z)`` in Å (voxel ``i`` centred at ``i * pixel_size``)."""
-    return particles[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(np.float64) * pixel_size
+    """``(n, 3)`` positions ``(x, y, z)`` in Å; voxel ``i`` is centred at ``i * pixel_size``."""
+    columns = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
+    return particles[columns].to_numpy(np.float64) * pixel_size

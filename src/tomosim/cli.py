@@ -397,7 +397,9 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram: MRC (voxel size set), OME-Zarr or copick run.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
         Optional[Path],
@@ -421,7 +423,8 @@ def segment(
     _require_torch(threads)
     import contextlib
 
-    from tomosim.io import read_mrc, write_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.data import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
@@ -433,7 +436,7 @@ def segment(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
     checkpoint = load_checkpoint(model)
-    volume = read_mrc(tomogram)
+    volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
@@ -460,8 +463,10 @@ def segment(
 @app.command()
 def finetune(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
-    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram (MRC, OME-Zarr, copick run).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Its labels, MRC or OME-Zarr (uint8; 255 = not labelled).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
         Optional[Path],
@@ -515,8 +520,10 @@ def finetune(
 
 @app.command()
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
-    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted labels (MRC or OME-Zarr).")],
+    truth: Annotated[
+        Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
+    ],
     classes: Annotated[
         Optional[Path],
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
@@ -537,11 +544,12 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomosim.io import read_mrc, write_text
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_text
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_mrc(prediction, require_voxel_size=False).data
-    true = read_mrc(truth, require_voxel_size=False).data
+    predicted = read_volume(prediction, require_voxel_size=False).data
+    true = read_volume(truth, require_voxel_size=False).data
     if predicted.shape != true.shape:
         raise TomosimError(
             f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"

@@ -26,6 +26,7 @@ filament subunit. Columns:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -146,8 +147,13 @@ def particles_table(
     )
 
 
-def write_star(path: str | os.PathLike[str], blocks: dict[str, pd.DataFrame]) -> None:
-    """Write STAR data blocks with ``starfile`` atomically, without its time-stamp comment."""
+def write_star(
+    path: str | os.PathLike[str], blocks: Mapping[str, pd.DataFrame | dict[str, object]]
+) -> None:
+    """Write STAR data blocks with ``starfile`` atomically, without its time-stamp comment.
+
+    A DataFrame becomes a loop, a dict a block of single values.
+    """
     with atomic_path(path) as tmp:
         starfile.write(blocks, tmp, float_format="%.6f")
         # starfile stamps the time of writing in a comment; drop it so outputs are reproducible
@@ -163,7 +169,9 @@ def write_particles(
     optics: pd.DataFrame | None = None,
 ) -> None:
     """Write the particle table as STAR (blocks ``optics``, ``particles``) and CSV, atomically."""
-    blocks = {"particles": table} if optics is None else {"optics": optics, "particles": table}
+    blocks: dict[str, pd.DataFrame | dict[str, object]] = {"particles": table}
+    if optics is not None:
+        blocks = {"optics": optics, "particles": table}
     write_star(star_path, blocks)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")

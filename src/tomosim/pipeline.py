@@ -17,6 +17,8 @@ the microscope, weighted backprojection — and writes the complete output folde
 ``tiltseries_true.tlt``     ``_true.tlt``) and AreTomo (``.aln``); see tomosim.formats.alignment
 ``tiltseries.aln/.xtilt``
 ``tomogram.mrc``            weighted backprojection on the grid of ground_truth.mrc
+``*.zarr``                  with ``output.volume_format`` ome-zarr (instead of the volume MRCs)
+                            or both: the same volumes as multiscale OME-Zarr
 ``config.resolved.yaml``    the fully resolved config (written last: its presence marks a
                             complete folder)
 ``preview.png``             slices with label overlay, tilt images, power spectrum
@@ -43,10 +45,17 @@ import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tomosim.assemble import Phantom, assemble_phantom, template_pixel_size
-from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
+from tomosim.config import (
+    OutputConfig,
+    SimulationConfig,
+    StructureOptions,
+    config_from_dict,
+    dump_config,
+)
 from tomosim.errors import TomosimError
 from tomosim.filaments import filament_templates
 from tomosim.formats.alignment import write_alignment_files
+from tomosim.formats.omezarr import write_ome_zarr
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, classes_csv_text
 from tomosim.microscope import TiltSeries, simulate_tilt_series
@@ -69,8 +78,14 @@ class StageSeeds:
         return cls(np.random.default_rng(assembly), np.random.default_rng(microscope))
 
 
-def output_paths(output_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Names of every file ``simulate`` writes into ``output_dir``."""
+VOLUME_STEMS = ("ground_truth", "labels", "instances", "tomogram")
+
+
+def output_paths(output_dir: str | os.PathLike[str], volume_format: str = "mrc") -> dict[str, Path]:
+    """Names of every file ``simulate`` writes into ``output_dir``.
+
+    ``volume_format`` (``output.volume_format``) swaps or adds the ``.zarr`` volumes.
+    """
     d = Path(output_dir)
     names = [
         "ground_truth.mrc", "labels.mrc", "instances.mrc", "classes.csv", "particles.star",
@@ -79,7 +94,26 @@ def output_paths(output_dir: str | os.PathLike[str]) -> dict[str, Path]:
         "tiltseries.aln",
         "tomogram.mrc", "config.resolved.yaml", "preview.png",
     ]
+    if volume_format != "mrc":
+        names += [f"{stem}.zarr" for stem in VOLUME_STEMS]
+    if volume_format == "ome-zarr":
+        names = [n for n in names if n not in {f"{stem}.mrc" for stem in VOLUME_STEMS}]
     return {n: d / n for n in names}
+
+
+def write_volume(
+    folder: Path, stem: str, data: np.ndarray, *, voxel_size: float, output: OutputConfig,
+    labels: bool = False,
+) -> None:
+    """Write a volume as ``<stem>.mrc`` and/or ``<stem>.zarr`` as ``output.volume_format`` says."""
+    if output.volume_format in ("mrc", "both"):
+        write_mrc(folder / f"{stem}.mrc", data, voxel_size=voxel_size)
+    if output.volume_format in ("ome-zarr", "both"):
+        chunk = output.ome_zarr_chunk_px
+        write_ome_zarr(
+            folder / f"{stem}.zarr", data, voxel_size=voxel_size, levels=output.ome_zarr_levels,
+            labels=labels, chunks=(chunk, chunk, chunk),
+        )
 
 
 @dataclass(frozen=True)
@@ -160,7 +194,7 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise TomosimError(f"output path exists and is not a folder: {out}")
     out.mkdir(parents=True, exist_ok=True)
-    paths = output_paths(out)
+    paths = output_paths(out, config.output.volume_format)
     paths["config.resolved.yaml"].unlink(missing_ok=True)  # the folder is incomplete until the end
     seeds = StageSeeds.from_seed(config.seed)
     timings: dict[str, float] = {}
@@ -235,9 +269,12 @@ def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> n
 
 def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, Path]) -> None:
     px = config.sample.pixel_size
-    write_mrc(paths["ground_truth.mrc"], phantom.potential, voxel_size=px)
-    write_mrc(paths["labels.mrc"], phantom.labels, voxel_size=px)
-    write_mrc(paths["instances.mrc"], phantom.instances, voxel_size=px)
+    folder = paths["classes.csv"].parent
+    write_volume(folder, "ground_truth", phantom.potential, voxel_size=px, output=config.output)
+    write_volume(folder, "labels", phantom.labels, voxel_size=px, output=config.output, labels=True)
+    write_volume(
+        folder, "instances", phantom.instances, voxel_size=px, output=config.output, labels=True
+    )
     write_text(paths["classes.csv"], classes_csv_text(class_table(config)))
     table = particles_table(
         phantom.placements,
@@ -292,7 +329,7 @@ def _write_microscope(
         image_shape=tilt_series.images.shape[1:],
     )
     rec_px = px * config.reconstruction.binning
-    write_mrc(paths["tomogram.mrc"], tomogram, voxel_size=rec_px)
+    write_volume(out, "tomogram", tomogram, voxel_size=rec_px, output=config.output)
     extra = {"noise_free": tilt_series.noise_free, "odd": tilt_series.odd, "even": tilt_series.even}
     for name, images in extra.items():
         if images is None:

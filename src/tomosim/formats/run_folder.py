@@ -17,6 +17,7 @@ import yaml
 
 from tomosim.config import SimulationConfig, config_from_dict
 from tomosim.errors import TomosimError
+from tomosim.formats.volumes import volume_in_folder
 from tomosim.particles import relion_rotations
 
 
@@ -68,6 +69,10 @@ class RunFolder:
         """``(z, y, x)`` shape of the sample grid (ground truth and labels)."""
         z, y, x = self.config.sample.shape
         return int(z), int(y), int(x)
+
+    def volume(self, stem: str) -> Path:
+        """``<stem>.mrc`` or ``<stem>.zarr`` of the folder; raises TomosimError if neither."""
+        return volume_in_folder(self.path, stem)
 
     def file(self, name: str) -> Path:
         """Path of ``name`` in the folder; raises TomosimError if it is missing."""
@@ -125,12 +130,15 @@ def read_run_folder(path: str | os.PathLike[str], *, microscope: bool = True) ->
     folder = Path(path)
     if not folder.is_dir():
         raise TomosimError(f"run folder not found: {folder}")
-    needed = ["config.resolved.yaml", "classes.csv", "particles.star", "labels.mrc"]
+    needed = ["config.resolved.yaml", "classes.csv", "particles.star"]
     if microscope:
-        needed += ["tilts.csv", "tiltseries.mrc", "tomogram.mrc"]
+        needed += ["tilts.csv", "tiltseries.mrc"]
     for name in needed:
         if not (folder / name).is_file():
             raise TomosimError(f"run folder is missing {name}: {folder}")
+    volume_in_folder(folder, "labels")
+    if microscope:
+        volume_in_folder(folder, "tomogram")
     config_path = folder / "config.resolved.yaml"
     try:
         tree = yaml.safe_load(config_path.read_text())

@@ -54,7 +54,7 @@ from tomosim.dataset import (
     threads_per_worker,
 )
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.train.data import (
     ClassTable,
     PatchSource,
@@ -210,8 +210,11 @@ class PhantomStream(IterableDataset):
             simulate(config, folder, progress=False)
             if self.transform is not None:
                 return list(self.transform(folder, rng))
-            tomogram = read_mrc(folder / "tomogram.mrc").data.astype(np.float32, copy=False)
-            labels = read_mrc(folder / "labels.mrc", require_voxel_size=False).data
+            tomogram = read_volume(volume_in_folder(folder, "tomogram")).data
+            tomogram = tomogram.astype(np.float32, copy=False)
+            labels = read_volume(
+                volume_in_folder(folder, "labels"), require_voxel_size=False
+            ).data
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if self.normalise:

@@ -3,7 +3,7 @@
 Target (issue 3): >= 1000 proteins of >= 4 species and >= 40 filaments, assembled with labels
 (potentials already cached) in <= 5 s on 2 cores with peak memory <= 1.5 GB.
 
-Templates are the built-in coarse models computed by ``tomosim.potential.load_potential`` at
+Templates are the built-in coarse models computed by ``tomosim.cache.load_potential`` at
 ``pixel_size / 2`` (from the on-disk cache after the first run) and are not timed. A small warm-up
 assembly loads the compiled numba kernels first; the JIT load time is reported separately.
 

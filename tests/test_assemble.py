@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from tomosim.assemble import (
-    Placements,
-    _compensate_interpolation_blur,
-    PotentialBox,
-    assemble_phantom,
-    instance_class_table,
-    mark_boxes,
-    place_proteins,
-    render_objects,
-    sample_orientations,
-)
+from tomosim.assemble import assemble_phantom
+from tomosim.orientations import sample_orientations
+from tomosim.packing import mark_boxes, place_proteins
+from tomosim.phantom import Placements, PotentialBox, instance_class_table
+from tomosim.rendering import _compensate_interpolation_blur, render_objects
 from tomosim import membranes
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError

@@ -101,7 +101,8 @@ def potential(
 
     from tomosim.config import PotentialConfig, StructureOptions
     from tomosim.io import write_mrc
-    from tomosim.potential import MAX_PIXEL_SIZE, load_potential
+    from tomosim.cache import load_potential
+    from tomosim.potential import MAX_PIXEL_SIZE
 
     if not (0 < pixel_size <= MAX_PIXEL_SIZE):
         raise TomosimError(f"--pixel-size must be in (0, {MAX_PIXEL_SIZE:g}] Å, got {pixel_size}")

@@ -85,6 +85,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tomosim import pipeline
 from tomosim.config import SimulationConfig, apply_overrides, config_from_dict, read_config_tree
 from tomosim.errors import TomosimError
 from tomosim.io import write_text
@@ -383,7 +384,7 @@ def simulate_phantom(
     if threads is not None:
         limit_threads(threads)
     if simulate is None:
-        from tomosim.pipeline import simulate
+        simulate = pipeline.simulate
     root = Path(output_dir)
     final = root / folder
     staging = root / f".{folder}.partial-{uuid.uuid4().hex[:12]}"
@@ -699,7 +700,12 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[], No
         return
     from rich.console import Console
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
     from rich.text import Text

@@ -57,19 +57,16 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gemmi
 import numba
 import numpy as np
 from scipy.special import erf
 
+from tomosim.config import VesiclesConfig
 from tomosim.errors import TomosimError
 from tomosim.orientations import random_rotations
 from tomosim.potential import ICE_POTENTIAL_V
-
-if TYPE_CHECKING:
-    from tomosim.config import VesiclesConfig
 
 POTENTIAL_CONSTANT = 47.878
 """``h² / (2π m₀ e)`` in V·Å² (CONVENTIONS.md): potential integral = constant · f_e(0)."""

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomosim.assemble import Placements
 from tomosim.io import atomic_path
 from tomosim.orientations import euler_to_matrix, matrix_to_euler
+from tomosim.phantom import Placements
 
 
 def relion_angles(rotations: np.ndarray) -> np.ndarray:

@@ -44,7 +44,8 @@ import pandas as pd
 import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tomosim.assemble import Phantom, assemble_phantom, template_pixel_size
+from tomosim.assemble import assemble_phantom
+from tomosim.cache import load_potential
 from tomosim.config import (
     OutputConfig,
     SimulationConfig,
@@ -60,9 +61,11 @@ from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, classes_csv_text
 from tomosim.microscope import TiltSeries, simulate_tilt_series
 from tomosim.particles import optics_table, particles_table, write_particles
-from tomosim.potential import ICE_POTENTIAL_V, Potential, load_potential
+from tomosim.phantom import Phantom
+from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
+from tomosim.rendering import template_pixel_size
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ import scipy.fft
 import scipy.ndimage
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.ctf import ctf_2d, defocus_in_tilted_image
 
 __all__ = [
     "PhaseFlipSettings",
@@ -443,8 +444,6 @@ def phase_flip_tilt_series(
     numpy.ndarray
         ``(tilt, y, x)`` float32 phase-flipped images.
     """
-    from tomosim.microscope.ctf import ctf_2d, defocus_in_tilted_image
-
     stack = _check_stack(tilt_series)
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise TomosimError(f"phase flipping needs a positive pixel size, got {pixel_size}")

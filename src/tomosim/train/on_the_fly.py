@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
 from tomosim.dataset import (
     checked_seed,
@@ -55,6 +56,7 @@ from tomosim.dataset import (
 )
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
+from tomosim.labels import class_table
 from tomosim.train.data import (
     ClassTable,
     PatchSource,
@@ -203,7 +205,7 @@ class PhantomStream(IterableDataset):
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(k, 0)))
         simulate = self.simulate
         if simulate is None:
-            from tomosim.pipeline import simulate
+            simulate = pipeline.simulate
         scratch = Path(tempfile.mkdtemp(prefix="tomosim-stream-", dir=self.scratch_dir))
         try:
             folder = scratch / phantom_folder(k)
@@ -283,8 +285,6 @@ def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTabl
     across phantoms (always, with a top-level ``classes`` list); when sampled species lists number
     the classes differently, names keep their order of first appearance and get ids 1, 2, ...
     """
-    from tomosim.labels import class_table
-
     tables, order = [], []
     for k in range(count):
         config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from tomosim.config import TrainConfig, dump_train_config
+from tomosim.dataset import checked_seed, draw_phantom
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path, write_text
 from tomosim.train.augmentation import augment_batch
@@ -52,6 +53,7 @@ from tomosim.train.data import (
     write_class_table,
 )
 from tomosim.train.model import build_network
+from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -228,7 +230,11 @@ def _fit(
     """
     from rich.console import Console
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
     )
 
     optimizer = torch.optim.AdamW(
@@ -546,8 +552,6 @@ def train_on_the_fly(
     """
     import yaml
 
-    from tomosim.dataset import checked_seed, draw_phantom
-    from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
     phantom_seed = checked_seed(phantom_seed, "phantom config seed")
     root = Path(output_dir)

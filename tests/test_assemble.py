@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from tomosim import membranes
 from tomosim.assemble import assemble_phantom
+from tomosim.orientations import sample_orientations
+from tomosim.packing import mark_boxes, place_proteins
+from tomosim.phantom import Placements, PotentialBox, instance_class_table
+from tomosim.rendering import _compensate_interpolation_blur, render_objects
+from tomosim import membranes
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.labels import labels_consistent
-from tomosim.orientations import euler_to_matrix, random_rotations, sample_orientations
-from tomosim.packing import mark_boxes, place_proteins
-from tomosim.phantom import Placements, PotentialBox, instance_class_table
+from tomosim.orientations import euler_to_matrix, random_rotations
 from tomosim.potential import Potential
-from tomosim.rendering import _compensate_interpolation_blur, render_objects
 
 PIXEL = 10.0  # output pixel size, Å
 FINE = 5.0  # template pixel size, Å (oversampled by 2)

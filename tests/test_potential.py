@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_structure
 from tomosim.cache import load_potential
 from tomosim.config import PotentialConfig, StructureOptions
 from tomosim.errors import TomosimError
@@ -29,6 +28,8 @@ from tomosim.potential import (
     resolution_to_b_factor,
 )
 from tomosim.structures import Atoms, DensityMap
+
+from conftest import shared_structure
 
 # (a_1..a_5 in Å, b_1..b_5 in Å²), Peng et al. 1996, fit range 0 < s < 2 Å⁻¹
 PENG = {

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from scipy import ndimage  # noqa: E402
-
 from test_train import dice, prepared, render_phantom, tiny_config, write_phantom_folder  # noqa: E402
+
 from tomosim.io import read_mrc, write_mrc  # noqa: E402
 
 torch.set_num_threads(1)

@@ -14,9 +14,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 import pytest
+from conftest import shared_structure
 from scipy.spatial import cKDTree
 
-from conftest import shared_structure
 from tomosim.errors import TomosimError
 from tomosim.structures import HYDROGEN_TABLE, implicit_hydrogens, read_structure
 

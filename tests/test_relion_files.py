@@ -4,6 +4,8 @@ to the centred particle coordinates lands where tomosim's projector puts the par
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,3 +125,22 @@ def test_duplicate_names_use_folder_names_and_bad_runs_are_refused(tmp_path, pro
     (other / "tilts.csv").unlink()
     with pytest.raises(TomosimError, match="missing tilts.csv"):
         read_run_folder(other)
+
+
+def test_cli_export_relion_expands_a_dataset_folder(tmp_path, project, run_cli):
+    run, _ = project
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "index.json").write_text("{}")
+    for k in range(2):
+        shutil.copytree(run, dataset / f"phantom_{k:05d}")
+    shutil.copytree(run, dataset / "phantom_00002")
+    (dataset / "phantom_00002" / "config.resolved.yaml").unlink()  # incomplete: left out
+    code, out, err = run_cli("export", "relion", dataset, "-o", tmp_path / "r")
+    assert code == 0, err
+    names = starfile.read(tmp_path / "r" / "tomograms.star", always_dict=True)["global"]
+    assert names.rlnTomoName.tolist() == ["phantom_00000", "phantom_00001"]
+    code, out, err = run_cli("export", "relion", tmp_path / "nothing", "-o", tmp_path / "s")
+    missing = tmp_path / "nothing"
+    assert code == 2 and err.strip() == f"tomosim: error: run folder not found: {missing}"
+    assert not (tmp_path / "s").exists()

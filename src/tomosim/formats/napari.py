@@ -9,7 +9,8 @@
   class names as ``features``;
 - ``particles`` (points) at the particle positions ``(z, y, x)``, coloured by class, with the class
   name, instance id and filament number as ``features``;
-- ``tilt series`` (image, hidden), if present, with the tilt angles as metadata.
+- ``tilt series`` (image, hidden), if present, with the tilt angles as metadata; its first axis
+  is the tilt index (scale 1), the others are in Å.
 
 Nothing here imports napari, so the reader is tested without a display.
 """

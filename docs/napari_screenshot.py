@@ -1,10 +1,10 @@
-"""The README's napari screenshot: a tomosim run folder opened with the tomosim reader plugin.
+r"""The README's napari screenshot: a tomosim run folder opened with the tomosim reader plugin.
 
 Headless (no display): a virtual X server and a Qt binding, neither needed by tomosim itself::
 
     apt-get install xvfb libgl1-mesa-dri libxkbcommon-x11-0 libxcb-cursor0 ...  # Debian 12
     pip install "tomosim[napari]" PyQt5
-    TOMOSIM_OFFLINE=1 tomosim demo -o demo --set sample.shape=[64,200,200] \\
+    TOMOSIM_OFFLINE=1 tomosim demo -o demo --set sample.shape=[64,200,200] \
         --set microscope.tilt.step=3 --seed 2
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/napari_screenshot.py demo shot.png
 

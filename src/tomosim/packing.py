@@ -17,7 +17,6 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-from tomosim.config import ProteinsConfig
 from tomosim.errors import TomosimError
 from tomosim.orientations import sample_orientations
 from tomosim.phantom import Placements, PotentialBox, SpeciesReport
@@ -322,51 +321,336 @@ def _ice_slab(
     return lo, hi
 
 
-def _requested_counts(species, shapes, region_volume: Mapping[str, float]) -> list[int]:
-    """Copies per species: ``count``, or number concentration x region volume, or volume fraction
-    x region volume / envelope volume (rounded)."""
+@dataclass(frozen=True)
+class ProteinTarget:
+    """How many copies of one protein species to place, and where.
+
+    Attributes
+    ----------
+    name
+        Species name, the key of its template.
+    class_id
+        Label class of its copies (0: background, e.g. a distractor).
+    count, concentration_nm, volume_fraction
+        The target, exactly one of them not None: a number of copies; a number concentration in
+        nmol/L of the region; a fraction of the region's volume filled by envelopes.
+    orientation
+        ``"random"``, ``"fixed"`` or ``"in_plane"`` (:func:`tomosim.orientations.sample_orientations`).
+    region
+        ``"anywhere"``, ``"inside"`` (only inside vesicles) or ``"outside"`` (never inside).
+    """
+
+    name: str
+    class_id: int
+    count: int | None = None
+    concentration_nm: float | None = None
+    volume_fraction: float | None = None
+    orientation: str = "random"
+    region: str = "anywhere"
+
+
+@dataclass(frozen=True)
+class PackingRules:
+    """How proteins are packed.
+
+    Attributes
+    ----------
+    placement
+        ``"random"`` (largest species first, random positions) or ``"grid"``.
+    grid_spacing
+        Å between grid sites; None: the largest envelope diameter + ``min_gap``.
+    min_gap
+        Å kept free between the envelopes of two particles.
+    clustering
+        Probability in [0, 1] that a candidate position is drawn next to a placed particle.
+    max_attempts
+        Candidate positions per particle before its species counts as saturated.
+    """
+
+    placement: str
+    grid_spacing: float | None
+    min_gap: float
+    clustering: float
+    max_attempts: int
+
+
+_REGION_CODES = {"anywhere": 0, "inside": 1, "outside": 2}
+"""Region constraint codes of the :func:`_first_fit` kernel."""
+
+
+def _requested_counts(
+    targets: Sequence[ProteinTarget], shapes: Mapping[str, _Shape], region_volume: Sequence[float]
+) -> list[int]:
+    """Copies per species: ``count``, number concentration x region volume, or volume fraction x
+    region volume / envelope volume (rounded).
+    """
     counts = []
-    for s in species:
-        region = region_volume[s.name]
-        if s.count is not None:
-            counts.append(int(s.count))
-        elif s.concentration_nm is not None:
-            counts.append(int(round(s.concentration_nm * NUMBER_PER_A3_PER_NM * region)))
+    for target, region in zip(targets, region_volume, strict=True):
+        if target.count is not None:
+            counts.append(int(target.count))
+        elif target.concentration_nm is not None:
+            counts.append(int(round(target.concentration_nm * NUMBER_PER_A3_PER_NM * region)))
+        elif target.volume_fraction is not None:
+            counts.append(int(round(target.volume_fraction * region / shapes[target.name].volume)))
         else:
-            counts.append(int(round(s.volume_fraction * region / shapes[s.name].volume)))
+            raise TomosimError(f"proteins: species {target.name!r} has no count or concentration")
     return counts
 
 
+class _Packer:
+    """The state of one protein placement: occupancy, envelopes and the particles placed so far.
+
+    Methods draw random numbers in a fixed order from ``rng``, so a seed gives one packing.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[ProteinTarget],
+        templates: Mapping[str, Potential],
+        rules: PackingRules,
+        *,
+        shape: tuple[int, int, int],
+        pixel_size: float,
+        label_threshold: float,
+        ice_thickness: float | None,
+        occupancy: np.ndarray,
+        interior: np.ndarray | None,
+    ) -> None:
+        self.targets = list(targets)
+        self.templates = templates
+        self.rules = rules
+        self.shape = shape
+        self.pixel_size = pixel_size
+        self.occupancy = occupancy
+        self.constraint = [_REGION_CODES[t.region] for t in self.targets]
+        if interior is None:  # no vesicles: nothing is inside, everything is outside
+            interior = np.zeros(shape, bool) if 1 in self.constraint else None
+            self.constraint = [c if c != 2 else 0 for c in self.constraint]
+        self.interior = interior
+        self.interior_arg = interior if interior is not None else np.zeros((1, 1, 1), bool)
+        self.zlo, self.zhi = _ice_slab(shape, pixel_size, ice_thickness)
+        self.gap = float(rules.min_gap)
+        envelope_threshold = ENVELOPE_FRACTION * label_threshold
+        self.shapes = {
+            t.name: _template_shape(templates[t.name], envelope_threshold, self.gap)
+            for t in self.targets
+        }
+        self.rows: list[tuple[np.ndarray, np.ndarray, int]] = []  # (Å x y z, rotation, species)
+        self.placed = [0] * len(self.targets)
+        self.placed_centres: list[np.ndarray] = []  # voxel (x, y, z), for clustering
+        self.placed_radii: list[float] = []
+
+    def requested(self) -> list[int]:
+        """Copies per species; raises when their envelopes cannot fit in the free volume."""
+        voxel = self.pixel_size**3
+        shape, zlo, zhi = self.shape, self.zlo, self.zhi
+        slab_volume = shape[1] * shape[2] * (zhi - zlo + 1) * voxel
+        interior_volume = float(self.interior.sum()) * voxel if self.interior is not None else 0.0
+        free_volume = slab_volume - float(self.occupancy[zlo : zhi + 1].sum()) * voxel
+        region = [
+            interior_volume if c == 1 else slab_volume - interior_volume if c == 2 else slab_volume
+            for c in self.constraint
+        ]
+        requested = _requested_counts(self.targets, self.shapes, region)
+        volumes = [n * self.shapes[t.name].volume for n, t in zip(requested, self.targets)]
+        need = sum(volumes)
+        if need > free_volume:
+            raise TomosimError(
+                f"proteins: the requested particles need {need / 1e3:.4g} nm³ of envelope but only "
+                f"{free_volume / 1e3:.4g} nm³ of the sample is free; lower the counts"
+            )
+        need_inside = sum(v for v, c in zip(volumes, self.constraint) if c == 1)
+        if need_inside > 0 and need_inside > interior_volume:
+            raise TomosimError(
+                f"proteins: species inside vesicles need {need_inside / 1e3:.4g} nm³ but the "
+                f"vesicles enclose {interior_volume / 1e3:.4g} nm³"
+            )
+        return requested
+
+    def mask(
+        self, index: int, rotation: np.ndarray, frac: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel offsets and core flags of species ``index`` rotated, at sub-voxel offset."""
+        name = self.targets[index].name
+        shape = self.shapes[name]
+        return _rotated_mask(
+            shape.distance, shape.centre, self.pixel_size / self.templates[name].pixel_size,
+            rotation, frac, self.gap, (shape.radius + self.gap) / self.pixel_size + 1.0,
+        )
+
+    def first_fit(
+        self, index: int, offsets: np.ndarray, core: np.ndarray, bases: np.ndarray
+    ) -> int:
+        """Index of the first of ``bases`` where the mask fits, or -1."""
+        return int(
+            _first_fit(
+                self.occupancy, self.interior_arg, offsets, core, bases, self.constraint[index],
+                self.zlo, self.zhi,
+            )
+        )
+
+    def accept(
+        self, index: int, rotation: np.ndarray, frac: np.ndarray, base: np.ndarray,
+        offsets: np.ndarray, core: np.ndarray,
+    ) -> None:
+        """Place a copy of species ``index``: mark its core voxels and record its row."""
+        _mark(self.occupancy, offsets, core, base)
+        centre = base[::-1] + frac  # (x, y, z) voxels
+        self.rows.append((centre * self.pixel_size, rotation, index))
+        self.placed[index] += 1
+        self.placed_centres.append(centre)
+        self.placed_radii.append(self.shapes[self.targets[index].name].radius / self.pixel_size)
+
+    def fill_grid(self, requested: Sequence[int], rng: np.random.Generator) -> None:
+        """Grid placement: random species and orientation per chosen site of a centred grid."""
+        largest = max((s.radius for s in self.shapes.values()), default=0.0)
+        spacing = self.rules.grid_spacing or (2 * largest + self.gap)
+        step = spacing / self.pixel_size
+        axes = []
+        for lo, hi in ((self.zlo, self.zhi), (0, self.shape[1] - 1), (0, self.shape[2] - 1)):
+            count = max(1, int(math.floor((hi - lo + 1) / step)))
+            axes.append(0.5 * (lo + hi) + (np.arange(count) - 0.5 * (count - 1)) * step)
+        sites = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)  # z, y, x
+        total = sum(requested)
+        if total > len(sites):
+            share = np.array(requested, float) / total * len(sites)
+            allotted = np.floor(share).astype(int)
+            for i in np.argsort(-(share - allotted), kind="stable")[: len(sites) - allotted.sum()]:
+                allotted[i] += 1
+        else:
+            allotted = np.array(requested, int)
+        kinds = rng.permutation(np.repeat(np.arange(len(self.targets)), allotted))
+        chosen = np.sort(rng.choice(len(sites), size=kinds.size, replace=False))
+        for site_index, kind in zip(chosen, kinds):
+            site = sites[site_index]
+            base = np.floor(site + 0.5).astype(np.int64)
+            frac = (site - base)[::-1]
+            rotation = sample_orientations(1, self.targets[kind].orientation, rng)[0]
+            offsets, core = self.mask(kind, rotation, frac)
+            if self.first_fit(kind, offsets, core, base[None]) == 0:
+                self.accept(kind, rotation, frac, base, offsets, core)
+
+    def fill_random(self, requested: Sequence[int], rng: np.random.Generator) -> None:
+        """Random placement, largest species first, until each target or its saturation."""
+        order = sorted(
+            range(len(self.targets)), key=lambda i: -self.shapes[self.targets[i].name].volume
+        )
+        budget = GLOBAL_ATTEMPTS_PER_PARTICLE * sum(requested) + 1000
+        interior_index = np.flatnonzero(self.interior) if 1 in self.constraint else None
+        for index in order:
+            for _ in range(requested[index]):
+                placed, budget = self._place_one(index, budget, interior_index, rng)
+                if not placed:
+                    break  # this species is saturated (or the global bound is spent)
+
+    def _place_one(
+        self, index: int, budget: int, interior_index: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> tuple[bool, int]:
+        """Try to place one copy of species ``index``; returns (placed, budget left)."""
+        target = self.targets[index]
+        max_attempts = self.rules.max_attempts
+        tries = 0
+        while tries < max_attempts and budget > 0:
+            m = min(ATTEMPTS_PER_ORIENTATION, max_attempts - tries, budget)
+            tries += m
+            budget -= m
+            rotation = sample_orientations(1, target.orientation, rng)[0]
+            frac = rng.random(3) - 0.5
+            offsets, core = self.mask(index, rotation, frac)
+            if not core.any():
+                continue
+            core_z = offsets[core, 0]
+            z_from, z_to = self.zlo - core_z.min(), self.zhi - core_z.max()
+            if z_from > z_to:
+                continue  # this orientation is taller than the ice slab
+            bases = self._candidate_bases(index, m, z_from, z_to, frac, interior_index, rng)
+            hit = self.first_fit(index, offsets, core, bases)
+            if hit >= 0:
+                self.accept(index, rotation, frac, bases[hit], offsets, core)
+                return True, budget
+        return False, budget
+
+    def _candidate_bases(
+        self, index: int, m: int, z_from: int, z_to: int, frac: np.ndarray,
+        interior_index: np.ndarray | None, rng: np.random.Generator,
+    ) -> np.ndarray:
+        """``(m, 3)`` candidate base voxels ``(z, y, x)``: uniform (in the region) or clustered."""
+        if self.constraint[index] == 1:
+            assert interior_index is not None
+            flat = interior_index[rng.integers(0, interior_index.size, m)]
+            bases = np.stack(np.unravel_index(flat, self.shape), axis=1).astype(np.int64)
+        else:
+            bases = np.stack(
+                [
+                    rng.integers(z_from, z_to + 1, m),
+                    rng.integers(0, self.shape[1], m),
+                    rng.integers(0, self.shape[2], m),
+                ],
+                axis=1,
+            ).astype(np.int64)
+        if self.rules.clustering > 0 and self.placed_centres:
+            own_radius = self.shapes[self.targets[index].name].radius / self.pixel_size
+            near = rng.random(m) < self.rules.clustering
+            partner = rng.integers(0, len(self.placed_centres), m)
+            direction = rng.standard_normal((m, 3))
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+            reach = rng.uniform(0.7, 1.1, m)
+            for j in np.flatnonzero(near):
+                contact = self.placed_radii[partner[j]] + own_radius + self.gap / self.pixel_size
+                goal = self.placed_centres[partner[j]] + direction[j] * contact * reach[j]
+                goal -= frac
+                bases[j] = np.floor(goal + 0.5)[::-1]
+        return bases
+
+    def placements(self, first_instance_id: int) -> Placements:
+        """One row per placed particle, in placement order, with consecutive instance ids."""
+        n = len(self.rows)
+        if n == 0:
+            return Placements.empty()
+        kinds = np.array([r[2] for r in self.rows], np.int64)
+        classes = np.array([self.targets[k].class_id for k in kinds], np.int64)
+        minus = np.full(n, -1, np.int64)
+        return Placements(
+            positions=np.array([r[0] for r in self.rows], np.float64),
+            rotations=np.array([r[1] for r in self.rows], np.float64),
+            template=kinds,
+            template_names=tuple(t.name for t in self.targets),
+            class_id=classes,
+            instance_id=np.arange(first_instance_id, first_instance_id + n, dtype=np.int64),
+            filament_id=minus,
+            segment_id=minus.copy(),
+            subunit_index=minus.copy(),
+        )
+
+
 def place_proteins(
-    proteins: ProteinsConfig,
+    targets: Sequence[ProteinTarget],
     templates: Mapping[str, Potential],
     *,
+    rules: PackingRules,
     shape: tuple[int, int, int],
     pixel_size: float,
-    class_ids: Mapping[str, int],
     rng: np.random.Generator,
     label_threshold: float,
     ice_thickness: float | None = None,
     occupancy: np.ndarray | None = None,
     interior: np.ndarray | None = None,
-    inside: Sequence[str] = (),
-    outside: Sequence[str] = (),
     first_instance_id: int = 1,
 ) -> tuple[Placements, tuple[SpeciesReport, ...]]:
     """Place globular proteins without overlaps (random or grid), largest species first.
 
     Parameters
     ----------
-    proteins
-        The ``proteins`` config section: species (count, ``concentration_nm`` or
-        ``volume_fraction``), placement mode, ``grid_spacing``, ``min_gap``, ``clustering``,
-        ``max_attempts``.
+    targets
+        One per species: name, class id, count (or ``concentration_nm`` or ``volume_fraction``),
+        orientation mode and region (anywhere, inside or outside vesicles).
     templates
         ``{species name: Potential}``.
+    rules
+        Placement mode, ``grid_spacing``, ``min_gap`` (Å), ``clustering``, ``max_attempts``.
     shape, pixel_size
         Output volume ``(z, y, x)`` voxels and Å per voxel.
-    class_ids
-        ``{class name: id}``; a species is labelled ``label or name``; ``"background"`` is 0.
     rng
         Random generator (positions, orientations, species of grid sites).
     label_threshold
@@ -379,8 +663,6 @@ def place_proteins(
         ``(z, y, x)`` bool of voxels already taken (filaments, membranes); updated in place.
     interior
         ``(z, y, x)`` bool of space enclosed by vesicles (for ``inside`` / ``outside`` species).
-    inside, outside
-        Species names placed only inside vesicles / never inside.
     first_instance_id
         Instance id of the first placed particle; the others follow.
 
@@ -405,7 +687,7 @@ def place_proteins(
 
     Notes
     -----
-    Random placement draws an orientation (``species.orientation``) and a sub-voxel offset, builds
+    Random placement draws an orientation (``target.orientation``) and a sub-voxel offset, builds
     the voxel mask of the rotated template envelope dilated by ``min_gap``, and tries
     ``ATTEMPTS_PER_ORIENTATION`` uniform positions (or, with probability ``clustering``, positions
     next to an already placed particle) against the occupancy grid before drawing a new
@@ -413,196 +695,36 @@ def place_proteins(
     largest envelope diameter + ``min_gap``) centred in the volume, each site a random species and
     orientation, as in the seed method; sites that collide with filaments or membranes stay empty.
     """
-    shape = tuple(int(s) for s in shape)
-    species = list(proteins.species)
-    missing = [s.name for s in species if s.name not in templates]
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    missing = [t.name for t in targets if t.name not in templates]
     if missing:
         raise TomosimError(f"proteins: no template for species {missing}")
-    if occupancy is None:
-        occupancy = np.zeros(shape, bool)
-    # 0: anywhere, 1: inside vesicles only, 2: outside vesicles only
-    constraint_of = {
-        s.name: 1 if s.name in inside else 2 if s.name in outside else 0 for s in species
-    }
-    if interior is None:  # no vesicles: nothing is inside, everything is outside
-        interior = np.zeros(shape, bool) if any(v == 1 for v in constraint_of.values()) else None
-        constraint_of = {k: (v if v != 2 else 0) for k, v in constraint_of.items()}
-    interior_arg = interior if interior is not None else np.zeros((1, 1, 1), bool)
-    zlo, zhi = _ice_slab(shape, pixel_size, ice_thickness)
-    gap = float(proteins.min_gap)
-    envelope_threshold = ENVELOPE_FRACTION * label_threshold
-    shapes = {s.name: _template_shape(templates[s.name], envelope_threshold, gap) for s in species}
-
-    voxel = pixel_size**3
-    slab_volume = shape[1] * shape[2] * (zhi - zlo + 1) * voxel
-    interior_volume = float(interior.sum()) * voxel if interior is not None else 0.0
-    free_volume = slab_volume - float(occupancy[zlo : zhi + 1].sum()) * voxel
-    region = {
-        s.name: interior_volume if constraint_of[s.name] == 1
-        else slab_volume - interior_volume if constraint_of[s.name] == 2 else slab_volume
-        for s in species
-    }
-    requested = _requested_counts(species, shapes, region)
-    need = sum(n * shapes[s.name].volume for n, s in zip(requested, species))
-    if need > free_volume:
-        raise TomosimError(
-            f"proteins: the requested particles need {need / 1e3:.4g} nm³ of envelope but only "
-            f"{free_volume / 1e3:.4g} nm³ of the sample is free; lower the counts"
-        )
-    need_inside = sum(
-        n * shapes[s.name].volume for n, s in zip(requested, species) if constraint_of[s.name] == 1
+    unknown = [t.region for t in targets if t.region not in _REGION_CODES]
+    if unknown:
+        raise TomosimError(f"proteins: unknown region(s) {unknown}; use {sorted(_REGION_CODES)}")
+    packer = _Packer(
+        targets, templates, rules, shape=shape, pixel_size=pixel_size,
+        label_threshold=label_threshold, ice_thickness=ice_thickness,
+        occupancy=occupancy if occupancy is not None else np.zeros(shape, bool),
+        interior=interior,
     )
-    if need_inside > 0 and need_inside > interior_volume:
-        raise TomosimError(
-            f"proteins: species inside vesicles need {need_inside / 1e3:.4g} nm³ but the vesicles "
-            f"enclose {interior_volume / 1e3:.4g} nm³"
-        )
-
-    rows: list[tuple[np.ndarray, np.ndarray, int]] = []  # (position Å x y z, rotation, species)
-    placed = [0] * len(species)
-    placed_centres: list[np.ndarray] = []  # voxel (x, y, z), for clustering
-    placed_radii: list[float] = []
-
-    def masks(index: int, rotation: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sh = shapes[species[index].name]
-        t = templates[species[index].name].pixel_size
-        return _rotated_mask(
-            sh.distance, sh.centre, pixel_size / t, rotation, frac, gap,
-            (sh.radius + gap) / pixel_size + 1.0,
-        )
-
-    def accept(index: int, rotation, frac, base, offsets, core) -> None:
-        _mark(occupancy, offsets, core, base)
-        centre = base[::-1] + frac  # (x, y, z) voxels
-        rows.append((centre * pixel_size, rotation, index))
-        placed[index] += 1
-        placed_centres.append(centre)
-        placed_radii.append(shapes[species[index].name].radius / pixel_size)
-
-    if proteins.placement == "grid":
-        largest = max((shapes[s.name].radius for s in species), default=0.0)
-        spacing = proteins.grid_spacing or (2 * largest + gap)
-        step = spacing / pixel_size
-        axes = []
-        for lo, hi in ((zlo, zhi), (0, shape[1] - 1), (0, shape[2] - 1)):
-            count = max(1, int(math.floor((hi - lo + 1) / step)))
-            axes.append(0.5 * (lo + hi) + (np.arange(count) - 0.5 * (count - 1)) * step)
-        sites = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)  # z, y, x
-        total = sum(requested)
-        if total > len(sites):
-            share = np.array(requested, float) / total * len(sites)
-            allotted = np.floor(share).astype(int)
-            for i in np.argsort(-(share - allotted), kind="stable")[: len(sites) - allotted.sum()]:
-                allotted[i] += 1
-        else:
-            allotted = np.array(requested, int)
-        kinds = rng.permutation(np.repeat(np.arange(len(species)), allotted))
-        chosen = np.sort(rng.choice(len(sites), size=kinds.size, replace=False))
-        for site_index, kind in zip(chosen, kinds):
-            site = sites[site_index]
-            base = np.floor(site + 0.5).astype(np.int64)
-            frac = (site - base)[::-1]
-            rotation = sample_orientations(1, species[kind].orientation, rng)[0]
-            offsets, core = masks(kind, rotation, frac)
-            constraint = constraint_of[species[kind].name]
-            bases = base[None]
-            if _first_fit(occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi) == 0:
-                accept(kind, rotation, frac, base, offsets, core)
+    requested = packer.requested()
+    if rules.placement == "grid":
+        packer.fill_grid(requested, rng)
     else:
-        order = sorted(range(len(species)), key=lambda i: -shapes[species[i].name].volume)
-        budget = GLOBAL_ATTEMPTS_PER_PARTICLE * sum(requested) + 1000
-        any_inside = any(v == 1 for v in constraint_of.values())
-        interior_index = np.flatnonzero(interior) if any_inside else None
-        for index in order:
-            s = species[index]
-            constraint = constraint_of[s.name]
-            own_radius = shapes[s.name].radius / pixel_size
-            for _ in range(requested[index]):
-                success = False
-                tries = 0
-                while tries < proteins.max_attempts and budget > 0:
-                    m = min(ATTEMPTS_PER_ORIENTATION, proteins.max_attempts - tries, budget)
-                    tries += m
-                    budget -= m
-                    rotation = sample_orientations(1, s.orientation, rng)[0]
-                    frac = rng.random(3) - 0.5
-                    offsets, core = masks(index, rotation, frac)
-                    if not core.any():
-                        continue
-                    core_z = offsets[core, 0]
-                    z_from, z_to = zlo - core_z.min(), zhi - core_z.max()
-                    if z_from > z_to:
-                        continue  # this orientation is taller than the ice slab
-                    if constraint == 1:
-                        flat = interior_index[rng.integers(0, interior_index.size, m)]
-                        bases = np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
-                    else:
-                        bases = np.stack(
-                            [
-                                rng.integers(z_from, z_to + 1, m),
-                                rng.integers(0, shape[1], m),
-                                rng.integers(0, shape[2], m),
-                            ],
-                            axis=1,
-                        ).astype(np.int64)
-                    if proteins.clustering > 0 and placed_centres:
-                        near = rng.random(m) < proteins.clustering
-                        partner = rng.integers(0, len(placed_centres), m)
-                        direction = rng.standard_normal((m, 3))
-                        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-                        reach = rng.uniform(0.7, 1.1, m)
-                        for j in np.flatnonzero(near):
-                            contact = placed_radii[partner[j]] + own_radius + gap / pixel_size
-                            target = placed_centres[partner[j]] + direction[j] * contact * reach[j]
-                            target -= frac
-                            bases[j] = np.floor(target + 0.5)[::-1]
-                    hit = _first_fit(
-                        occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi
-                    )
-                    if hit >= 0:
-                        accept(index, rotation, frac, bases[hit], offsets, core)
-                        success = True
-                        break
-                if not success:
-                    break  # this species is saturated (or the global bound is spent)
+        packer.fill_random(requested, rng)
 
     report = tuple(
-        SpeciesReport(s.name, "protein", requested[i], placed[i]) for i, s in enumerate(species)
+        SpeciesReport(t.name, "protein", requested[i], packer.placed[i])
+        for i, t in enumerate(packer.targets)
     )
     short = [r for r in report if r.placed < r.requested]
     if short:
         detail = ", ".join(f"{r.name} {r.placed} of {r.requested}" for r in short)
         warnings.warn(
-            f"proteins: target not reached ({proteins.placement} placement): placed {detail}; "
+            f"proteins: target not reached ({rules.placement} placement): placed {detail}; "
             "the sample is too crowded (lower the counts, min_gap or grid_spacing, or enlarge "
             "the volume)",
             stacklevel=2,
         )
-
-    n = len(rows)
-    if n == 0:
-        return Placements.empty(), report
-    kinds = np.array([r[2] for r in rows], np.int64)
-    names = tuple(s.name for s in species)
-    unknown = [s.label or s.name for s in species if (s.label or s.name) not in class_ids]
-    if unknown:
-        raise TomosimError(f"proteins: no class id for label(s) {unknown}")
-    species_class = [class_ids[s.label or s.name] for s in species]  # "background" -> 0
-    classes = np.array([species_class[k] for k in kinds], np.int64)
-    minus = np.full(n, -1, np.int64)
-    placements = Placements(
-        positions=np.array([r[0] for r in rows], np.float64),
-        rotations=np.array([r[1] for r in rows], np.float64),
-        template=kinds,
-        template_names=names,
-        class_id=classes,
-        instance_id=np.arange(first_instance_id, first_instance_id + n, dtype=np.int64),
-        filament_id=minus,
-        segment_id=minus.copy(),
-        subunit_index=minus.copy(),
-    )
-    return placements, report
-
-
-# --------------------------------------------------------------------------------------------
-# The whole phantom
+    return packer.placements(first_instance_id), report

@@ -150,15 +150,21 @@ def particles_table(
 def write_star(
     path: str | os.PathLike[str], blocks: Mapping[str, pd.DataFrame | dict[str, object]]
 ) -> None:
-    """Write STAR data blocks with ``starfile`` atomically, without its time-stamp comment.
+    """Write STAR data blocks with ``starfile`` atomically: the one STAR writer of tomosim.
 
-    A DataFrame becomes a loop, a dict a block of single values.
+    A DataFrame becomes a loop, a dict a block of single values. Floats as ``%.6f``, and no
+    timestamp (starfile stamps the time of writing in a comment, which is dropped so that reruns
+    compare byte for byte).
     """
     with atomic_path(path) as tmp:
-        starfile.write(blocks, tmp, float_format="%.6f")
-        # starfile stamps the time of writing in a comment; drop it so outputs are reproducible
+        starfile.write(dict(blocks), tmp, float_format="%.6f")
         lines = tmp.read_text().splitlines(keepends=True)
         tmp.write_text("".join(line for line in lines if not line.startswith("# Created by")))
+
+
+def write_particles_star(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
+    """Write a particle table as the ``particles`` data block of a STAR file, atomically."""
+    write_star(path, {"particles": table})
 
 
 def write_particles(

@@ -22,7 +22,7 @@ import torch
 from tomosim.config import NetworkConfig
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path
-from tomosim.train.data import ClassTable, make_class_table
+from tomosim.labels import ClassTable, make_class_table
 from tomosim.train.model import build_network
 
 CHECKPOINT_FORMAT = "tomosim-model"

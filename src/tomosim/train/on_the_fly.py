@@ -47,25 +47,17 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
-from tomosim.dataset import (
-    checked_seed,
-    draw_phantom,
-    limit_threads,
-    phantom_folder,
-    threads_per_worker,
-)
+from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
-from tomosim.labels import class_table
+from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
 from tomosim.train.data import (
-    ClassTable,
     PatchSource,
-    make_class_table,
     make_patch_source,
-    merge_class_tables,
     prepare_training_volume,
     read_simulation_folder,
 )
+from tomosim.workers import limit_threads, threads_per_worker
 
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
 
@@ -288,12 +280,9 @@ def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTabl
     tables, order = [], []
     for k in range(count):
         config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")
-        rows = class_table(config)
-        tables.append(make_class_table(
-            [i for i, _, _ in rows], [n for _, n, _ in rows],
-            [f"#{r:02x}{g:02x}{b:02x}" for _, _, (r, g, b) in rows],
-        ))
-        order.extend(n for _, n, _ in rows if n not in order)
+        table = class_table(config.class_ids())
+        tables.append(table)
+        order.extend(n for n in table.names if n not in order)
     try:
         return merge_class_tables(tables)
     except TomosimError:

@@ -34,8 +34,10 @@ CONFIG = {
 }
 
 
-def make_run(folder: Path, **output: object) -> Path:
+def make_run(folder: Path, *, shape: list[int] | None = None, **output: object) -> Path:
     """Simulate the tiny config into ``folder``; ``output`` overrides the output section."""
     tree = {**CONFIG, "output": {**CONFIG["output"], **output}}
+    if shape is not None:
+        tree["sample"] = {**CONFIG["sample"], "shape": shape}
     simulate(config_from_dict(tree), folder, progress=False)
     return folder

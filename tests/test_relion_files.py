@@ -81,14 +81,12 @@ def _relion_projection(row_tomo, tilt, centred_a, image_shape):
     return p[:2] + image_centre + shift  # (x, y) pixel index
 
 
-def test_relion_projection_of_particles_matches_tomosim_projector(project):
-    run, paths = project
+def _check_relion_projection(run, paths, shape):
     tomograms = starfile.read(paths.tomograms, always_dict=True)["global"]
     series = starfile.read(paths.tomograms.parent / tomograms.rlnTomoTiltSeriesStarFile[0],
-                           always_dict=True)["TS_07"]
+                           always_dict=True)[tomograms.rlnTomoName[0]]
     particles = starfile.read(paths.particles, always_dict=True)["particles"]
     table = pd.read_csv(run / "tilts.csv")
-    shape = (32, 64, 72)
     grid = np.indices(shape).astype(np.float64)
     checked = 0
     for part in particles.itertuples():
@@ -111,6 +109,18 @@ def test_relion_projection_of_particles_matches_tomosim_projector(project):
         if checked == 3:
             break
     assert checked >= 1
+
+
+def test_relion_projection_of_particles_matches_tomosim_projector(project):
+    run, paths = project
+    _check_relion_projection(run, paths, (32, 64, 72))
+
+
+def test_relion_projection_with_odd_sizes(tmp_path):
+    """Odd sizes: RELION decentres about size / 2 but rotates about int(size / 2)."""
+    run = make_run(tmp_path / "odd", shape=[31, 63, 65])
+    paths = write_relion_project([read_run_folder(run)], tmp_path / "relion")
+    _check_relion_projection(run, paths, (31, 63, 65))
 
 
 def test_duplicate_names_use_folder_names_and_bad_runs_are_refused(tmp_path, project):

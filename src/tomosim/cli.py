@@ -430,7 +430,9 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram: MRC (voxel size set), OME-Zarr or copick run.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
         Optional[Path],
@@ -454,7 +456,8 @@ def segment(
     _require_torch(threads)
     import contextlib
 
-    from tomosim.io import read_mrc, write_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
@@ -466,7 +469,7 @@ def segment(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
     checkpoint = load_checkpoint(model)
-    volume = read_mrc(tomogram)
+    volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
@@ -493,8 +496,10 @@ def segment(
 @app.command()
 def finetune(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
-    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram (MRC, OME-Zarr, copick run).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Its labels, MRC or OME-Zarr (uint8; 255 = not labelled).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
         Optional[Path],
@@ -549,8 +554,10 @@ def finetune(
 
 @app.command()
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
-    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted labels (MRC or OME-Zarr).")],
+    truth: Annotated[
+        Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
+    ],
     classes: Annotated[
         Optional[Path],
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
@@ -571,11 +578,12 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomosim.io import read_mrc, write_text
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_text
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_mrc(prediction, require_voxel_size=False).data
-    true = read_mrc(truth, require_voxel_size=False).data
+    predicted = read_volume(prediction, require_voxel_size=False).data
+    true = read_volume(truth, require_voxel_size=False).data
     if predicted.shape != true.shape:
         raise TomosimError(
             f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
@@ -843,6 +851,74 @@ def evaluate_picks(
     if output is not None:
         report = {"truth": str(truth), "prediction": str(prediction), **result.as_dict()}
         write_text(output, json.dumps(report, indent=2) + "\n")
+
+
+# ---- commands: export (copick, RELION 5) -------------------------------------------------
+
+export_app = typer.Typer(
+    help="Export run folders to other tools' formats: copick projects, RELION 5 projects.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+RunsArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Run folders of tomosim simulate, or dataset folders (their phantoms)."),
+]
+
+
+def _expand_run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders; a dataset folder (index.json) stands for its complete phantom folders."""
+    out: list[Path] = []
+    for path in paths:
+        if (path / "index.json").is_file() and not (path / "config.resolved.yaml").exists():
+            phantoms = sorted(
+                p for p in path.glob("phantom_*") if (p / "config.resolved.yaml").is_file()
+            )
+            if not phantoms:
+                raise TomosimError(f"dataset folder has no complete phantom folders: {path}")
+            out.extend(phantoms)
+        else:
+            out.append(path)
+    return out
+
+
+@export_app.command("copick")
+def export_copick_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="copick project folder.")],
+    names: Annotated[
+        Optional[list[str]],
+        typer.Option("--name", help="Run name, one per run folder (default: tomogram names)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace runs the project already holds.")
+    ] = False,
+) -> None:
+    """Write run folders as runs of a copick project (tomogram, labels, picks per class)."""
+    from tomosim.formats.copick import export_copick
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    result = export_copick(folders, output, names=names, overwrite=overwrite)
+    typer.echo(f"{result.config}: runs {', '.join(result.runs)}")
+
+
+@export_app.command("relion")
+def export_relion_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="RELION 5 project folder.")],
+) -> None:
+    """Write tomograms.star, tilt-series STAR files, particles.star and optimisation_set.star."""
+    from tomosim.formats.relion import write_relion_project
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    project = write_relion_project(folders, output)
+    typer.echo(
+        f"{project.optimisation_set}: {len(project.tilt_series)} tilt series, "
+        f"particles in {project.particles.name}"
+    )
 
 
 # ---- entry point ------------------------------------------------------------------------

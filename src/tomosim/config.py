@@ -355,6 +355,11 @@ class OutputConfig(Section):
 
     previews: bool = True
     tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+    volume_format: Literal["mrc", "ome-zarr", "both"] = Field(
+        "mrc", description="volumes (ground truth, labels, instances, tomogram) as MRC, OME-Zarr"
+    )
+    ome_zarr_levels: int = Field(3, ge=1, le=8, description="OME-Zarr resolution levels")
+    ome_zarr_chunk_px: int = Field(64, ge=8, le=1024, description="OME-Zarr chunk edge, voxels")
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ import yaml
 
 from tomosim.config import config_from_dict
 from tomosim.io import read_mrc, read_tlt
-from tomosim.orientations import euler_to_matrix
-from tomosim.particles import read_particles
+from tomosim.particles import read_particles, relion_rotations
 from tomosim.pipeline import output_paths, simulate
 from tomosim.potential import atoms_to_potential
 from tomosim.structures import read_structure
@@ -85,7 +84,8 @@ def _recomputed_particle(row, pixel_size, solvent="ice"):
     half the pixel size and averaged in 2x2x2 blocks aligned with the sample grid (the solvent
     envelope is non-linear, so it is evaluated finely, as the simulator's templates are)."""
     atoms = read_structure(SOURCES[row.tomosimTemplate])
-    rotation = euler_to_matrix(np.array([row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi]))
+    # RELION's Euler_angles2matrix of the row's angles maps reference into tomogram coordinates
+    rotation = relion_rotations(np.array([row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi]))[0]
     position = np.array([row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ]) * pixel_size
     moved = dataclasses.replace(atoms, positions=atoms.positions @ rotation.T + position)
     snapped = np.round(position / pixel_size) * pixel_size  # a voxel centre of the sample grid

@@ -137,8 +137,9 @@ def _place_filaments(
     envelope_parts: list[tuple[FilamentSpecies, Placements]] = []
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold
     for species in recipe.filaments:
-        needed = [n for n in filaments.filament_templates(species) if n not in templates]
-        if species.count and needed:
+        needed = [n for n in filaments.filament_templates(species) if n not in templates] if (
+            species.count) else []  # a species with count 0 reads and fetches nothing
+        if needed:
             raise TomosimError(f"filament {species.name!r}: no template for {needed}")
         part = filaments.place_filaments(
             species, shape=recipe.shape, pixel_size=recipe.pixel_size, rng=rng,

@@ -355,6 +355,11 @@ class OutputConfig(Section):
 
     previews: bool = True
     tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+    volume_format: Literal["mrc", "ome-zarr", "both"] = Field(
+        "mrc", description="volumes (ground truth, labels, instances, tomogram) as MRC, OME-Zarr"
+    )
+    ome_zarr_levels: int = Field(3, ge=1, le=8, description="OME-Zarr resolution levels")
+    ome_zarr_chunk_px: int = Field(64, ge=8, le=1024, description="OME-Zarr chunk edge, voxels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,6 +634,29 @@ class OnTheFlyConfig(Section):
     validation_phantoms: int = Field(1, ge=0, le=10_000, description="phantoms kept for validation")
 
 
+ParticleRadius = Annotated[float, Field(gt=0, le=5000)]
+
+
+class PickingConfig(Section):
+    """Picking networks (``task: picking``): sphere targets and peak finding.
+
+    The network is trained to segment a ball of ``target_fraction x radius`` around every particle
+    centre of ``particles.star`` (:func:`tomosim.train.localisation.sphere_labels`); picking takes
+    peaks of the smoothed class probability at least ``nms_fraction x radius`` apart and scoring
+    at least ``threshold``.
+    """
+
+    radii: dict[str, ParticleRadius] = Field(
+        default_factory=dict,
+        description="particle radius per class name, Å; classes not listed: estimated from the "
+        "first training phantom's labels (radius of a ball of the mean labelled volume per "
+        "particle)",
+    )
+    target_fraction: float = Field(0.5, gt=0, le=1.5, description="target ball radius / radius")
+    nms_fraction: float = Field(1.0, ge=0, le=4, description="peak suppression distance / radius")
+    threshold: float = Field(0.3, gt=0, lt=1, description="smallest smoothed class probability")
+
+
 class TrainConfig(Section):
     """Training a segmentation network on simulated tomograms: one YAML file."""
 
@@ -655,6 +683,10 @@ class TrainConfig(Section):
     augmentation: AugmentationConfig = AugmentationConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     on_the_fly: OnTheFlyConfig = OnTheFlyConfig()
+    task: Literal["segmentation", "picking"] = Field(
+        "segmentation", description="segmentation: labels.mrc; picking: balls at particles.star"
+    )
+    picking: PickingConfig = PickingConfig()
 
     @model_validator(mode="after")
     def _patch_fits_network(self) -> TrainConfig:

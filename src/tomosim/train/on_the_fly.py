@@ -50,7 +50,7 @@ from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
 from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
 from tomosim.train.data import (
     PatchSource,
@@ -209,8 +209,11 @@ class PhantomStream(IterableDataset):
             simulate(config, folder, progress=False)
             if self.transform is not None:
                 return list(self.transform(folder, rng))
-            tomogram = read_mrc(folder / "tomogram.mrc").data.astype(np.float32, copy=False)
-            labels = read_mrc(folder / "labels.mrc", require_voxel_size=False).data
+            tomogram = read_volume(volume_in_folder(folder, "tomogram")).data
+            tomogram = tomogram.astype(np.float32, copy=False)
+            labels = read_volume(
+                volume_in_folder(folder, "labels"), require_voxel_size=False
+            ).data
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if self.normalise:

@@ -25,6 +25,7 @@ from conftest import shared_structure
 from tomosim.assemble import assemble_phantom
 from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
 from tomosim.errors import TomosimError
+from tomosim.filament_lattice import PRESETS
 from tomosim.filament_templates import (
     find_subunits,
     helix_template,
@@ -32,7 +33,6 @@ from tomosim.filament_templates import (
     read_filament_model,
 )
 from tomosim.filaments import (
-    PRESETS,
     decoration_parameters,
     helical_lattice,
     place_filaments,

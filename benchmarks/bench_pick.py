@@ -2,7 +2,7 @@
 
 Target (issue 13): <= 60 s on 2 CPU threads (``torch.set_num_threads(2)``).
 
-The model is a picking model with the default :class:`tomosim.config.TrainConfig` network (5
+The model is a picking model with the default :class:`tomosim.train.config.TrainConfig` network (5
 slices, depth 3, 16 base channels, two-convolution residual units, batch norm) and the six CZII
 classes plus background, with seeded random weights: the network's cost does not depend on its
 weights, and neither do the box filter and the 3x3x3 maximum filter of every class. What does is
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tomosim.config import PickingConfig, TrainConfig
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
+from tomosim.train.config import PickingConfig, TrainConfig
 from tomosim.train.data import NORMALISATION, make_class_table
 from tomosim.train.model import build_network
 from tomosim.train.picking_metrics import CZII_RADII

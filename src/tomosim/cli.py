@@ -362,7 +362,8 @@ def train(
     config.resolved.yaml.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config, read_config_tree
+    from tomosim.config import read_config_tree
+    from tomosim.train.config import load_train_config
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
@@ -521,7 +522,7 @@ def finetune(
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config
+    from tomosim.train.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import read_class_table
     from tomosim.train.data import (

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tomosim.config import TrainConfig, dump_train_config
 from tomosim.dataset import checked_seed, draw_phantom
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path, write_text
@@ -43,6 +42,7 @@ from tomosim.train.checkpoint import (
     network_from_checkpoint,
     save_checkpoint,
 )
+from tomosim.train.config import TrainConfig, dump_train_config
 from tomosim.train.data import (
     NORMALISATION,
     PatchSource,

@@ -195,7 +195,7 @@ def write_card(summary, times, metrics, args, size_mb, train_sizes, held_sizes) 
         "## Classes",
         "",
         "0 background, " + ", ".join(
-            f"{i} {n}" for i, n in zip(metrics["classes"].values(), metrics["classes"])
+            f"{i} {n}" for i, n in zip(metrics["classes"].values(), metrics["classes"], strict=True)
             if n != "background") + ". Everything else (proteasomes, apoferritin, ice) is "
         "background.",
         "",

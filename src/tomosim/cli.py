@@ -663,6 +663,51 @@ def dataset_command(
     )
 
 
+# ---- commands: match --------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(
+    tomogram: Annotated[Path, typer.Argument(help="A real tomogram (MRC), beam along z.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
+    pixel_size: Annotated[
+        Optional[float],
+        typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
+    ] = None,
+    base: Annotated[
+        Optional[Path],
+        typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
+    ] = None,
+    seed: SeedOption = None,
+    no_picture: Annotated[
+        bool, typer.Option("--no-picture", help="Skip the phantom and the comparison PNG.")
+    ] = False,
+) -> None:
+    """Measure a tomogram and write a simulation config that resembles it.
+
+    Measures pixel size, sample thickness, contrast polarity, background noise and spectrum, and
+    the apparent tilt range; writes OUTPUT (a config with distributions centred on them),
+    OUTPUT.json (all numbers) and OUTPUT.png (slices and spectra beside a phantom simulated from
+    the config).
+    """
+    from tomosim.config import read_config_tree
+    from tomosim.match import match_tomogram_file
+
+    if pixel_size is not None and not 0 < pixel_size <= 100:
+        raise TomosimError(f"--pixel-size must be in (0, 100] Å, got {pixel_size}")
+    tree = read_config_tree(base) if base is not None else None
+    measured = match_tomogram_file(
+        tomogram, output, pixel_size=pixel_size, base=tree, seed=seed or 0,
+        picture=not no_picture,
+    )
+    low, high = measured.tilt_range
+    typer.echo(
+        f"{output}: pixel size {measured.pixel_size:g} Å, thickness {measured.thickness:.0f} Å, "
+        f"protein {measured.polarity}, tilt range {low:.1f}..{high:.1f} degrees, "
+        f"background noise s.d. {measured.noise_sd:.4g}"
+    )
+
+
 # ---- entry point ------------------------------------------------------------------------
 
 

@@ -4,10 +4,10 @@ The radial amplitude spectrum of a ``(z, y, x)`` volume at pixel size ``p`` (Å)
 ``|F(k)|`` over spherical shells of spatial frequency ``|k|`` (cycles/Å), divided by
 ``sqrt(N)`` (``N`` voxels) so that white noise of standard deviation ``σ`` has amplitude
 ``σ sqrt(π) / 2`` in every band whatever the box size (the mean of a Rayleigh distribution).
-The mean is removed first, so ``|k| = 0`` carries nothing. Bands are ``BANDS`` equal shells from 0 to the Nyquist frequency
-``1 / (2 p)`` (voxels in the corners of the cube, beyond Nyquist, are not counted and are left
-unchanged by filtering), so two volumes at the same pixel size have spectra on the same bands,
-whatever their shapes.
+The mean is removed first, so ``|k| = 0`` carries nothing. Bands are ``BANDS`` equal shells
+from 0 to the Nyquist frequency ``1 / (2 p)`` (voxels in the corners of the cube, beyond
+Nyquist, are not counted and are left unchanged by filtering), so two volumes at the same pixel
+size have spectra on the same bands, whatever their shapes.
 
 Spectrum matching (Fourier amplitude matching in the sense of domain adaptation for cryo-ET
 segmentation) multiplies the Fourier transform of a volume by a real, radially symmetric gain so

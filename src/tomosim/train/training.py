@@ -52,6 +52,11 @@ from tomosim.train.data import (
     write_class_table,
 )
 from tomosim.train.model import build_network
+from tomosim.train.spectrum_matching import (
+    match_training_volumes,
+    target_spectrum,
+    training_spectrum,
+)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -219,12 +224,15 @@ def _fit(
     on_epoch_end: EpochCallback | None,
     title: str,
     record_extra: Callable[[], dict[str, Any]] | None = None,
+    spectrum: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """The training loop shared by every entry point.
 
     ``training`` is a fixed list of patch sources or a function of the iteration number that
     returns the sources of that iteration (:class:`tomosim.train.on_the_fly.PhantomPool`).
-    ``record_extra()`` adds fields to each epoch's record.
+    ``record_extra()`` adds fields to each epoch's record; ``spectrum`` (the training data's
+    radial amplitude spectrum) is stored in every checkpoint.
     """
     from rich.console import Console
     from rich.progress import (
@@ -316,6 +324,7 @@ def _fit(
                 iteration=(epoch + 1) * per_epoch,
                 optimizer=optimizer.state_dict(),
                 history=list(history),
+                spectrum=spectrum,
             )
             save_checkpoint(output_dir / RESUME_FILE, checkpoint)
             save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)
@@ -441,6 +450,12 @@ def train_network(
         Continue from ``output_dir/last.pt`` up to ``config.epochs``.
     progress
         Show a rich progress bar with loss and validation Dice on stderr.
+
+    Notes
+    -----
+    With ``config.spectrum_match``, each volume is first filtered to a random mixture of the
+    targets' amplitude spectra (:mod:`tomosim.train.spectrum_matching`). The mean spectrum of
+    the (matched) volumes is stored in the model for ``segment --match-spectrum``.
     on_epoch_end
         Called with each epoch's record after its checkpoint is written.
 
@@ -453,6 +468,13 @@ def train_network(
     network, resume_from = _start_network(
         root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
     )
+    if config.spectrum_match:
+        targets = [target_spectrum(t, pixel_size=pixel_size) for t in config.spectrum_match]
+        volumes = match_training_volumes(
+            volumes, targets, pixel_size=pixel_size, rng=np.random.default_rng([config.seed, 4])
+        )
+    measured = training_spectrum([v.image for v in volumes], pixel_size=pixel_size)
+    spectrum = measured.as_dict() if measured is not None else None
     training, validation = split_sources(
         volumes, validation_fraction=config.validation_fraction,
         rng=np.random.default_rng([config.seed, 2]),
@@ -462,6 +484,7 @@ def train_network(
         training=training, validation=validation, phantoms=(),
         learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
         resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
+        spectrum=spectrum,
     )
 
 
@@ -546,6 +569,11 @@ def train_on_the_fly(
     """
     import yaml
 
+    if config.spectrum_match:
+        raise TomosimError(
+            "spectrum_match is not available with --on-the-fly yet: simulate a set with "
+            "tomosim dataset and train on its folders"
+        )
     from tomosim.dataset import checked_seed, draw_phantom
     from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
@@ -587,6 +615,11 @@ def train_on_the_fly(
     ) as pool:
         if not any(source.centres for source in pool.validation) and settings.validation_phantoms:
             raise TomosimError("the validation phantoms hold no labelled voxels")
+        # the stream's spectrum, measured on its validation phantoms
+        measured = training_spectrum(
+            [source.volume.image for source in pool.validation], pixel_size=pixel_size
+        )
+        spectrum = measured.as_dict() if measured is not None else None
         return _fit(
             network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
             training=pool.sources, validation=pool.validation, phantoms=(),
@@ -598,6 +631,7 @@ def train_on_the_fly(
                 "first_pool_wait_s": round(pool.first_fill_s, 3),
                 "waited_for_phantoms_s": round(pool.waited_s, 3),
             },
+            spectrum=spectrum,
         )
 
 
@@ -649,4 +683,5 @@ def finetune_network(
         phantoms=phantom_sources, learning_rate=config.finetune.learning_rate,
         epochs=config.finetune.epochs, phantom_fraction=config.finetune.phantom_fraction,
         resume_from=None, progress=progress, on_epoch_end=on_epoch_end, title="finetune",
+        spectrum=model.spectrum,
     )

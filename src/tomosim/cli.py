@@ -286,6 +286,10 @@ ThreadsOption = Annotated[
     Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto, cpu, cuda or mps (mixed precision on CUDA)."),
+]
 
 
 def _require_torch(threads: int | None) -> None:
@@ -339,6 +343,7 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Train a 2.5D U-Net on simulated tomograms and their labels.
 
@@ -350,6 +355,7 @@ def train(
     """
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
+    from tomosim.train.device import resolve_device
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.train.data import (
         merge_class_tables, prepare_training_volume, read_simulation_folder,
@@ -358,6 +364,7 @@ def train(
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -366,6 +373,7 @@ def train(
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
             tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            device=device,
             resume=resume, progress=not quiet,
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
@@ -380,7 +388,7 @@ def train(
             )
         result = train_network(
             volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-            resume=resume, progress=not quiet,
+            resume=resume, progress=not quiet, device=device,
         )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -412,11 +420,20 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    match_spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--match-spectrum",
+            help="Filter the tomogram to the amplitude spectrum of the model's training data.",
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
-    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it. MODEL "default" is the
+    pretrained model shipped with tomosim (docs/pretrained_model.md).
     """
     _require_torch(threads)
     import contextlib
@@ -424,8 +441,10 @@ def segment(
     from tomosim.io import read_mrc, write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.data import write_class_table
+    from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
+    resolve_device(device)
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
@@ -448,6 +467,7 @@ def segment(
         labels = segment_tomogram(
             checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
             chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+            match_spectrum=match_spectrum, device=device,
         )
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
@@ -476,6 +496,7 @@ def finetune(
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -488,8 +509,10 @@ def finetune(
     from tomosim.train.data import (
         prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
+    resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
@@ -502,7 +525,7 @@ def finetune(
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
-        progress=not quiet,
+        progress=not quiet, device=device,
     )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")

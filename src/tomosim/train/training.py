@@ -51,6 +51,7 @@ from tomosim.train.data import (
     split_sources,
     write_class_table,
 )
+from tomosim.train.device import autocast, resolve_device
 from tomosim.train.model import build_network
 from tomosim.train.spectrum_matching import (
     match_training_volumes,
@@ -187,15 +188,18 @@ def _validate(
     *,
     config: TrainConfig,
     classes: ClassTable,
+    device: torch.device,
 ) -> dict[str, Any]:
     network.eval()
     predictions, losses = [], []
     with torch.no_grad():
         for start in range(0, images.shape[0], config.batch_size):
-            logits = network(torch.from_numpy(images[start : start + config.batch_size]))
-            target = torch.from_numpy(labels[start : start + config.batch_size])
+            inputs = torch.from_numpy(images[start : start + config.batch_size]).to(device)
+            with autocast(device):
+                logits = network(inputs).float()
+            target = torch.from_numpy(labels[start : start + config.batch_size]).to(device)
             losses.append(float(segmentation_loss(logits, target, dice_weight=config.dice_weight)))
-            predictions.append(logits.argmax(dim=1).numpy().astype(np.uint8))
+            predictions.append(logits.argmax(dim=1).cpu().numpy().astype(np.uint8))
     network.train()
     per_class = hard_dice(np.concatenate(predictions), labels, classes=len(classes.ids))
     foreground = [d for d in per_class[1:] if d is not None]
@@ -239,8 +243,14 @@ def _fit(
         BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
     )
 
+    target = resolve_device(device)
+    network = network.to(target)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=learning_rate, weight_decay=config.weight_decay
+    )
+    # float16 autocast needs loss scaling; bfloat16 and the CPU do not
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=target.type == "cuda" and not torch.cuda.is_bf16_supported()
     )
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -288,13 +298,21 @@ def _fit(
                 )
                 for group in optimizer.param_groups:
                     group["lr"] = rate
-                logits = network(torch.from_numpy(images))
+                inputs = torch.from_numpy(images).to(target)
+                with autocast(target):
+                    logits = network(inputs)
                 loss = segmentation_loss(
-                    logits, torch.from_numpy(labels), dice_weight=config.dice_weight
+                    logits.float(), torch.from_numpy(labels).to(target),
+                    dice_weight=config.dice_weight,
                 )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if scaler.is_enabled():
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
                 losses.append(loss.item())
                 bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
             record: dict[str, Any] = {
@@ -306,7 +324,9 @@ def _fit(
             if record_extra is not None:
                 record.update(record_extra())
             if validation_set is not None:
-                record.update(_validate(network, *validation_set, config=config, classes=classes))
+                record.update(_validate(
+                    network, *validation_set, config=config, classes=classes, device=target
+                ))
             history.append(record)
             dice = record.get("validation_dice")
             status = f"loss {record['loss']:.4f}"
@@ -315,7 +335,7 @@ def _fit(
             bar.update(task, status=status)
             checkpoint = ModelCheckpoint(
                 network=config.network,
-                weights={k: v.detach().clone() for k, v in network.state_dict().items()},
+                weights={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
                 classes=classes,
                 pixel_size=pixel_size,
                 normalisation=dict(NORMALISATION),
@@ -429,6 +449,7 @@ def train_network(
     resume: bool = False,
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Train a 2.5D U-Net on labelled tomograms.
 
@@ -484,7 +505,7 @@ def train_network(
         training=training, validation=validation, phantoms=(),
         learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
         resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
-        spectrum=spectrum,
+        spectrum=spectrum, device=device,
     )
 
 
@@ -532,6 +553,7 @@ def train_on_the_fly(
     on_epoch_end: EpochCallback | None = None,
     simulate: Callable[..., object] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Train a 2.5D U-Net on phantoms simulated while it trains; no dataset is stored.
 
@@ -556,7 +578,7 @@ def train_on_the_fly(
     resume
         Continue from ``output_dir/last.pt`` on the same phantom stream (the tree and seed must
         equal those in ``phantom_config.yaml``).
-    progress, on_epoch_end
+    progress, on_epoch_end, device
         As for :func:`train_network`.
     simulate, scratch_dir
         Replace :func:`tomosim.pipeline.simulate` (must be importable by spawned processes);
@@ -631,7 +653,7 @@ def train_on_the_fly(
                 "first_pool_wait_s": round(pool.first_fill_s, 3),
                 "waited_for_phantoms_s": round(pool.waited_s, 3),
             },
-            spectrum=spectrum,
+            spectrum=spectrum, device=device,
         )
 
 
@@ -644,6 +666,7 @@ def finetune_network(
     phantoms: Sequence[TrainingVolume] = (),
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Continue training ``model`` on partly labelled tomograms (255 = not labelled).
 
@@ -665,6 +688,8 @@ def finetune_network(
         Folder for the new model.
     phantoms
         Simulated tomograms prepared the same way.
+    progress, on_epoch_end, device
+        As for :func:`train_network`.
     """
     if config.network != model.network:
         raise TomosimError("finetune cannot change the network settings of the model")
@@ -683,5 +708,5 @@ def finetune_network(
         phantoms=phantom_sources, learning_rate=config.finetune.learning_rate,
         epochs=config.finetune.epochs, phantom_fraction=config.finetune.phantom_fraction,
         resume_from=None, progress=progress, on_epoch_end=on_epoch_end, title="finetune",
-        spectrum=model.spectrum,
+        spectrum=model.spectrum, device=device,
     )

@@ -147,7 +147,7 @@ def radial_amplitude_spectrum(
 
 
 def mean_spectrum(
-    spectra: Sequence[RadialSpectrum], weights: Sequence[float] | None = None
+    spectra: Sequence[RadialSpectrum], weights: Sequence[float] | np.ndarray | None = None
 ) -> RadialSpectrum:
     """Weighted mean of spectra measured at the same pixel size and on the same bands.
 

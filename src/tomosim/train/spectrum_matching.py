@@ -36,6 +36,9 @@ from tomosim.train.data import (
     robust_normalise,
 )
 
+CLIP = float(NORMALISATION["clip"])  # type: ignore[arg-type]
+"""Clip of :func:`tomosim.train.data.robust_normalise`, as in training."""
+
 
 def target_spectrum(target: SpectrumTarget, *, pixel_size: float) -> RadialSpectrum:
     """Spectrum of a target tomogram on the model grid (resampled to ``pixel_size``, normalised).
@@ -67,7 +70,7 @@ def target_spectrum(target: SpectrumTarget, *, pixel_size: float) -> RadialSpect
     image = np.asarray(volume.data, dtype=np.float32)
     if needs_resampling(voxel, pixel_size):  # type: ignore[arg-type]
         image = resample_volume(image, voxel_size=voxel, pixel_size=pixel_size)  # type: ignore[arg-type]
-    image = robust_normalise(image, clip=float(NORMALISATION["clip"]))
+    image = robust_normalise(image, clip=CLIP)
     try:
         return radial_amplitude_spectrum(image, pixel_size=pixel_size)
     except TomosimError as exc:
@@ -104,7 +107,7 @@ def match_training_volumes(
         weights = rng.dirichlet(np.ones(len(targets)))
         mixed = mean_spectrum(list(targets), weights)
         image = match_spectrum(volume.image, pixel_size=pixel_size, target=mixed)
-        image = robust_normalise(image, clip=float(NORMALISATION["clip"]))
+        image = robust_normalise(image, clip=CLIP)
         out.append(TrainingVolume(image=image, labels=volume.labels, name=volume.name))
     return out
 
@@ -132,4 +135,4 @@ def match_to_model(image: np.ndarray, spectrum: dict, *, pixel_size: float) -> n
     """
     target = RadialSpectrum.from_dict(spectrum)
     matched = match_spectrum(image, pixel_size=pixel_size, target=target)
-    return robust_normalise(matched, clip=float(NORMALISATION["clip"]))
+    return robust_normalise(matched, clip=CLIP)

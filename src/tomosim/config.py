@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.ctf import Optics
 
 CONFIG_VERSION = 1
 
@@ -238,9 +239,9 @@ class TiltConfig(Section):
 class OpticsConfig(Section):
     """Lens and CTF, CTFFIND convention (defocus positive = underfocus)."""
 
-    voltage_kv: float = Field(300.0, gt=0, le=3000)
-    cs_mm: float = Field(2.7, ge=0, le=20)
-    amplitude_contrast: float = Field(0.07, ge=0, lt=1)
+    voltage_kv: float = Field(Optics.voltage_kv, gt=0, le=3000)
+    cs_mm: float = Field(Optics.cs_mm, ge=0, le=20)
+    amplitude_contrast: float = Field(Optics.amplitude_contrast, ge=0, lt=1)
     defocus_um: float = Field(3.0, ge=-20, le=50)
     astigmatism_um: float = Field(0.0, ge=0, le=10, description="defocus_u - defocus_v, µm")
     astigmatism_angle: float = Field(0.0, ge=-180, le=180)
@@ -251,7 +252,7 @@ class OpticsConfig(Section):
     b_factor: float = Field(0.0, ge=0, le=1e4, description="CTF envelope B-factor, Å²")
     source_spread_mrad: float = Field(0.0, ge=0, le=10, description="spatial coherence envelope")
     energy_spread_ev: float = Field(0.0, ge=0, le=10, description="temporal coherence envelope")
-    chromatic_aberration_mm: float = Field(2.7, ge=0, le=20)
+    chromatic_aberration_mm: float = Field(Optics.chromatic_aberration_mm, ge=0, le=20)
     padding: float = Field(0.25, ge=0, le=2, description="fractional padding against wrap-around")
 
 

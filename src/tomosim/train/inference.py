@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def segment_tomogram(
     from rich.console import Console
     from rich.progress import Progress
 
-    options = {"slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
+    options: dict[str, Any] = {"slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
                "classes": classes, "device": target}
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task("segment", total=nz)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch

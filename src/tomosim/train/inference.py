@@ -151,8 +151,10 @@ def segment_tomogram(
     from rich.console import Console
     from rich.progress import Progress
 
-    options: dict[str, Any] = {"slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
-               "classes": classes, "device": target}
+    options: dict[str, Any] = {
+        "slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
+        "classes": classes, "device": target,
+    }
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task("segment", total=nz)
         for start in range(0, nz, chunk_slices):

@@ -9,7 +9,7 @@ The steps, in the order :func:`assemble_phantom` runs them:
 
 1. **Placement** (vesicles, then filaments, then proteins; :mod:`tomosim.membranes`,
    :mod:`tomosim.filaments`, :mod:`tomosim.packing`). Every placed object marks its voxels in a
-   boolean *occupancy* grid, so objects never overlap.
+   boolean *occupancy* grid (:mod:`tomosim.occupancy`), so objects never overlap.
 2. **Rendering and labels** (:func:`tomosim.rendering.render_objects`): each copy's template is
    resampled onto the output grid; a voxel takes an object's class where that object's own
    potential exceeds ``label_threshold`` (the largest own potential wins).
@@ -27,14 +27,8 @@ from tomosim import filaments, membranes
 from tomosim.config import FilamentSpecies
 from tomosim.errors import TomosimError
 from tomosim.membranes import VesiclePopulation
-from tomosim.packing import (
-    ENVELOPE_FRACTION,
-    PackingRules,
-    ProteinTarget,
-    mark_boxes,
-    mark_occupancy,
-    place_proteins,
-)
+from tomosim.occupancy import ENVELOPE_FRACTION, mark_boxes, mark_occupancy
+from tomosim.packing import PackingRules, ProteinTarget, place_proteins
 from tomosim.phantom import Phantom, Placements, PotentialBox, SpeciesReport
 from tomosim.potential import Potential
 from tomosim.rendering import render_objects
@@ -129,14 +123,22 @@ def _place_filaments(
     templates: Mapping[str, Potential],
     scene: _Scene,
     rng: np.random.Generator,
-) -> tuple[list[Placements], list[SpeciesReport]]:
-    """Filaments of every species, in order; marks their subunit envelopes."""
+) -> tuple[
+    list[Placements], list[SpeciesReport], list[tuple[FilamentSpecies, Placements]]
+]:
+    """Filaments of every species, in order; marks their subunit envelopes.
+
+    Returns the placements per species, the species reports and the (species, placements)
+    pairs whose labels follow the filament envelope (``FilamentSpecies.label_rule``).
+    """
     parts: list[Placements] = []
     reports: list[SpeciesReport] = []
+    envelope_parts: list[tuple[FilamentSpecies, Placements]] = []
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold
     for species in recipe.filaments:
-        needed = [n for n in filaments.filament_templates(species) if n not in templates]
-        if species.count and needed:
+        needed = [n for n in filaments.filament_templates(species) if n not in templates] if (
+            species.count) else []  # a species with count 0 reads and fetches nothing
+        if needed:
             raise TomosimError(f"filament {species.name!r}: no template for {needed}")
         part = filaments.place_filaments(
             species, shape=recipe.shape, pixel_size=recipe.pixel_size, rng=rng,
@@ -153,9 +155,11 @@ def _place_filaments(
                 envelope_threshold=0.5 * envelope_threshold,
             )
             parts.append(part)
+            if species.label_rule != "potential":
+                envelope_parts.append((species, part))
         placed = int(np.unique(part.filament_id).size) if len(part) else 0
         reports.append(SpeciesReport(species.name, "filament", species.count, placed))
-    return parts, reports
+    return parts, reports, envelope_parts
 
 
 def assemble_phantom(
@@ -202,7 +206,9 @@ def assemble_phantom(
     timings["vesicles"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    filament_parts, filament_reports = _place_filaments(recipe, templates, scene, rng)
+    filament_parts, filament_reports, envelope_parts = _place_filaments(
+        recipe, templates, scene, rng
+    )
     reports += filament_reports
     timings["filaments"] = time.perf_counter() - clock
 
@@ -223,6 +229,8 @@ def assemble_phantom(
         placements, templates, shape=shape, pixel_size=pixel_size,
         label_threshold=recipe.label_threshold, boxes=boxes,
     )
+    for species, part in envelope_parts:  # filament tube labels (FilamentSpecies.label_rule)
+        filaments.apply_envelope_labels(labels, instances, part, species, pixel_size=pixel_size)
     timings["render"] = time.perf_counter() - clock
     return Phantom(
         potential=potential,

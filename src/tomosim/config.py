@@ -44,13 +44,16 @@ class PotentialConfig(Section):
 
     solvent: Literal["none", "ice"] = "ice"
     hydrogens: bool = Field(True, description="add implicit hydrogens to heavy atoms")
-    b_factor: float = Field(0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²")
+    b_factor: float = Field(
+        0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²"
+    )
     resolution: float | None = Field(
         None, gt=0, le=200, description="optional low-pass to this resolution, Å"
     )
     hydration_shell: bool = False
     ice_potential_v: float | None = Field(
-        None, gt=0, le=20, description="mean potential of vitreous ice, V; None = documented default"
+        None, gt=0, le=20,
+        description="mean potential of vitreous ice, V; None = documented default",
     )
     cache: bool = Field(True, description="reuse potentials from the on-disk cache")
 
@@ -60,11 +63,15 @@ class StructureOptions(Section):
 
     assembly: str | None = Field(None, description="biological assembly id to expand, e.g. '1'")
     chains: list[str] | None = None
-    segments: list[str] | None = Field(None, description="segment ids to keep (CHARMM-style models)")
+    segments: list[str] | None = Field(
+        None, description="segment ids to keep (CHARMM-style models)"
+    )
     keep_water: bool = False
     keep_ligands: bool = True
     keep_hydrogens: bool = False
-    map_mass_kda: float | None = Field(None, gt=0, le=1e6, description="molecular mass for maps, kDa")
+    map_mass_kda: float | None = Field(
+        None, gt=0, le=1e6, description="molecular mass for maps, kDa"
+    )
     map_scale_v: float | None = Field(None, gt=0, le=1e6, description="map value -> volts factor")
     map_threshold: float | None = Field(None, description="map values below this are set to 0")
 
@@ -87,7 +94,8 @@ class SampleConfig(Section):
         None, gt=0, le=1e5, description="ice slab thickness, Å; None = the whole z extent"
     )
     label_threshold: float = Field(
-        0.5, gt=0, le=1e3, description="an object labels voxels where its own potential exceeds this, V"
+        0.5, gt=0, le=1e3,
+        description="an object labels voxels where its own potential exceeds this, V",
     )
 
 
@@ -103,7 +111,9 @@ class ProteinSpecies(Section):
     """
 
     name: str = Field(min_length=1)
-    source: str = Field(min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome")
+    source: str = Field(
+        min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome"
+    )
     label: str | None = None
     count: int | None = Field(None, ge=0, le=10_000_000)
     concentration_nm: float | None = Field(None, ge=0, le=1e7)
@@ -116,7 +126,8 @@ class ProteinSpecies(Section):
         given = [x is not None for x in (self.count, self.concentration_nm, self.volume_fraction)]
         if sum(given) != 1:
             raise ValueError(
-                f"species {self.name!r}: give exactly one of count, concentration_nm, volume_fraction"
+                f"species {self.name!r}: give exactly one of count, concentration_nm, "
+                "volume_fraction"
             )
         return self
 
@@ -138,15 +149,25 @@ class DecorationConfig(Section):
     """Partial decoration of a filament: segments switch between bare and decorated."""
 
     preset: Literal["cofilactin"] | None = "cofilactin"
-    source: str | None = Field(None, description="decorated subunit structure; None = preset builtin")
+    source: str | None = Field(
+        None, description="decorated subunit structure or filament model; None = the preset's"
+    )
+    helix: Literal["auto"] | None = Field(
+        None, description="auto: source is a multi-subunit model; fit its screw and use a subunit"
+    )
     structure: StructureOptions = StructureOptions()
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
-    mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
+    mean_segment_subunits: float = Field(
+        30.0, ge=1, le=1e5, description="mean decorated run length"
+    )
     rise: float | None = Field(None, gt=0, le=1e3, description="decorated rise, Å; None = preset")
     twist: float | None = Field(None, ge=-360, le=360, description="decorated twist; None = preset")
     radius: float | None = Field(
         None, ge=0, le=1e4, description="decorated subunit centre radius, Å; None = preset"
+    )
+    outer_radius: float | None = Field(
+        None, gt=0, le=1e4, description="decorated filament outer radius, Å; None = fitted/bare"
     )
 
 
@@ -162,7 +183,12 @@ class FilamentSpecies(Section):
     source: str | None = Field(
         None,
         description="subunit structure, or a whole-filament segment repeated with rise/twist of "
-        "the whole segment and radius 0; None = the preset's builtin",
+        "the whole segment and radius 0; None = the preset's template",
+    )
+    helix: Literal["auto"] | None = Field(
+        None,
+        description="auto: source is a multi-subunit filament model; fit the screw between its "
+        "subunits (rise, twist, radius) and build the filament from one subunit",
     )
     structure: StructureOptions = StructureOptions()
     label: str | None = None
@@ -173,7 +199,11 @@ class FilamentSpecies(Section):
         None, gt=0, le=1e4, description="filament outer radius for overlap tests, Å; None = preset"
     )
     protofilaments: int | None = Field(None, ge=1, le=100)
-    start: int | None = Field(None, ge=0, le=100, description="helix start number of a tube")
+    start: int | None = Field(
+        None, ge=-100, le=100,
+        description="helix start number of a tube; once around (+azimuth) rises start x start "
+        "rise; negative = left-handed (the microtubule's -3)",
+    )
     count: int = Field(0, ge=0, le=100_000)
     length: tuple[PositiveLength, PositiveLength] = Field(
         (1000.0, 5000.0), description="(min, max) filament length, Å"
@@ -186,6 +216,15 @@ class FilamentSpecies(Section):
     filaments_per_sheet: int = Field(4, ge=1, le=10_000)
     bundle_spacing: float = Field(120.0, gt=0, le=1e4, description="centre spacing in bundles, Å")
     decoration: DecorationConfig | None = None
+    label_rule: Literal["potential", "envelope", "filled"] = Field(
+        "potential",
+        description="potential: voxels where the filament's own potential exceeds "
+        "sample.label_threshold; envelope: a tube of label_radius around the filament axis "
+        "(without the lumen of a tube); filled: the same tube including the lumen",
+    )
+    label_radius: float | None = Field(
+        None, gt=0, le=1e4, description="envelope/filled label radius, Å; None = outer radius"
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> FilamentSpecies:
@@ -193,6 +232,16 @@ class FilamentSpecies(Section):
             raise ValueError(f"filament {self.name!r}: length (min, max) has min > max")
         if self.preset is None and self.source is None:
             raise ValueError(f"filament {self.name!r}: give a preset or a source")
+        if self.helix == "auto" and self.source is None:
+            raise ValueError(
+                f"filament {self.name!r}: helix: auto needs a source (a filament model)"
+            )
+        if self.decoration is not None and self.decoration.helix == "auto" and (
+            self.decoration.source is None
+        ):
+            raise ValueError(
+                f"filament {self.name!r}: decoration helix: auto needs a decoration source"
+            )
         return self
 
 
@@ -200,7 +249,9 @@ class VesiclesConfig(Section):
     """Lipid vesicles: spherical or ellipsoidal bilayers labelled as ``label``."""
 
     count: int = Field(0, ge=0, le=100_000)
-    radius: tuple[PositiveLength, PositiveLength] = Field((300.0, 800.0), description="(min, max) Å")
+    radius: tuple[PositiveLength, PositiveLength] = Field(
+        (300.0, 800.0), description="(min, max) Å"
+    )
     max_aspect: float = Field(1.0, ge=1, le=5, description="largest ellipsoid axis ratio")
     thickness: float = Field(40.0, gt=0, le=200, description="bilayer thickness, Å")
     label: str = "membrane"
@@ -279,6 +330,8 @@ class DetectorConfig(Section):
 
 
 class MicroscopeConfig(Section):
+    """The microscope: tilt scheme, optics, dose and detector."""
+
     tilt: TiltConfig = TiltConfig()
     optics: OpticsConfig = OpticsConfig()
     dose: DoseConfig = DoseConfig()
@@ -298,8 +351,15 @@ class ReconstructionConfig(Section):
 
 
 class OutputConfig(Section):
+    """What is written besides the volumes."""
+
     previews: bool = True
     tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+    volume_format: Literal["mrc", "ome-zarr", "both"] = Field(
+        "mrc", description="volumes (ground truth, labels, instances, tomogram) as MRC, OME-Zarr"
+    )
+    ome_zarr_levels: int = Field(3, ge=1, le=8, description="OME-Zarr resolution levels")
+    ome_zarr_chunk_px: int = Field(64, ge=8, le=1024, description="OME-Zarr chunk edge, voxels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,7 +564,8 @@ class NetworkConfig(Section):
     """The 2.5D U-Net (see :func:`tomosim.train.model.build_network`).
 
     ``slices`` adjacent z-slices enter as channels; the network scores the centre slice. Level
-    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the top.
+    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the
+    top.
     """
 
     slices: int = Field(5, ge=1, le=31, description="adjacent z-slices fed as channels (odd)")
@@ -554,7 +615,7 @@ class FinetuneConfig(Section):
 
 
 class OnTheFlyConfig(Section):
-    """``tomosim train --on-the-fly``: phantoms simulated in the background while the network trains.
+    """``tomosim train --on-the-fly``: phantoms simulated in the background during training.
 
     Patches are drawn from a pool of ``pool_size`` phantoms; every ``refresh_every`` iterations
     the oldest is replaced by the next phantom of the stream, so a run of ``I`` iterations sees
@@ -562,7 +623,9 @@ class OnTheFlyConfig(Section):
     simulated first, are set aside for validation.
     """
 
-    pool_size: int = Field(4, ge=1, le=10_000, description="phantoms patches are drawn from at a time")
+    pool_size: int = Field(
+        4, ge=1, le=10_000, description="phantoms patches are drawn from at a time"
+    )
     refresh_every: int = Field(
         20, ge=1, le=10_000_000, description="iterations between replacing the oldest phantom"
     )
@@ -581,6 +644,29 @@ class SpectrumTarget(Section):
     pixel_size: float | None = Field(None, gt=0, le=100, description="stated Å per voxel")
 
 
+ParticleRadius = Annotated[float, Field(gt=0, le=5000)]
+
+
+class PickingConfig(Section):
+    """Picking networks (``task: picking``): sphere targets and peak finding.
+
+    The network is trained to segment a ball of ``target_fraction x radius`` around every particle
+    centre of ``particles.star`` (:func:`tomosim.train.localisation.sphere_labels`); picking takes
+    peaks of the smoothed class probability at least ``nms_fraction x radius`` apart and scoring
+    at least ``threshold``.
+    """
+
+    radii: dict[str, ParticleRadius] = Field(
+        default_factory=dict,
+        description="particle radius per class name, Å; classes not listed: estimated from the "
+        "first training phantom's labels (radius of a ball of the mean labelled volume per "
+        "particle)",
+    )
+    target_fraction: float = Field(0.5, gt=0, le=1.5, description="target ball radius / radius")
+    nms_fraction: float = Field(1.0, ge=0, le=4, description="peak suppression distance / radius")
+    threshold: float = Field(0.3, gt=0, lt=1, description="smallest smoothed class probability")
+
+
 class TrainConfig(Section):
     """Training a segmentation network on simulated tomograms: one YAML file."""
 
@@ -597,7 +683,9 @@ class TrainConfig(Section):
     learning_rate: float = Field(1e-3, gt=0, le=1)
     schedule: Literal["constant", "cosine"] = "cosine"
     weight_decay: float = Field(1e-5, ge=0, le=1)
-    dice_weight: float = Field(1.0, ge=0, le=100, description="soft Dice term added to cross-entropy")
+    dice_weight: float = Field(
+        1.0, ge=0, le=100, description="soft Dice term added to cross-entropy"
+    )
     validation_fraction: float = Field(
         0.1, ge=0, le=0.5, description="share of each tomogram's y extent held out"
     )
@@ -605,6 +693,10 @@ class TrainConfig(Section):
     augmentation: AugmentationConfig = AugmentationConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     on_the_fly: OnTheFlyConfig = OnTheFlyConfig()
+    task: Literal["segmentation", "picking"] = Field(
+        "segmentation", description="segmentation: labels.mrc; picking: balls at particles.star"
+    )
+    picking: PickingConfig = PickingConfig()
     spectrum_match: list[SpectrumTarget] = Field(
         [],
         description="tomograms (paths, or {path, pixel_size}) whose amplitude spectra, randomly "

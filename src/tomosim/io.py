@@ -53,7 +53,9 @@ def _imod_stamp_and_flags(header: np.recarray) -> tuple[int, int]:
 
 def _set_imod_stamp_and_flags(header: np.recarray, stamp: int, flags: int) -> None:
     raw = bytearray(np.asarray(header.extra2).tobytes())
-    raw[_IMOD_OFFSET : _IMOD_OFFSET + 8] = np.array([stamp, flags], dtype=_int32_dtype(header)).tobytes()
+    raw[_IMOD_OFFSET : _IMOD_OFFSET + 8] = np.array(
+        [stamp, flags], dtype=_int32_dtype(header)).tobytes(
+    )
     header.extra2 = np.frombuffer(bytes(raw), dtype=np.asarray(header.extra2).dtype)
 
 
@@ -253,7 +255,9 @@ def write_mrc(
         elif top < 2**24:
             arr = arr.astype(np.float32)
         else:
-            raise TomosimError(f"integer values beyond 2**24 cannot be stored exactly in MRC: {path}")
+            raise TomosimError(
+                f"integer values beyond 2**24 cannot be stored exactly in MRC: {path}"
+            )
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     if arr.dtype == np.bool_:
@@ -272,7 +276,9 @@ def write_mrc(
         mode = int(mrcfile.utils.mode_from_dtype(arr.dtype))
     except ValueError:
         raise TomosimError(f"MRC cannot store {arr.dtype} data: {path}") from None
-    vs = (voxel_size,) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)  # type: ignore[arg-type]
+    vs = (voxel_size,) * 3 if np.isscalar(
+        voxel_size) else tuple(voxel_size
+    )  # type: ignore[arg-type]
     with atomic_path(path) as tmp:
         # the header through mrcfile (a memory map of the right shape and mode, not filled), the
         # data with one sequential write, the statistics from summary_statistics: ~4x faster than

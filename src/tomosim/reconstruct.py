@@ -109,9 +109,9 @@ def exact_ramp(padded_length: int) -> np.ndarray:
     The DFT of the band-limited ramp kernel ``h[0] = 1/4``, ``h[n] = −1/(π n)²`` for odd ``n``,
     0 for even ``n`` (Ramachandran & Lakshminarayanan 1971, *PNAS* 68, 2236; Kak & Slaney 1988,
     *Principles of Computerized Tomographic Imaging*, ch. 3), whose continuous transform is
-    ``|k|`` up to Nyquist. Sampled this way rather than as ``|k|`` on the DFT grid, the filter has a small
-    positive zero-frequency value (≈ 2 / (π² ``padded_length``)) and gives reconstructions without
-    the DC bias of a sampled ramp (Zeng 2015, *IEEE Trans. Nucl. Sci.* 62, 131).
+    ``|k|`` up to Nyquist. Sampled this way rather than as ``|k|`` on the DFT grid, the filter has
+    a small positive zero-frequency value (≈ 2 / (π² ``padded_length``)) and gives reconstructions
+    without the DC bias of a sampled ramp (Zeng 2015, *IEEE Trans. Nucl. Sci.* 62, 131).
 
     Returns
     -------
@@ -411,7 +411,8 @@ def phase_flip_tilt_series(
     ``Δf(u) = Δf₀ + u tan θ`` at ``u`` Å from the axis (:func:`tomosim.microscope.ctf.
     defocus_in_tilted_image`). With ``tilt_angles`` and ``strip_width_px`` the image is corrected
     in vertical strips of that width, each with the defocus at its centre (in the manner of
-    ``ctfphaseflip``); otherwise one defocus per image is used, which is exact only near the tilt axis.
+    ``ctfphaseflip``); otherwise one defocus per image is used, which is exact only near the tilt
+    axis.
 
     Parameters
     ----------
@@ -462,7 +463,9 @@ def phase_flip_tilt_series(
         )
         spectrum = scipy.fft.rfft2(padded, workers=workers)
 
-        def flipped(mean_defocus: float) -> np.ndarray:
+        def flipped(
+            mean_defocus: float, i: int = i, spectrum: np.ndarray = spectrum
+        ) -> np.ndarray:
             half = 0.5 * (defocus_u[i] - defocus_v[i])
             ctf = ctf_2d(
                 (pad_y, pad_x),

@@ -671,7 +671,7 @@ class _CopyLayout:
                 running = 0
             running += int(size)
         first.append(len(object_sizes))
-        return list(zip(first[:-1], first[1:]))
+        return list(zip(first[:-1], first[1:], strict=False))
 
     def render(self, first: int, end: int, n_tasks: int) -> _Rows:
         """Render the copies of objects ``first..end-1``."""

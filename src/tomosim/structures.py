@@ -560,7 +560,7 @@ def resample_map(
     # separable: one interpolation matrix per axis, applied as matrix products
     matrices = [
         _spline_matrix(old_size, new_size, factor)
-        for old_size, new_size in zip(volume.shape, out_shape)
+        for old_size, new_size in zip(volume.shape, out_shape, strict=False)
     ]
     nz, ny, nx = volume.shape
     resampled = (matrices[0] @ volume.reshape(nz, ny * nx)).reshape(out_shape[0], ny, nx)

@@ -32,7 +32,7 @@ def usable_cores() -> int:
 
 
 def threads_per_worker(workers: int) -> int:
-    """numba/BLAS threads each of ``workers`` local worker processes uses: ``max(1, cores // workers)``."""
+    """numba/BLAS threads of each of ``workers`` local processes: ``max(1, cores // workers)``."""
     return max(1, usable_cores() // workers)
 
 

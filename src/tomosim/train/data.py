@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import IGNORE_LABEL, ClassTable, make_class_table, read_class_table
 
 NORMALISATION = {"method": "median_iqr", "clip": 10.0}
@@ -102,7 +102,9 @@ def resampled_shape(
     shape: Sequence[int], voxel_size: Sequence[float], pixel_size: float
 ) -> tuple[int, ...]:
     """Grid size after resampling ``shape`` at ``voxel_size`` (z, y, x Å) to ``pixel_size``."""
-    return tuple(max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size))
+    return tuple(
+        max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size, strict=False)
+    )
 
 
 def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:
@@ -203,9 +205,12 @@ def read_labelled_tomogram(
     *,
     classes_path: str | os.PathLike[str] | None = None,
 ) -> LabelledTomogram:
-    """Read a tomogram and its labels; shapes must match and the tomogram needs a voxel size."""
-    volume = read_mrc(tomogram_path)
-    labels = read_mrc(labels_path, require_voxel_size=False)
+    """Read a tomogram and its labels; shapes must match and the tomogram needs a voxel size.
+
+    Either may be MRC, OME-Zarr or a copick run (:func:`tomosim.formats.volumes.read_volume`).
+    """
+    volume = read_volume(tomogram_path)
+    labels = read_volume(labels_path, require_voxel_size=False)
     if labels.data.shape != volume.data.shape:
         raise TomosimError(
             f"labels shape {labels.data.shape} differs from tomogram shape {volume.data.shape}: "
@@ -233,15 +238,15 @@ def read_labelled_tomogram(
 
 
 def read_simulation_folder(folder: str | os.PathLike[str]) -> LabelledTomogram:
-    """Read ``tomogram.mrc``, ``labels.mrc`` and ``classes.csv`` from a simulation output folder."""
+    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a simulation folder."""
     root = Path(folder)
     if not root.is_dir():
         raise TomosimError(f"training data folder not found: {root}")
-    for name in ("tomogram.mrc", "labels.mrc", "classes.csv"):
-        if not (root / name).is_file():
-            raise TomosimError(f"training data folder has no {name}: {root}")
+    if not (root / "classes.csv").is_file():
+        raise TomosimError(f"training data folder has no classes.csv: {root}")
     return read_labelled_tomogram(
-        root / "tomogram.mrc", root / "labels.mrc", read_class_table(root / "classes.csv")
+        volume_in_folder(root, "tomogram"), volume_in_folder(root, "labels"),
+        read_class_table(root / "classes.csv"),
     )
 
 

@@ -201,7 +201,7 @@ def _validate(
     return {
         "validation_loss": float(np.mean(losses)),
         "validation_dice": float(np.mean(foreground)) if foreground else None,
-        "validation_dice_per_class": dict(zip(classes.names, per_class)),
+        "validation_dice_per_class": dict(zip(classes.names, per_class, strict=False)),
     }
 
 
@@ -362,7 +362,7 @@ def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelC
         "epochs": checkpoint.epoch,
         "iterations": checkpoint.iteration,
         "pixel_size": checkpoint.pixel_size,
-        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids)),
+        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids, strict=False)),
         "final": history[-1] if history else None,
         "history": history,
     }
@@ -409,8 +409,9 @@ def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, i
         span = max(1, last - first)
 
         def point(epoch: float, value: float) -> tuple[float, float]:
-            x = left + (epoch - first) / span * (right - left)
-            y = bottom - (value - low) / (high - low) * (bottom - top)
+            # called within this iteration only
+            x = left + (epoch - first) / span * (right - left)  # noqa: B023
+            y = bottom - (value - low) / (high - low) * (bottom - top)  # noqa: B023
             return x, y
 
         for tick in range(5):
@@ -424,7 +425,7 @@ def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, i
             draw.text((x - 6, bottom + 6), str(tick), fill="black")
         draw.text(((left + right) // 2 - 15, height - 16), "epoch", fill="black")
         for line, (name, ys, colour) in enumerate(series):
-            points = [point(e, v) for e, v in zip(epochs, ys) if v is not None]
+            points = [point(e, v) for e, v in zip(epochs, ys, strict=False) if v is not None]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
             for x, y in points:
@@ -603,7 +604,8 @@ def train_on_the_fly(
     if resume and (root / PHANTOM_CONFIG_FILE).is_file():
         if yaml.safe_load((root / PHANTOM_CONFIG_FILE).read_text()) != yaml.safe_load(stored_text):
             raise TomosimError(
-                f"cannot resume: the phantom config or seed differs from {root / PHANTOM_CONFIG_FILE}"
+                "cannot resume: the phantom config or seed differs from "
+                f"{root / PHANTOM_CONFIG_FILE}"
             )
     settings = config.on_the_fly
     total = config.epochs * config.iterations_per_epoch

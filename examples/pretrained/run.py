@@ -3,7 +3,7 @@
 
 One reproducible command (issue 12)::
 
-    python3 examples/pretrained/run.py --threads 2
+    python3 examples/pretrained/run.py --threads 1
 
 Steps, each one a ``tomosim`` command logged under ``WORKDIR/logs/``:
 
@@ -111,7 +111,7 @@ def main() -> None:
     """Run the whole recipe."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "pretrained_run")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--training-phantoms", type=int, default=18)
     parser.add_argument("--heldout-phantoms", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="smoke test; writes WORKDIR only")

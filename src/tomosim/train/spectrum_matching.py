@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tomosim.train.config import SpectrumTarget
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
 from tomosim.spectrum import (
@@ -28,6 +27,7 @@ from tomosim.spectrum import (
     mean_spectrum,
     radial_amplitude_spectrum,
 )
+from tomosim.train.config import SpectrumTarget
 from tomosim.train.data import (
     NORMALISATION,
     TrainingVolume,

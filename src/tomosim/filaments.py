@@ -104,6 +104,7 @@ from tomosim.filament_paths import (
     MAX_ATTEMPTS,
     FilamentPath,
     filament_paths,
+    straight_path,
     visit_balls,
 )
 from tomosim.phantom import Placements
@@ -127,6 +128,7 @@ __all__ = [
     "species_outer_radius",
     "species_parameters",
     "species_template",
+    "straight_path",
     "subunit_axis_points",
 ]
 

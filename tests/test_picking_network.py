@@ -191,6 +191,9 @@ def test_pick_refuses_a_segmentation_model_and_unknown_classes(tmp_path, run_cli
     assert code == 2 and "'ribosome' is not a class of the model" in err
     code, _, err = run_cli("pick", tmp_path / "pick", "-o", tmp_path / "x.star")
     assert code == 2 and "give the TOMOGRAM" in err
+    code, _, err = run_cli("train", "--on-the-fly", config, "-o", tmp_path / "fly", "--config",
+                           config, "--task", "picking")
+    assert code == 2 and "--task picking trains on simulation folders" in err
     assert not (tmp_path / "x.star").exists()
 
 

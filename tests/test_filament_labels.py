@@ -35,8 +35,8 @@ def phantoms(tmp_path_factory):
         for rule in ("potential", "envelope", "filled"):
             config = config_from_dict(microtubule_config(rule))
             templates = templates or compute_templates(config)
-            recipe = phantom_recipe(config)
-            out[rule] = assemble_phantom(recipe, templates, np.random.default_rng(0))
+            rng = np.random.default_rng(0)
+            out[rule] = assemble_phantom(phantom_recipe(config), templates, rng)
     return out
 
 

@@ -177,6 +177,11 @@ def simulate(
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
     run_simulation(cfg, output, progress=True)
+    from tomosim.filaments import fitted_helix_lines
+
+    for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)
+        for line in fitted_helix_lines(species) if species.count else []:
+            typer.echo(line)
     typer.echo(f"simulation written to {output}/")
 
 
@@ -286,6 +291,10 @@ ThreadsOption = Annotated[
     Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto, cpu, cuda or mps (mixed precision on CUDA)."),
+]
 
 
 def _require_torch(threads: int | None) -> None:
@@ -339,6 +348,7 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
     task: Annotated[
         str | None,
         typer.Option(
@@ -358,6 +368,7 @@ def train(
     """
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
+    from tomosim.train.device import resolve_device
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
@@ -367,6 +378,7 @@ def train(
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -395,6 +407,7 @@ def train(
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
             tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            device=device,
             resume=resume, progress=not quiet,
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
@@ -408,7 +421,7 @@ def train(
             )
         result = train_network(
             volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-            resume=resume, progress=not quiet,
+            resume=resume, progress=not quiet, device=device,
         )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -425,7 +438,9 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram: MRC (voxel size set), OME-Zarr or copick run.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
         Optional[Path],
@@ -440,20 +455,32 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    match_spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--match-spectrum",
+            help="Filter the tomogram to the amplitude spectrum of the model's training data.",
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
-    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it. MODEL "default" is the
+    pretrained model shipped with tomosim (docs/pretrained_model.md).
     """
     _require_torch(threads)
     import contextlib
 
-    from tomosim.io import read_mrc, write_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import write_class_table
+    from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
+    resolve_device(device)
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
@@ -461,7 +488,7 @@ def segment(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
     checkpoint = load_checkpoint(model)
-    volume = read_mrc(tomogram)
+    volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
@@ -476,6 +503,7 @@ def segment(
         labels = segment_tomogram(
             checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
             chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+            match_spectrum=match_spectrum, device=device,
         )
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
@@ -488,8 +516,10 @@ def segment(
 @app.command()
 def finetune(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
-    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram (MRC, OME-Zarr, copick run).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Its labels, MRC or OME-Zarr (uint8; 255 = not labelled).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
         Optional[Path],
@@ -504,6 +534,7 @@ def finetune(
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -517,8 +548,10 @@ def finetune(
     from tomosim.train.data import (
         prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
+    resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
@@ -531,7 +564,7 @@ def finetune(
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
-        progress=not quiet,
+        progress=not quiet, device=device,
     )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -544,8 +577,10 @@ def finetune(
 
 @app.command()
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
-    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted labels (MRC or OME-Zarr).")],
+    truth: Annotated[
+        Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
+    ],
     classes: Annotated[
         Optional[Path],
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
@@ -566,11 +601,12 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomosim.io import read_mrc, write_text
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_text
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_mrc(prediction, require_voxel_size=False).data
-    true = read_mrc(truth, require_voxel_size=False).data
+    predicted = read_volume(prediction, require_voxel_size=False).data
+    true = read_volume(truth, require_voxel_size=False).data
     if predicted.shape != true.shape:
         raise TomosimError(
             f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
@@ -808,6 +844,51 @@ def picking_targets(
     typer.echo(f"{output}: {kind} for {len(used)} classes (radii {shown})")
 
 
+# ---- commands: match --------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(
+    tomogram: Annotated[Path, typer.Argument(help="A real tomogram (MRC), beam along z.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
+    pixel_size: Annotated[
+        Optional[float],
+        typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
+    ] = None,
+    base: Annotated[
+        Optional[Path],
+        typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
+    ] = None,
+    seed: SeedOption = None,
+    no_picture: Annotated[
+        bool, typer.Option("--no-picture", help="Skip the phantom and the comparison PNG.")
+    ] = False,
+) -> None:
+    """Measure a tomogram and write a simulation config that resembles it.
+
+    Measures pixel size, sample thickness, contrast polarity, background noise and spectrum, and
+    the apparent tilt range; writes OUTPUT (a config with distributions centred on them),
+    OUTPUT.json (all numbers) and OUTPUT.png (slices and spectra beside a phantom simulated from
+    the config).
+    """
+    from tomosim.config import read_config_tree
+    from tomosim.match import match_tomogram_file
+
+    if pixel_size is not None and not 0 < pixel_size <= 100:
+        raise TomosimError(f"--pixel-size must be in (0, 100] Å, got {pixel_size}")
+    tree = read_config_tree(base) if base is not None else None
+    measured = match_tomogram_file(
+        tomogram, output, pixel_size=pixel_size, base=tree, seed=seed or 0,
+        picture=not no_picture,
+    )
+    low, high = measured.tilt_range
+    typer.echo(
+        f"{output}: pixel size {measured.pixel_size:g} Å, thickness {measured.thickness:.0f} Å, "
+        f"protein {measured.polarity}, tilt range {low:.1f}..{high:.1f} degrees, "
+        f"background noise s.d. {measured.noise_sd:.4g}"
+    )
+
+
 # ---- commands: evaluate-picks -----------------------------------------------------------
 
 
@@ -895,6 +976,74 @@ def evaluate_picks(
     if output is not None:
         report = {"truth": str(truth), "prediction": str(prediction), **result.as_dict()}
         write_text(output, json.dumps(report, indent=2) + "\n")
+
+
+# ---- commands: export (copick, RELION 5) -------------------------------------------------
+
+export_app = typer.Typer(
+    help="Export run folders to other tools' formats: copick projects, RELION 5 projects.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+RunsArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Run folders of tomosim simulate, or dataset folders (their phantoms)."),
+]
+
+
+def _expand_run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders; a dataset folder (index.json) stands for its complete phantom folders."""
+    out: list[Path] = []
+    for path in paths:
+        if (path / "index.json").is_file() and not (path / "config.resolved.yaml").exists():
+            phantoms = sorted(
+                p for p in path.glob("phantom_*") if (p / "config.resolved.yaml").is_file()
+            )
+            if not phantoms:
+                raise TomosimError(f"dataset folder has no complete phantom folders: {path}")
+            out.extend(phantoms)
+        else:
+            out.append(path)
+    return out
+
+
+@export_app.command("copick")
+def export_copick_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="copick project folder.")],
+    names: Annotated[
+        Optional[list[str]],
+        typer.Option("--name", help="Run name, one per run folder (default: tomogram names)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace runs the project already holds.")
+    ] = False,
+) -> None:
+    """Write run folders as runs of a copick project (tomogram, labels, picks per class)."""
+    from tomosim.formats.copick import export_copick
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    result = export_copick(folders, output, names=names, overwrite=overwrite)
+    typer.echo(f"{result.config}: runs {', '.join(result.runs)}")
+
+
+@export_app.command("relion")
+def export_relion_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="RELION 5 project folder.")],
+) -> None:
+    """Write tomograms.star, tilt-series STAR files, particles.star and optimisation_set.star."""
+    from tomosim.formats.relion import write_relion_project
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    project = write_relion_project(folders, output)
+    typer.echo(
+        f"{project.optimisation_set}: {len(project.tilt_series)} tilt series, "
+        f"particles in {project.particles.name}"
+    )
 
 
 # ---- entry point ------------------------------------------------------------------------

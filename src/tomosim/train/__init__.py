@@ -22,7 +22,8 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "ModelCheckpoint": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "ModelCheckpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
     "ClassTable": "data", "TrainingVolume": "data", "prepare_training_volume": "data",
     "read_class_table": "data", "read_labelled_tomogram": "data", "read_simulation_folder": "data",
     "resample_volume": "data", "robust_normalise": "data",

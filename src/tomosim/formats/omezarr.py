@@ -227,6 +227,12 @@ def read_multiscales(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(entry)
 
 
+def read_ome_zarr_scale(entry: dict[str, Any], level: int = 0) -> tuple[float, ...]:
+    """Return the ``scale`` (Å per voxel, data axis order) of one level of a multiscales entry."""
+    transforms = entry["datasets"][level]["coordinateTransformations"]
+    return tuple(float(v) for v in next(t["scale"] for t in transforms if t["type"] == "scale"))
+
+
 def read_ome_zarr(path: str | os.PathLike[str], *, level: int = 0) -> MrcVolume:
     """Read one level of a 3D OME-Zarr volume with its voxel size and origin.
 

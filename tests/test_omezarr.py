@@ -94,6 +94,13 @@ def test_simulate_writes_ome_zarr_volumes(tmp_path):
         zarr_volume = read_volume(both / f"{stem}.zarr")
         np.testing.assert_array_equal(zarr_volume.data, mrc.data.astype(zarr_volume.data.dtype))
         assert zarr_volume.voxel_size == (PIXEL, PIXEL, PIXEL)
+    # the same seed gives byte-identical files, OME-Zarr chunks and alignment files included
+    again = make_run(tmp_path / "again", volume_format="both", ome_zarr_levels=2)
+    files = sorted(p.relative_to(both) for p in both.rglob("*") if p.is_file())
+    assert any(f.suffix == ".xf" for f in files) and any("zarr" in str(f) for f in files)
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in files:
+        assert (both / name).read_bytes() == (again / name).read_bytes(), name
     only = make_run(tmp_path / "only", volume_format="ome-zarr")
     assert not (only / "tomogram.mrc").exists() and (only / "tomogram.zarr").is_dir()
     assert (only / "tiltseries.mrc").is_file()  # IMOD and RELION read the series as MRC

@@ -291,6 +291,10 @@ ThreadsOption = Annotated[
     Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto, cpu, cuda or mps (mixed precision on CUDA)."),
+]
 
 
 def _require_torch(threads: int | None) -> None:
@@ -344,6 +348,7 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
     task: Annotated[
         str | None,
         typer.Option(
@@ -363,6 +368,7 @@ def train(
     """
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
+    from tomosim.train.device import resolve_device
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
@@ -372,6 +378,7 @@ def train(
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -400,6 +407,7 @@ def train(
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
             tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            device=device,
             resume=resume, progress=not quiet,
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
@@ -413,7 +421,7 @@ def train(
             )
         result = train_network(
             volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-            resume=resume, progress=not quiet,
+            resume=resume, progress=not quiet, device=device,
         )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -447,11 +455,20 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    match_spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--match-spectrum",
+            help="Filter the tomogram to the amplitude spectrum of the model's training data.",
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
-    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it. MODEL "default" is the
+    pretrained model shipped with tomosim (docs/pretrained_model.md).
     """
     _require_torch(threads)
     import contextlib
@@ -460,8 +477,10 @@ def segment(
     from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import write_class_table
+    from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
+    resolve_device(device)
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
@@ -484,6 +503,7 @@ def segment(
         labels = segment_tomogram(
             checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
             chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+            match_spectrum=match_spectrum, device=device,
         )
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
@@ -514,6 +534,7 @@ def finetune(
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -527,8 +548,10 @@ def finetune(
     from tomosim.train.data import (
         prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
+    resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
@@ -541,7 +564,7 @@ def finetune(
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
-        progress=not quiet,
+        progress=not quiet, device=device,
     )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -761,6 +784,51 @@ def dataset_command(
     typer.echo(
         f"{index.done} phantoms in {output}/ (index.csv, index.json) "
         f"in {time.monotonic() - start:.1f} s"
+    )
+
+
+# ---- commands: match --------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(
+    tomogram: Annotated[Path, typer.Argument(help="A real tomogram (MRC), beam along z.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
+    pixel_size: Annotated[
+        Optional[float],
+        typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
+    ] = None,
+    base: Annotated[
+        Optional[Path],
+        typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
+    ] = None,
+    seed: SeedOption = None,
+    no_picture: Annotated[
+        bool, typer.Option("--no-picture", help="Skip the phantom and the comparison PNG.")
+    ] = False,
+) -> None:
+    """Measure a tomogram and write a simulation config that resembles it.
+
+    Measures pixel size, sample thickness, contrast polarity, background noise and spectrum, and
+    the apparent tilt range; writes OUTPUT (a config with distributions centred on them),
+    OUTPUT.json (all numbers) and OUTPUT.png (slices and spectra beside a phantom simulated from
+    the config).
+    """
+    from tomosim.config import read_config_tree
+    from tomosim.match import match_tomogram_file
+
+    if pixel_size is not None and not 0 < pixel_size <= 100:
+        raise TomosimError(f"--pixel-size must be in (0, 100] Å, got {pixel_size}")
+    tree = read_config_tree(base) if base is not None else None
+    measured = match_tomogram_file(
+        tomogram, output, pixel_size=pixel_size, base=tree, seed=seed or 0,
+        picture=not no_picture,
+    )
+    low, high = measured.tilt_range
+    typer.echo(
+        f"{output}: pixel size {measured.pixel_size:g} Å, thickness {measured.thickness:.0f} Å, "
+        f"protein {measured.polarity}, tilt range {low:.1f}..{high:.1f} degrees, "
+        f"background noise s.d. {measured.noise_sd:.4g}"
     )
 
 

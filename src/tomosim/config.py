@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tomosim.errors import TomosimError
 from tomosim.microscope.ctf import Optics
@@ -634,6 +634,16 @@ class OnTheFlyConfig(Section):
     validation_phantoms: int = Field(1, ge=0, le=10_000, description="phantoms kept for validation")
 
 
+class SpectrumTarget(Section):
+    """A tomogram whose radial amplitude spectrum training phantoms are matched to.
+
+    ``pixel_size`` (Å) is what the user states for it; the file's header must agree (1 %).
+    """
+
+    path: str = Field(min_length=1)
+    pixel_size: float | None = Field(None, gt=0, le=100, description="stated Å per voxel")
+
+
 ParticleRadius = Annotated[float, Field(gt=0, le=5000)]
 
 
@@ -687,6 +697,18 @@ class TrainConfig(Section):
         "segmentation", description="segmentation: labels.mrc; picking: balls at particles.star"
     )
     picking: PickingConfig = PickingConfig()
+    spectrum_match: list[SpectrumTarget] = Field(
+        [],
+        description="tomograms (paths, or {path, pixel_size}) whose amplitude spectra, randomly "
+        "mixed, the training phantoms are filtered to",
+    )
+
+    @field_validator("spectrum_match", mode="before")
+    @classmethod
+    def _paths_as_targets(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"path": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _patch_fits_network(self) -> TrainConfig:

@@ -697,6 +697,7 @@ def pick(
     """
     import numpy as np
 
+    from tomosim.formats.volumes import read_volume
     from tomosim.io import read_mrc
     from tomosim.labels import make_class_table
     from tomosim.particles import write_particles_star
@@ -712,7 +713,7 @@ def pick(
         from tomosim.train.picking_network import pick_tomogram
 
         checkpoint = load_checkpoint(source)
-        volume = read_mrc(tomogram)
+        volume = read_volume(tomogram)
         try:
             particles = pick_tomogram(
                 checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
@@ -850,7 +851,9 @@ def picking_targets(
 
 @app.command("match")
 def match_command(
-    tomogram: Annotated[Path, typer.Argument(help="A real tomogram (MRC), beam along z.")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="A real tomogram (MRC, OME-Zarr, copick run), beam along z.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
     pixel_size: Annotated[
         Optional[float],

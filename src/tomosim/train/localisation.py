@@ -30,7 +30,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, make_class_table, read_class_table
 from tomosim.train.data import LabelledTomogram
 from tomosim.train.picking import is_globular_name
@@ -307,10 +307,10 @@ def read_picking_folder(
         Missing files, a particle table without coordinates, a non-positive radius.
     """
     root = Path(folder)
-    for name in ("tomogram.mrc", "particles.star", "classes.csv"):
+    for name in ("particles.star", "classes.csv"):
         if not (root / name).is_file():
             raise TomosimError(f"picking training folder has no {name}: {root}")
-    volume = read_mrc(root / "tomogram.mrc")
+    volume = read_volume(volume_in_folder(root, "tomogram"))
     particles = _read_particles(root / "particles.star")
     classes = picking_class_table(read_class_table(root / "classes.csv"), particles)
     lookup = {n: i for i, n in zip(classes.ids, classes.names, strict=True) if i != 0}
@@ -319,11 +319,11 @@ def read_picking_folder(
     voxel = float(volume.voxel_size[2])
     missing = [n for n in lookup if n not in used]
     if missing:
-        if not (root / "labels.mrc").is_file():
+        if not any((root / f"labels{suffix}").exists() for suffix in (".mrc", ".zarr")):
             raise TomosimError(
                 f"no radius for class(es) {missing} and no labels.mrc to estimate one: {root}"
             )
-        labels = read_mrc(root / "labels.mrc", require_voxel_size=False).data
+        labels = read_volume(volume_in_folder(root, "labels"), require_voxel_size=False).data
         for name in missing:
             used[name] = estimate_radius(
                 labels, lookup[name], int(np.count_nonzero(ids == lookup[name])), voxel

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from tomosim.errors import TomosimError
@@ -667,7 +666,13 @@ def dataset_command(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; bad input -> one line on stderr, exit code 2.
+    """Run the CLI with one error path for every command.
+
+    Usage errors (unknown command or option, a value of the wrong type, a missing argument),
+    :class:`TomosimError` (bad input), ``OSError`` (unwritable or full disk, a name too long ...)
+    and ``MemoryError`` end in one line ``tomosim: error: ...`` on stderr naming the input and the
+    problem, exit code 2; usage errors print the usage line first. Ctrl-C prints
+    ``tomosim: interrupted`` and exits 130. Temporary files are removed on the way out.
 
     Returns the exit code (also raised as ``SystemExit`` when run as a script).
     """
@@ -675,25 +680,75 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         result = app(args=args, prog_name="tomosim", standalone_mode=False)
+    except typer.Exit as exc:
+        return _exit(exc.exit_code, argv)
+    except typer.TyperException as exc:  # typer's (bundled click's) usage errors
+        return _exit(_usage_error(exc), argv)
     except TomosimError as exc:
-        typer.echo(f"tomosim: error: {exc}", err=True)
-        return _exit(2, argv)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return _exit(exc.exit_code, argv)
-    except click.exceptions.Exit as exc:
-        return _exit(exc.exit_code, argv)
-    except click.exceptions.Abort:
-        typer.echo("tomosim: aborted", err=True)
-        return _exit(130, argv)
-    except KeyboardInterrupt:
-        typer.echo("tomosim: interrupted", err=True)
-        return _exit(130, argv)
+        return _exit(_error(str(exc)), argv)
+    except MemoryError as exc:
+        detail = f": {exc}" if str(exc) else ""
+        return _exit(_error(f"out of memory{detail} (try a smaller volume or more memory)"), argv)
+    except OSError as exc:
+        return _exit(_error(_os_error_message(exc)), argv)
+    except (KeyboardInterrupt, typer.Abort):
+        return _exit(_interrupted(), argv)
+    except Exception as exc:
+        if _interrupt_in_chain(exc):  # Ctrl-C inside compiled code re-raised as SystemError
+            return _exit(_interrupted(), argv)
+        raise
     code = result if isinstance(result, int) else 0
     return _exit(code, argv)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _error(message: str) -> int:
+    """Print one error line on stderr; return the exit code 2."""
+    typer.echo(f"tomosim: error: {message}", err=True)
+    return 2
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """A usage error: the usage line (if known), then one error line; exit code 2."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help text is already printed
+        return _error("missing command or arguments (see the help above)")
+    if ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+    message = exc.format_message().replace("\n", " ")
+    return _error(message)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """``OSError`` as '<problem>: <path>' (both file names for a failed rename)."""
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{problem}: {' -> '.join(names)}" if names else problem
+
+
+def _interrupt_in_chain(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _interrupted() -> int:
+    typer.echo("tomosim: interrupted", err=True)
+    return 130
+
+
+def _show_warning(  # noqa: D417
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """Warnings (e.g. a placement target not reached) as one plain line on stderr."""
     typer.echo(f"tomosim: warning: {message}", err=True)
 

@@ -104,3 +104,6 @@ def write_particles_star(path: str | os.PathLike[str], particles: pd.DataFrame) 
 
     with atomic_path(path) as tmp:
         starfile.write({"particles": particles}, tmp, overwrite=True)
+        # starfile stamps the time of writing in a comment; drop it so outputs are reproducible
+        lines = tmp.read_text().splitlines(keepends=True)
+        tmp.write_text("".join(line for line in lines if not line.startswith("# Created by")))

@@ -215,8 +215,8 @@ class VesiclesConfig(Section):
 class TiltConfig(Section):
     """Tilt scheme and its errors."""
 
-    min_angle: float = Field(-60.0, ge=-90, le=90)
-    max_angle: float = Field(60.0, ge=-90, le=90)
+    min_angle: float = Field(-60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
+    max_angle: float = Field(60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
     step: float = Field(2.0, gt=0, le=90)
     order: Literal["unidirectional", "bidirectional", "dose_symmetric"] = "dose_symmetric"
     group_size: int = Field(2, ge=1, le=100, description="dose-symmetric group size (Hagen)")
@@ -343,7 +343,29 @@ class SimulationConfig(Section):
             for name in getattr(self.vesicles, key):
                 if name not in known:
                     raise ValueError(f"vesicles.{key}: unknown species {name!r}")
+        self._check_fits_box()
         return self
+
+    def _check_fits_box(self) -> None:
+        """Refuse ice thicker than the box and vesicles that cannot fit in it."""
+        sample = self.sample
+        extent = [n * sample.pixel_size for n in sample.shape]  # (z, y, x) Å
+        if sample.ice_thickness is not None and sample.ice_thickness > extent[0]:
+            raise ValueError(
+                f"sample.ice_thickness {sample.ice_thickness:g} Å is thicker than the box "
+                f"({sample.shape[0]} voxels x {sample.pixel_size:g} Å = {extent[0]:g} Å in z); "
+                "the ice must lie inside the volume"
+            )
+        ice = sample.ice_thickness if sample.ice_thickness is not None else extent[0]
+        room = min(ice, extent[1], extent[2])
+        vesicles = self.vesicles
+        smallest = 2 * vesicles.radius[0] / vesicles.max_aspect  # thinnest diameter possible
+        if vesicles.count > 0 and smallest > room:
+            raise ValueError(
+                f"vesicles.radius {list(vesicles.radius)} Å: even the smallest vesicle "
+                f"({smallest:g} Å across its thinnest axis) does not fit in the sample "
+                f"({room:g} Å in its smallest extent of ice and box)"
+            )
 
     def used_labels(self) -> list[str]:
         """Class names used by species, filaments and vesicles, in config order (no background)."""
@@ -455,8 +477,11 @@ def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""
         raise TomosimError(f"config {p} is not valid YAML{at}") from None
-    if loaded is None:
-        loaded = {}
+    if loaded is None or loaded == {}:
+        raise TomosimError(
+            f"config {p} is empty; write the sections to simulate (an all-defaults run of empty "
+            "ice needs at least one explicit key, e.g. 'seed: 0')"
+        )
     if not isinstance(loaded, dict):
         raise TomosimError(f"config {p} must be a YAML mapping of sections")
     return loaded

@@ -176,7 +176,7 @@ def probability_map_files(
     import mrcfile
 
     from tomosim.array_statistics import summary_statistics
-    from tomosim.io import set_header_statistics
+    from tomosim.io import reserve_space, set_header_statistics
 
     if dtype not in ("float16", "float32"):
         raise TomosimError(f"probability dtype must be float16 or float32, got {dtype!r}")
@@ -188,6 +188,7 @@ def probability_map_files(
             tmp = stack.enter_context(atomic_path(Path(directory) / f"{name}.mrc"))
             mrc = mrcfile.new_mmap(tmp, shape=shape, mrc_mode=mode, overwrite=True)
             handles.append(mrc)
+            reserve_space(tmp)  # a full disk: OSError now, not SIGBUS when the map is written
             arrays.append(mrc.data)
         try:
             yield arrays

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -438,10 +438,13 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
+def _format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "(root)"
     msg = err["msg"].removeprefix("Value error, ")
+    given = err.get("input")
+    if isinstance(given, (int, float, str)) and err["type"] != "value_error":
+        msg += f", got {given!r}"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid config {source}: {where}: {msg}{extra}"
 
@@ -458,6 +461,29 @@ def config_from_dict(
         return SimulationConfig.model_validate(tree)
     except ValidationError as exc:
         raise TomosimError(_format_validation_error(exc, source)) from None
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def validate_section(
+    model: type[SectionT], tree: Any, *, source: str, where: str
+) -> SectionT:
+    """Validate one config section (``where``, e.g. ``"reconstruction"``) from a raw tree.
+
+    Raises
+    ------
+    TomosimError
+        ``invalid config SOURCE: WHERE.field: problem`` for a value out of range or unknown key.
+    """
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise TomosimError(f"invalid config {source}: {where} must be a section (a mapping)")
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        raise TomosimError(_format_validation_error(exc, source, where)) from None
 
 
 def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,10 +30,10 @@ app = typer.Typer(
 )
 
 SetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
 ]
-SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides config).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (overrides config).")]
 
 
 def _version_callback(value: bool) -> None:
@@ -57,7 +57,7 @@ def _root(
 
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", help="Config YAML; this command reads only the sections it uses."),
 ]
 
@@ -65,7 +65,7 @@ ConfigOption = Annotated[
 def _section_tree(
     config: Path | None, sections: tuple[str, ...], overrides: list[str] | None
 ) -> dict:
-    """The named top-level sections of a config file, with ``--set`` overrides applied."""
+    """Return the named top-level sections of a config file, with ``--set`` applied."""
     from tomosim.config import apply_overrides, read_config_tree
 
     tree = read_config_tree(config) if config is not None else {}
@@ -103,56 +103,57 @@ def potential(
     source: Annotated[
         str,
         typer.Argument(
-            help="Model or map: file (.pdb/.cif/.ent/.mrc/.map[.gz]) or pdb:/emdb:/afdb:/builtin: id."
+            help="Model or map: file (.pdb/.cif/.ent/.mrc/.map[.gz]) or "
+            "pdb:/emdb:/afdb:/builtin: id."
         ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output MRC file.")],
     pixel_size: Annotated[
-        Optional[float], typer.Option("--pixel-size", help="Å per voxel (sample.pixel_size).")
+        float | None, typer.Option("--pixel-size", help="Å per voxel (sample.pixel_size).")
     ] = None,
     resolution: Annotated[
-        Optional[float], typer.Option("--resolution", help="Low-pass to this resolution, Å.")
+        float | None, typer.Option("--resolution", help="Low-pass to this resolution, Å.")
     ] = None,
     b_factor: Annotated[
-        Optional[float], typer.Option("--b-factor", help="Global B-factor added, Å².")
+        float | None, typer.Option("--b-factor", help="Global B-factor added, Å².")
     ] = None,
     solvent: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--solvent", help="none (default here): vacuum potential; ice: excess over ice."
         ),
     ] = None,
     hydrogens: Annotated[
-        Optional[bool], typer.Option("--hydrogens/--no-hydrogens", help="Add implicit hydrogens.")
+        bool | None, typer.Option("--hydrogens/--no-hydrogens", help="Add implicit hydrogens.")
     ] = None,
     hydration_shell: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--hydration-shell/--no-hydration-shell", help="3 Å hydration shell (ice)."),
     ] = None,
     cache: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--cache/--no-cache", help="Read and write the potential cache."),
     ] = None,
     assembly: Annotated[
-        Optional[str], typer.Option("--assembly", help="Biological assembly id to expand.")
+        str | None, typer.Option("--assembly", help="Biological assembly id to expand.")
     ] = None,
     chains: Annotated[
-        Optional[str], typer.Option("--chains", help="Comma-separated chain ids to keep.")
+        str | None, typer.Option("--chains", help="Comma-separated chain ids to keep.")
     ] = None,
     map_mass_kda: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--map-mass-kda", help="Map: molecular mass (kDa) to scale to volts."),
     ] = None,
     map_scale_v: Annotated[
-        Optional[float], typer.Option("--map-scale-v", help="Map: volts per map unit.")
+        float | None, typer.Option("--map-scale-v", help="Map: volts per map unit.")
     ] = None,
     map_threshold: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--map-threshold", help="Map: values below are not molecule."),
     ] = None,
     config: ConfigOption = None,
     overrides: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--set",
             help="Override potential.KEY, structure.KEY or sample.pixel_size (repeatable).",
@@ -203,9 +204,9 @@ def potential(
     )
     shape = result.data.shape
     origin = tuple(
-        c - (n // 2) * result.pixel_size for c, n in zip(result.centre_a, shape[::-1])
+        c - (n // 2) * result.pixel_size for c, n in zip(result.centre_a, shape[::-1], strict=True)
     )
-    write_mrc(output, result.data, voxel_size=result.pixel_size, origin=origin)  # type: ignore[arg-type]
+    write_mrc(output, result.data, voxel_size=result.pixel_size, origin=origin)
     typer.echo(
         f"{output}: shape (z, y, x) {shape}, {result.pixel_size:g} Å/voxel, "
         f"solvent {result.solvent}, integral {result.integral:.6g} V·Å³, "
@@ -220,7 +221,7 @@ OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")
 ]
 MaxMemoryOption = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--max-memory-gb",
         help="Memory limit for the size check, GiB (default: the memory available now).",
@@ -258,7 +259,9 @@ def _simulate_to_folder(
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("demo_out"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder.")
+    ] = Path("demo_out"),
     seed: SeedOption = None,
     overrides: SetOption = None,
     overwrite: OverwriteOption = False,
@@ -305,53 +308,53 @@ def reconstruct(
     angles: Annotated[Path, typer.Option("--angles", help="Tilt angles (IMOD .tlt).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output tomogram (MRC).")],
     thickness_px: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--thickness-px", help="Tomogram thickness in unbinned pixels (required)."),
     ] = None,
     tilt_axis_angle: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--tilt-axis-angle", help="Tilt axis, degrees anticlockwise from y."),
     ] = None,
     lowpass_cutoff: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--lowpass-cutoff", help="Radial low-pass cutoff, cycles/pixel (0.35)."),
     ] = None,
     lowpass_falloff: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--lowpass-falloff", help="Gaussian falloff (sigma), cycles/pixel (0.035)."),
     ] = None,
     sirt_like_iterations: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--sirt-like-iterations", help="SIRT-like filter iterations (0: plain WBP)."),
     ] = None,
     binning: Annotated[
-        Optional[int], typer.Option("--binning", help="Average BxB pixels first (1).")
+        int | None, typer.Option("--binning", help="Average BxB pixels first (1).")
     ] = None,
     invert: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--invert/--no-invert", help="Flip the sign (protein bright)."),
     ] = None,
     phase_flip: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--phase-flip/--no-phase-flip", help="Phase-flip the images (CTF) first."),
     ] = None,
     defocus_um: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--defocus-um", help="Defocus, µm, positive = underfocus (for phase flip)."),
     ] = None,
     voltage_kv: Annotated[
-        Optional[float], typer.Option("--voltage-kv", help="Beam energy, kV (300).")
+        float | None, typer.Option("--voltage-kv", help="Beam energy, kV (300).")
     ] = None,
     cs_mm: Annotated[
-        Optional[float], typer.Option("--cs-mm", help="Spherical aberration, mm (2.7).")
+        float | None, typer.Option("--cs-mm", help="Spherical aberration, mm (2.7).")
     ] = None,
     amplitude_contrast: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--amplitude-contrast", help="Amplitude contrast fraction (0.07)."),
     ] = None,
     config: ConfigOption = None,
     overrides: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--set",
             help="Override reconstruction.KEY or microscope.optics/tilt.KEY (repeatable).",
@@ -369,7 +372,7 @@ def reconstruct(
     import numpy as np
 
     from tomosim.config import OpticsConfig, ReconstructionConfig, TiltConfig, validate_section
-    from tomosim.io import read_mrc, read_tlt, write_mrc
+    from tomosim.io import read_mrc, read_tlt, require_finite, write_mrc
     from tomosim.memory import check_memory, reconstruct_bytes
     from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 
@@ -398,7 +401,9 @@ def reconstruct(
     optics = validate_section(
         OpticsConfig, optics_tree, source=where, where="microscope.optics"
     )
-    tilt = validate_section(TiltConfig, microscope.get("tilt"), source=where, where="microscope.tilt")
+    tilt = validate_section(
+        TiltConfig, microscope.get("tilt"), source=where, where="microscope.tilt"
+    )
     if rec.thickness_px is None:
         raise TomosimError(
             "give the tomogram thickness: --thickness-px (or reconstruction.thickness_px)"
@@ -418,7 +423,7 @@ def reconstruct(
     outside = tilt_angles[np.abs(tilt_angles) >= 90]
     if outside.size:
         raise TomosimError(f"tilt angle {outside[0]:g} is outside (-90, 90) degrees: {angles}")
-    _require_finite(stack.data, tilt_series)
+    require_finite(stack.data, tilt_series)
     check_memory(
         reconstruct_bytes(stack.data.shape, thickness_px=rec.thickness_px, binning=rec.binning),
         what=f"a tomogram {rec.thickness_px} px thick from a {stack.data.shape} stack",
@@ -458,22 +463,11 @@ def reconstruct(
     )
 
 
-def _require_finite(data: object, path: Path) -> None:
-    """Refuse an array with NaN or infinite values (they spread through every filter)."""
-    import numpy as np
-
-    array = np.asarray(data)
-    if array.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        if bad:
-            raise TomosimError(f"{bad} voxels are NaN or infinite: {path}")
-
-
 # ---- commands: train, segment, finetune, evaluate, pick ---------------------------------
 
 
 ThreadsOption = Annotated[
-    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
+    int | None, typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
@@ -506,16 +500,34 @@ def _class_table_near(path: Path, explicit: Path | None):
     return None
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _refuse_writing_into_inputs(output: Path, inputs: list[Path], *, option: str = "-o") -> None:
+    """Refuse an output that is one of the command's inputs (or a folder holding one)."""
+    for path in inputs:
+        if _same_path(output, path) or (output.is_dir() and _same_path(output, path.parent)):
+            raise TomosimError(f"{option} {output} would overwrite the input {path}")
+
+
+MAX_RESAMPLING = 8.0
+"""segment refuses tomograms whose voxel size is more than this factor from the model's."""
+
+
 @app.command()
 def train(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
     data: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv."),
     ] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")] = ...,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config YAML.")] = None,
     on_the_fly: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--on-the-fly",
             help="Simulation config (distributions allowed): train on phantoms simulated in the "
@@ -525,7 +537,8 @@ def train(
     overrides: SetOption = None,
     seed: SeedOption = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUTPUT/last.pt (its config, plus --set).")
+        bool,
+        typer.Option("--resume", help="Continue from OUTPUT/last.pt (its config, plus --set)."),
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
@@ -542,12 +555,17 @@ def train(
     from tomosim.config import load_train_config, read_config_tree
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.train.data import (
-        merge_class_tables, prepare_training_volume, read_simulation_folder,
+        merge_class_tables,
+        prepare_training_volume,
+        read_simulation_folder,
     )
     from tomosim.train.training import train_network, train_on_the_fly
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    _refuse_writing_into_inputs(output, [*(data or []), *([on_the_fly] if on_the_fly else [])])
+    if (output / "tomogram.mrc").exists() or (output / "labels.mrc").exists():
+        raise TomosimError(f"-o {output} is a simulation folder; give a new folder for the model")
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -563,6 +581,13 @@ def train(
         folders = [read_simulation_folder(folder) for folder in data or []]
         classes = merge_class_tables([folder.classes for folder in folders])
         pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
+        for folder in folders:
+            if abs(folder.voxel_size[2] / pixel_size - 1) > 0.01:
+                warnings.warn(
+                    f"{folder.name} has voxel size {folder.voxel_size[2]:g} Å, the model "
+                    f"{pixel_size:g} Å: resampled for training",
+                    stacklevel=1,
+                )
         volumes = []
         while folders:  # prepare one at a time, letting go of the raw copies
             volumes.append(
@@ -590,7 +615,7 @@ def segment(
     tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--probabilities", help="Folder for per-class probability MRCs."),
     ] = None,
     probability_dtype: Annotated[
@@ -602,6 +627,7 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    max_memory_gb: MaxMemoryOption = None,
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
@@ -611,7 +637,10 @@ def segment(
     _require_torch(threads)
     import contextlib
 
-    from tomosim.io import read_mrc, write_mrc
+    import numpy as np
+
+    from tomosim.io import read_mrc, require_finite, write_mrc
+    from tomosim.memory import check_memory, segment_bytes
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.data import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
@@ -622,13 +651,30 @@ def segment(
         raise TomosimError(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
+    _refuse_writing_into_inputs(output, [tomogram, model])
+    if probabilities is not None:
+        _refuse_writing_into_inputs(probabilities, [tomogram, model], option="--probabilities")
     checkpoint = load_checkpoint(model)
     volume = read_mrc(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
         )
-    maps = contextlib.nullcontext(None)
+    require_finite(volume.data, tomogram)
+    scale = max(volume.voxel_size) / checkpoint.pixel_size
+    scale_low = min(volume.voxel_size) / checkpoint.pixel_size
+    if scale > MAX_RESAMPLING or scale_low < 1 / MAX_RESAMPLING:
+        raise TomosimError(
+            f"tomogram voxel size {volume.voxel_size[::-1]} Å (x, y, z) is too far from the "
+            f"model's {checkpoint.pixel_size:g} Å (resampling by more than {MAX_RESAMPLING:g}x "
+            f"gives no useful segmentation; check the header): {tomogram}"
+        )
+    check_memory(
+        segment_bytes(volume.data.shape, scale=scale),
+        what=f"segmenting a {volume.data.shape} tomogram resampled by {scale:.3g}",
+        max_memory_gb=max_memory_gb,
+    )
+    maps: contextlib.AbstractContextManager[list[np.ndarray] | None] = contextlib.nullcontext()
     if probabilities is not None:
         maps = probability_map_files(
             probabilities, checkpoint.classes.names, shape=volume.data.shape,
@@ -642,7 +688,7 @@ def segment(
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
     write_class_table(output.with_name(f"{stem}.classes.csv"), checkpoint.classes)
-    classes = zip(checkpoint.classes.ids, checkpoint.classes.names)
+    classes = zip(checkpoint.classes.ids, checkpoint.classes.names, strict=True)
     counts = {name: int((labels == label_id).sum()) for label_id, name in classes}
     typer.echo(f"{output}: shape (z, y, x) {labels.shape}, voxels per class {counts}")
 
@@ -654,14 +700,14 @@ def finetune(
     labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--classes", help="classes.csv naming LABELS' ids (default: the model's)."),
     ] = None,
     phantoms: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--phantoms", help="Simulation folder mixed into every batch (repeatable)."),
     ] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config YAML.")] = None,
     overrides: SetOption = None,
     seed: SeedOption = None,
     threads: ThreadsOption = None,
@@ -676,19 +722,34 @@ def finetune(
     from tomosim.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.data import (
-        prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder,
+        prepare_training_volume,
+        read_class_table,
+        read_labelled_tomogram,
+        read_simulation_folder,
     )
     from tomosim.train.training import finetune_network
 
+    model_folder = model if model.is_dir() else model.parent
+    _refuse_writing_into_inputs(
+        output, [model_folder, model, tomogram, labels, *(phantoms or [])]
+    )
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
     )
     table = read_class_table(classes) if classes is not None else checkpoint.classes
-    target = {"classes": checkpoint.classes, "pixel_size": checkpoint.pixel_size}
-    volumes = [prepare_training_volume(read_labelled_tomogram(tomogram, labels, table), **target)]
+    model_classes, model_pixel = checkpoint.classes, checkpoint.pixel_size
+    volumes = [
+        prepare_training_volume(
+            read_labelled_tomogram(tomogram, labels, table),
+            classes=model_classes, pixel_size=model_pixel,
+        )
+    ]
     phantom_volumes = [
-        prepare_training_volume(read_simulation_folder(folder), **target) for folder in phantoms or []
+        prepare_training_volume(
+            read_simulation_folder(folder), classes=model_classes, pixel_size=model_pixel
+        )
+        for folder in phantoms or []
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
@@ -708,15 +769,16 @@ def evaluate(
     prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
     truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
     classes: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
     ] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Metrics JSON.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Metrics JSON.")] = None,
     filaments: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--filament",
-            help="Class also scored with clDice (repeatable; default: names like actin, microtubule).",
+            help="Class also scored with clDice (repeatable; default: names like actin, "
+            "microtubule).",
         ),
     ] = None,
 ) -> None:
@@ -728,16 +790,28 @@ def evaluate(
     from rich.table import Table
 
     from tomosim.io import read_mrc, write_text
+    from tomosim.train.data import label_ids
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_mrc(prediction, require_voxel_size=False).data
-    true = read_mrc(truth, require_voxel_size=False).data
+    if output is not None:
+        _refuse_writing_into_inputs(output, [prediction, truth])
+    predicted_volume = read_mrc(prediction, require_voxel_size=False)
+    true_volume = read_mrc(truth, require_voxel_size=False)
+    predicted = label_ids(predicted_volume.data, prediction)
+    true = label_ids(true_volume.data, truth)
     if predicted.shape != true.shape:
         raise TomosimError(
-            f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
+            f"prediction shape {predicted.shape} differs from truth shape {true.shape}: "
+            f"{prediction}"
+        )
+    sizes = (predicted_volume.voxel_size, true_volume.voxel_size)
+    if min(sizes[0]) > 0 and min(sizes[1]) > 0 and not np.allclose(*sizes, rtol=0.01):
+        raise TomosimError(
+            f"prediction voxel size {sizes[0][::-1]} Å differs from the truth's {sizes[1][::-1]} Å "
+            f"(x, y, z): {prediction}"
         )
     table = _class_table_near(truth, classes) or _class_table_near(prediction, None)
-    names = dict(zip(table.ids, table.names)) if table is not None else {}
+    names = dict(zip(table.ids, table.names, strict=True)) if table is not None else {}
     for label_id in np.union1d(np.unique(predicted), np.unique(true)):
         if int(label_id) not in (0, 255):
             names.setdefault(int(label_id), f"class_{int(label_id)}")
@@ -774,40 +848,48 @@ def pick(
     labels: Annotated[Path, typer.Argument(help="Label MRC (voxel size set).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output particles STAR file.")],
     classes: Annotated[
-        Optional[Path], typer.Option("--classes", help="classes.csv (default: beside LABELS).")
+        Path | None, typer.Option("--classes", help="classes.csv (default: beside LABELS).")
     ] = None,
     class_names: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--class", help="Class to pick (repeatable; default: all but membrane/filament names)."
         ),
     ] = None,
-    min_size: Annotated[int, typer.Option("--min-size", help="Smallest component kept, voxels.")] = 1,
-    tomo_name: Annotated[
-        str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")
+    min_size_px: Annotated[
+        int, typer.Option("--min-size-px", help="Smallest component kept, voxels.")
+    ] = 1,
+    tomogram_name: Annotated[
+        str, typer.Option("--tomogram-name", help="rlnTomoName of the particles.")
     ] = "TS_01",
 ) -> None:
     """Particles from labels: centroids of connected components, as a RELION 5 style STAR file."""
     import numpy as np
 
     from tomosim.io import read_mrc
-    from tomosim.train.data import make_class_table
+    from tomosim.train.data import label_ids, make_class_table
     from tomosim.train.picking import is_globular_name, pick_particles, write_particles_star
 
-    if min_size < 1:
-        raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")
+    if min_size_px < 1:
+        raise TomosimError(f"--min-size-px must be at least 1 voxel, got {min_size_px}")
+    _refuse_writing_into_inputs(output, [labels])
     volume = read_mrc(labels)
+    label_data = label_ids(volume.data, labels)
     table = _class_table_near(labels, classes)
     if table is None:
-        present = [int(v) for v in np.unique(volume.data) if int(v) not in (0, 255)]
+        present = [int(v) for v in np.unique(label_data) if int(v) not in (0, 255)]
         table = make_class_table(present, [f"class_{v}" for v in present])
     if class_names:
         wanted = {table.id_of(name): name for name in class_names}
     else:
-        wanted = {i: n for i, n in zip(table.ids, table.names) if i != 0 and is_globular_name(n)}
+        wanted = {
+            i: n
+            for i, n in zip(table.ids, table.names, strict=True)
+            if i != 0 and is_globular_name(n)
+        }
     particles = pick_particles(
-        volume.data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size,
-        tomogram_name=tomo_name,
+        label_data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size_px,
+        tomogram_name=tomogram_name,
     )
     write_particles_star(output, particles)
     per_class = particles.groupby("tomosimClassName").size().to_dict() if len(particles) else {}
@@ -824,7 +906,7 @@ def dataset_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Dataset folder.")],
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
     scheduler: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--scheduler", help="Dask scheduler address (tcp://host:port) or file."),
     ] = None,
     seed: SeedOption = None,
@@ -899,7 +981,7 @@ def _error(message: str) -> int:
 
 
 def _usage_error(exc: typer.TyperException) -> int:
-    """A usage error: the usage line (if known), then one error line; exit code 2."""
+    """Print a usage error: the usage line (if known), then one error line; return 2."""
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError":  # the help text is already printed
         return _error("missing command or arguments (see the help above)")

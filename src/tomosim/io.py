@@ -252,6 +252,14 @@ def cache_dir(kind: str) -> Path:
     return path
 
 
+def require_finite(data: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Refuse a volume with NaN or infinite values, naming how many and the file."""
+    if data.dtype.kind == "f":
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise TomosimError(f"{bad} voxels are NaN or infinite: {path}")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import ndimage
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc, write_text
+from tomosim.io import read_mrc, require_finite, write_text
 
 IGNORE_LABEL = 255
 """Label value meaning "not labelled": such voxels contribute no loss and no score."""
@@ -307,6 +307,45 @@ class TrainingVolume:
     name: str
 
 
+def label_ids(data: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
+    """Class ids as uint8 from a label volume read from ``path``, with 255 = not labelled.
+
+    MRC mode 0 holds bytes that tools read as signed (mrcfile, napari) or unsigned (IMOD,
+    tomosim); a voxel painted 255 in one reads as -1 in the other. Both mean "not labelled":
+    int8 data are reinterpreted as unsigned bytes (-1 -> 255), and in wider integer types -1 is
+    mapped to 255.
+
+    Parameters
+    ----------
+    data
+        Label volume of any shape; integer dtype with values in -1..255.
+    path
+        The file it came from, for the error message.
+
+    Raises
+    ------
+    TomosimError
+        Float data (a tomogram rather than labels) or ids outside -1..255.
+    """
+    if data.dtype == np.uint8:
+        return data
+    if data.dtype == np.int8:
+        return data.view(np.uint8)
+    if data.dtype.kind not in "iu":
+        raise TomosimError(
+            f"labels must be integer class ids (MRC mode 0, 1 or 6), got {data.dtype} values "
+            f"(is this a tomogram?): {path}"
+        )
+    if data.size:
+        low, high = int(data.min()), int(data.max())
+        if low < -1 or high > IGNORE_LABEL:
+            raise TomosimError(
+                f"label ids must lie in 0..255 (-1 or 255 = not labelled), found {low}..{high}: "
+                f"{path}"
+            )
+    return np.where(data == -1, IGNORE_LABEL, data).astype(np.uint8)
+
+
 def read_labelled_tomogram(
     tomogram_path: str | os.PathLike[str],
     labels_path: str | os.PathLike[str],
@@ -322,13 +361,15 @@ def read_labelled_tomogram(
             f"labels shape {labels.data.shape} differs from tomogram shape {volume.data.shape}: "
             f"{labels_path}"
         )
-    if labels.data.dtype != np.uint8:
-        data = labels.data
-        if data.size and (data.min() < 0 or data.max() > 255 or np.any(data != np.round(data))):
-            raise TomosimError(f"labels must be integer class ids 0..255: {labels_path}")
-        label_data = data.astype(np.uint8)
-    else:
-        label_data = labels.data
+    label_data = label_ids(labels.data, labels_path)
+    if min(labels.voxel_size) > 0 and not np.allclose(
+        labels.voxel_size, volume.voxel_size, rtol=0.01
+    ):
+        raise TomosimError(
+            f"labels voxel size {labels.voxel_size[::-1]} Å differs from the tomogram's "
+            f"{volume.voxel_size[::-1]} Å (x, y, z): {labels_path}"
+        )
+    require_finite(volume.data, tomogram_path)
     if classes is None:
         classes = read_class_table(classes_path) if classes_path is not None else make_class_table(
             [int(v) for v in np.unique(label_data) if v not in (0, IGNORE_LABEL)],

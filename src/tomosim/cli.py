@@ -467,7 +467,12 @@ def reconstruct(
 
 
 ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for torch (default: all).")
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: all). Trained weights depend on it: give it to "
+        "reproduce a model (recorded in metrics.json).",
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 

@@ -440,13 +440,13 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def _format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
     err = exc.errors()[0]
-    where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "(root)"
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"].removeprefix("Value error, ")
     given = err.get("input")
     if isinstance(given, (int, float, str)) and err["type"] != "value_error":
         msg += f", got {given!r}"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"invalid config {source}: {where}: {msg}{extra}"
+    return f"invalid config {source}: {where + ': ' if where else ''}{msg}{extra}"
 
 
 def config_from_dict(

@@ -84,13 +84,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     untouched; an ``OSError`` without a file name (a full disk) gets ``path`` as its file name.
     """
     final = Path(path)
+    if final.is_dir():
+        raise TomosimError(f"output path is a folder, not a file: {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(final.parent)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.{_owner_tag()}-",
-        suffix=PARTIAL_MARK + "".join(final.suffixes),
-        dir=final.parent,
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.stem}.{_owner_tag()}-",
+            suffix=PARTIAL_MARK + "".join(final.suffixes),
+            dir=final.parent,
+        )
+    except OSError as exc:  # e.g. a name too long: name the file asked for, not the temporary
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -182,9 +187,12 @@ def staged_folder(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
     parent = final.parent
     parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(parent)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{final.name}.{_owner_tag()}-", suffix=PARTIAL_MARK, dir=parent)
-    )
+    try:
+        staging = Path(tempfile.mkdtemp(
+            prefix=f".{final.name}.{_owner_tag()}-", suffix=PARTIAL_MARK, dir=parent
+        ))
+    except OSError as exc:  # e.g. a name too long: name the folder asked for
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders; give the usual mode
@@ -286,7 +294,7 @@ def read_tlt(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = "file not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+        reason = "not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
         raise TomosimError(f"tilt angle file {reason}: {p}") from None
     angles = []
     for number, line in enumerate(text.splitlines(), start=1):

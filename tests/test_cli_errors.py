@@ -8,9 +8,6 @@ the test's folders (inputs and outputs).
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,38 +17,22 @@ from tomosim.io import write_mrc, write_text, write_tlt
 
 torch = pytest.importorskip("torch", reason="the segmentation commands need the train extra")
 
+from cli_helpers import (  # noqa: E402
+    CLASSES_CSV,
+    TRAIN_YAML,
+    assert_clean_error,
+    simulation_folder,
+    tree,
+)
+from cli_helpers import phantom_labels as _labels  # noqa: E402
+from cli_helpers import phantom_tomogram as _tomogram  # noqa: E402
+
 ANGLES = np.arange(-60.0, 61.0, 10.0)
 SMALL = (
     "seed: 1\nsample: {shape: [16, 32, 32], pixel_size: 10.0}\n"
     "proteins: {species: [{name: apo, source: 'builtin:apoferritin', count: 1}]}\n"
     "microscope: {tilt: {min_angle: -30, max_angle: 30, step: 15}}\n"
 )
-CLASSES_CSV = "id,name,colour\n0,background,#000000\n1,ball,#ff0000\n2,rod,#00ff00\n"
-TRAIN_YAML = (
-    "network: {depth: 1, base_channels: 4, residual_units: 0}\n"
-    "patch_size: 16\nbatch_size: 1\nepochs: 1\niterations_per_epoch: 1\n"
-    "validation_fraction: 0.0\n"
-)
-
-
-def _labels(shape=(8, 16, 16)) -> np.ndarray:
-    labels = np.zeros(shape, np.uint8)
-    labels[2:5, 4:9, 4:9] = 1
-    labels[5:7, 10:14, 2:14] = 2
-    return labels
-
-
-def _tomogram(shape=(8, 16, 16)) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return (rng.normal(0, 0.3, shape) - _labels(shape)).astype(np.float32)
-
-
-def _simulation_folder(root: Path, *, tomogram=None, labels=None) -> Path:
-    root.mkdir(parents=True)
-    write_mrc(root / "tomogram.mrc", _tomogram() if tomogram is None else tomogram, voxel_size=10.0)
-    write_mrc(root / "labels.mrc", _labels() if labels is None else labels, voxel_size=10.0)
-    write_text(root / "classes.csv", CLASSES_CSV)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +81,9 @@ def make_inputs(root: Path) -> Path:
     (root / "train.yaml").write_text(TRAIN_YAML)
     (root / "bad_train.yaml").write_text("network: {slices: 4}\n")
     (root / "bad_rec.yaml").write_text("reconstruction: {lowpass_cutoff: 2.0}\n")
-    _simulation_folder(root / "run")
-    _simulation_folder(root / "nan_run", tomogram=nan_tomo)
-    _simulation_folder(root / "float_run", labels=_labels().astype(np.float32))
+    simulation_folder(root / "run")
+    simulation_folder(root / "nan_run", tomogram=nan_tomo)
+    simulation_folder(root / "float_run", labels=_labels().astype(np.float32))
     (root / "half_run").mkdir()
     write_mrc(root / "half_run" / "tomogram.mrc", _tomogram(), voxel_size=10.0)
     (root / "a_file").write_text("x")
@@ -114,33 +95,6 @@ def make_inputs(root: Path) -> Path:
     (root / "model.pt").write_bytes((root / "model" / "model.pt").read_bytes())
     (root / "fake_model.pt").write_bytes(b"not a checkpoint")
     return root
-
-
-def _tree(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Every path under ``roots`` with its size and modification time (ns)."""
-    out = {}
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                path = os.path.join(dirpath, name)
-                st = os.lstat(path)
-                out[path] = (st.st_size if name in filenames else 0, st.st_mtime_ns)
-    return out
-
-
-def assert_clean_error(result: tuple[int, str, str], *named: str, code: int = 2) -> str:
-    """Exit code 2, one error line (after at most a usage line) naming ``named``, no traceback."""
-    exit_code, _, stderr = result
-    assert exit_code == code, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("tomosim: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    others = [line for line in lines[:-1] if not line.startswith("tomosim: warning:")]
-    assert all(line.startswith("Usage:") for line in others) and len(others) <= 1, stderr
-    for text in named:
-        assert text in errors[0], f"{text!r} not named in: {errors[0]}"
-    return errors[0]
 
 
 LONG = "n" * 300
@@ -429,9 +383,9 @@ def test_bad_input_one_line_exit_2_nothing_written(
     run_cli, inputs: Path, tmp_path: Path, command: str, named: tuple[str, ...]
 ) -> None:
     args = [a.format(**{"in": inputs, "out": tmp_path}) for a in command.split()]
-    before = _tree(inputs, tmp_path)
+    before = tree(inputs, tmp_path)
     assert_clean_error(run_cli(*args), *named)
-    assert _tree(inputs, tmp_path) == before
+    assert tree(inputs, tmp_path) == before
 
 
 def test_the_sweep_is_large() -> None:

@@ -959,6 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="tomosim", standalone_mode=False)
     except typer.Exit as exc:
+        if _interrupt_in_chain(exc):  # typer turns Ctrl-C into Exit(130)
+            return _exit(_interrupted(), argv)
         return _exit(exc.exit_code, argv)
     except typer.TyperException as exc:  # typer's (bundled click's) usage errors
         return _exit(_usage_error(exc), argv)
@@ -976,6 +978,8 @@ def main(argv: list[str] | None = None) -> int:
             return _exit(_interrupted(), argv)
         raise
     code = result if isinstance(result, int) else 0
+    if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
+        return _exit(_interrupted(), argv)
     return _exit(code, argv)
 
 

@@ -100,7 +100,7 @@ def _signed_byte_file(path: Path, labels: np.ndarray) -> None:
 
 
 def test_int8_minus_one_reads_as_not_labelled(tmp_path: Path) -> None:
-    from tomosim.train.data import label_ids
+    from tomosim.labels import label_ids
 
     labels = phantom_labels()
     labels[:, :, :6] = 255

@@ -199,13 +199,12 @@ def test_read_only_cache_dir(run_cli, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_memory_error_is_one_line(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tomosim.potential
+    import tomosim.cache
 
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(tomosim.potential, "load_potential", exhausted)
-    import tomosim.cli  # noqa: F401  (the command imports load_potential when it runs)
+    monkeypatch.setattr(tomosim.cache, "load_potential", exhausted)
 
     result = run_cli("potential", "builtin:apoferritin", "-o", tmp_path / "p.mrc",
                      "--pixel-size", "8")

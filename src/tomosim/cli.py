@@ -167,9 +167,9 @@ def potential(
     carries the voxel size and an origin that puts the map on the model's coordinates (voxel 0 at
     centre_a - (shape // 2) * pixel size).
     """
+    from tomosim.cache import load_potential
     from tomosim.config import PotentialConfig, SampleConfig, StructureOptions, validate_section
     from tomosim.io import write_mrc
-    from tomosim.potential import load_potential
 
     tree = {"potential": {"solvent": "none"}}
     tree.update(_section_tree(config, ("potential", "structure", "sample"), overrides))
@@ -374,6 +374,7 @@ def reconstruct(
     from tomosim.config import OpticsConfig, ReconstructionConfig, TiltConfig, validate_section
     from tomosim.io import read_mrc, read_tlt, require_finite, write_mrc
     from tomosim.memory import check_memory, reconstruct_bytes
+    from tomosim.microscope.ctf import Optics
     from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 
     tree = _section_tree(config, ("reconstruction", "microscope"), overrides)
@@ -435,9 +436,11 @@ def reconstruct(
         settings = PhaseFlipSettings(
             defocus_u=optics.defocus_um * 1e4,
             defocus_v=optics.defocus_um * 1e4,
-            voltage_kv=optics.voltage_kv,
-            cs_mm=optics.cs_mm,
-            amplitude_contrast=optics.amplitude_contrast,
+            optics=Optics(
+                voltage_kv=optics.voltage_kv,
+                cs_mm=optics.cs_mm,
+                amplitude_contrast=optics.amplitude_contrast,
+            ),
         )
     try:
         volume = weighted_backprojection(
@@ -494,7 +497,7 @@ def _require_torch(threads: int | None) -> None:
 
 def _class_table_near(path: Path, explicit: Path | None):
     """--classes, else ``<stem>.classes.csv`` or ``classes.csv`` beside a label file, else None."""
-    from tomosim.train.data import read_class_table
+    from tomosim.labels import read_class_table
 
     if explicit is not None:
         return read_class_table(explicit)
@@ -558,9 +561,9 @@ def train(
     """
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
+    from tomosim.labels import merge_class_tables
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.train.data import (
-        merge_class_tables,
         prepare_training_volume,
         read_simulation_folder,
     )
@@ -645,9 +648,9 @@ def segment(
     import numpy as np
 
     from tomosim.io import read_mrc, require_finite, write_mrc
+    from tomosim.labels import write_class_table
     from tomosim.memory import check_memory, segment_bytes
     from tomosim.train.checkpoint import load_checkpoint
-    from tomosim.train.data import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
     if batch_size < 1 or chunk_slices < 1:
@@ -725,10 +728,10 @@ def finetune(
     """
     _require_torch(threads)
     from tomosim.config import load_train_config
+    from tomosim.labels import read_class_table
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.data import (
         prepare_training_volume,
-        read_class_table,
         read_labelled_tomogram,
         read_simulation_folder,
     )
@@ -795,7 +798,7 @@ def evaluate(
     from rich.table import Table
 
     from tomosim.io import read_mrc, write_text
-    from tomosim.train.data import label_ids
+    from tomosim.labels import label_ids
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
     if output is not None:
@@ -872,8 +875,9 @@ def pick(
     import numpy as np
 
     from tomosim.io import read_mrc
-    from tomosim.train.data import label_ids, make_class_table
-    from tomosim.train.picking import is_globular_name, pick_particles, write_particles_star
+    from tomosim.labels import label_ids, make_class_table
+    from tomosim.particles import write_particles_star
+    from tomosim.train.picking import is_globular_name, pick_particles
 
     if min_size_px < 1:
         raise TomosimError(f"--min-size-px must be at least 1 voxel, got {min_size_px}")

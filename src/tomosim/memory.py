@@ -53,7 +53,8 @@ def available_memory_bytes() -> int:
             available = 2**62  # unknown: do not refuse
     for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = open(limit_file).read().strip()
+            with open(limit_file) as handle:
+                text = handle.read().strip()
         except OSError:
             continue
         if text.isdigit():

@@ -361,3 +361,31 @@ def test_sigkill_of_train_on_the_fly_leaves_no_process(tmp_path: Path) -> None:
         return not alive
 
     assert _wait_for(all_gone, 30), [c.pid for c in children]
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings that do not stop a run
+# --------------------------------------------------------------------------------------------
+
+
+def test_objects_that_cannot_be_placed_are_counted(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "sim.yaml").write_text(SMALL)
+    code, _, err = run_cli("simulate", tmp_path / "sim.yaml", "-o", tmp_path / "run",
+                           "--set", "proteins.species.0.count=20", "--set", "output.previews=false")
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if line.startswith("tomosim: warning:")]
+    assert len(warning) == 1 and "of 20" in warning[0] and "apo" in warning[0], err
+    placed = int(warning[0].split("apo ")[1].split(" of")[0])
+    assert 0 < placed < 20
+    assert (tmp_path / "run" / "config.resolved.yaml").is_file()
+
+
+def test_a_config_without_objects_warns_about_empty_ice(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "ice.yaml").write_text(
+        "sample: {shape: [16, 32, 32], pixel_size: 10.0}\n"
+        "microscope: {tilt: {min_angle: -30, max_angle: 30, step: 15}}\n"
+        "output: {previews: false}\n"
+    )
+    code, _, err = run_cli("simulate", tmp_path / "ice.yaml", "-o", tmp_path / "run")
+    assert code == 0, err
+    assert "tomosim: warning:" in err and "empty ice" in err

@@ -959,7 +959,18 @@ def main(argv: list[str] | None = None) -> int:
     Returns the exit code (also raised as ``SystemExit`` when run as a script).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():
+        # every warning of the run as one line on stderr (not an error, whatever the caller's
+        # filters say), library deprecations left out
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.showwarning = _show_warning
+        return _run(args, argv)
+
+
+def _run(args: list[str], argv: list[str] | None) -> int:
+    """Run the typer app on ``args``; every failure ends in one line and an exit code."""
     try:
         result = app(args=args, prog_name="tomosim", standalone_mode=False)
     except typer.Exit as exc:

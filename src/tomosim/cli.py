@@ -522,6 +522,20 @@ def _refuse_writing_into_inputs(output: Path, inputs: list[Path], *, option: str
             raise TomosimError(f"{option} {output} would overwrite the input {path}")
 
 
+def _refuse_existing_model(output: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train over a model folder unless continuing it or replacing it on purpose."""
+    from tomosim.train.checkpoint import MODEL_FILE, RESUME_FILE
+
+    if resume or overwrite:
+        return
+    for name in (MODEL_FILE, RESUME_FILE):
+        if (output / name).exists():
+            raise TomosimError(
+                f"-o {output} already holds a model ({name}); use a new folder, --resume to "
+                "continue it, or --overwrite to replace it"
+            )
+
+
 MAX_RESAMPLING = 8.0
 """segment refuses tomograms whose voxel size is more than this factor from the model's."""
 
@@ -550,6 +564,9 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
+    ] = False,
 ) -> None:
     """Train a 2.5D U-Net on simulated tomograms and their labels.
 
@@ -574,6 +591,7 @@ def train(
     _refuse_writing_into_inputs(output, [*(data or []), *([on_the_fly] if on_the_fly else [])])
     if (output / "tomogram.mrc").exists() or (output / "labels.mrc").exists():
         raise TomosimError(f"-o {output} is a simulation folder; give a new folder for the model")
+    _refuse_existing_model(output, resume=resume, overwrite=overwrite)
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -720,6 +738,9 @@ def finetune(
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
+    ] = False,
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -741,6 +762,7 @@ def finetune(
     _refuse_writing_into_inputs(
         output, [model_folder, model, tomogram, labels, *(phantoms or [])]
     )
+    _refuse_existing_model(output, resume=False, overwrite=overwrite)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config

@@ -31,7 +31,11 @@ app = typer.Typer(
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override a config value (repeatable).",
+    ),
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (overrides config).")]
 
@@ -156,6 +160,7 @@ def potential(
         list[str] | None,
         typer.Option(
             "--set",
+            metavar="SECTION.KEY=VALUE",
             help="Override potential.KEY, structure.KEY or sample.pixel_size (repeatable).",
         ),
     ] = None,
@@ -357,6 +362,7 @@ def reconstruct(
         list[str] | None,
         typer.Option(
             "--set",
+            metavar="SECTION.KEY=VALUE",
             help="Override reconstruction.KEY or microscope.optics/tilt.KEY (repeatable).",
         ),
     ] = None,

@@ -303,7 +303,8 @@ def test_sigkill_of_simulate_over_an_existing_run_keeps_the_old_run(tmp_path: Pa
     (tmp_path / "small.yaml").write_text(SMALL)
     (tmp_path / "slow.yaml").write_text(SLOW)
     first = _tomosim("simulate", "small.yaml", "-o", "run", cwd=tmp_path)
-    assert first.wait(timeout=300) == 0, first.stderr.read() if first.stderr else ""
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
     old = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     refused = _tomosim("simulate", "slow.yaml", "-o", "run", cwd=tmp_path)
     _, stderr = refused.communicate(timeout=300)
@@ -312,12 +313,13 @@ def test_sigkill_of_simulate_over_an_existing_run_keeps_the_old_run(tmp_path: Pa
     assert _wait_for(lambda: _staging(tmp_path, "run") or process.poll() is not None, 300)
     time.sleep(1.0)
     process.kill()
-    process.wait(timeout=60)
+    process.communicate(timeout=60)
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == old
     assert _staging(tmp_path, "run")  # the killed run's leftovers, until the next run
     again = _tomosim("simulate", "small.yaml", "-o", "run", "--overwrite", "--seed", "5",
                      cwd=tmp_path)
-    assert again.wait(timeout=300) == 0
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
     assert not _staging(tmp_path, "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "slow.yaml", "small.yaml"]
     assert {p.name for p in (tmp_path / "run").iterdir()} == set(old)
@@ -346,11 +348,12 @@ def test_sigkill_of_train_on_the_fly_leaves_no_process(tmp_path: Path) -> None:
                 if "resource_tracker" not in " ".join(c.cmdline())]
 
     assert _wait_for(lambda: len(workers()) >= 2 or process.poll() is not None, 300)
-    assert process.poll() is None, process.stderr.read() if process.stderr else ""
     children = parent.children(recursive=True)
     time.sleep(1.0)
+    running = process.poll() is None
     process.kill()
-    process.wait(timeout=60)
+    _, stderr = process.communicate(timeout=60)
+    assert running, stderr
 
     def all_gone() -> bool:
         alive = []

@@ -74,11 +74,12 @@ def test_pick_flags_are_the_function_parameter_names() -> None:
 
 def test_no_drifting_names_left() -> None:
     drifted = {"--thickness", "--cutoff", "--falloff", "--sirt-like", "--mass-kda", "--scale-v",
-               "--threshold", "--min-size", "--tomo-name", "--no-cache"}
+               "--min-size", "--tomo-name", "--no-cache"}
     everywhere = set()
     for command in typer.main.get_command(app).commands:  # type: ignore[attr-defined]
         everywhere |= set(_options(command))
     assert not drifted & everywhere
+    assert "--threshold" not in _options("potential")  # map_threshold is --map-threshold
 
 
 def test_help_has_no_bool_metavar(run_cli) -> None:

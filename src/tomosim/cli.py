@@ -301,6 +301,11 @@ def simulate(
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
     _simulate_to_folder(cfg, output, overwrite=overwrite, max_memory_gb=max_memory_gb)
+    from tomosim.filaments import fitted_helix_lines
+
+    for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)
+        for line in fitted_helix_lines(species) if species.count else []:
+            typer.echo(line)
     typer.echo(f"simulation written to {output}/")
 
 
@@ -484,6 +489,10 @@ ThreadsOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto, cpu, cuda or mps (mixed precision on CUDA)."),
+]
 
 
 def _require_torch(threads: int | None) -> None:
@@ -573,6 +582,15 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
     ] = False,
+    device: DeviceOption = "cpu",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="segmentation (labels.mrc) or picking (balls at the particles of "
+            "particles.star); overrides the config's task.",
+        ),
+    ] = None,
 ) -> None:
     """Train a 2.5D U-Net on simulated tomograms and their labels.
 
@@ -583,13 +601,15 @@ def train(
     config.resolved.yaml.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config, read_config_tree
+    from tomosim.config import read_config_tree
     from tomosim.labels import merge_class_tables
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
+    from tomosim.train.config import load_train_config
     from tomosim.train.data import (
         prepare_training_volume,
         read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import train_network, train_on_the_fly
 
     if bool(data) == (on_the_fly is not None):
@@ -598,25 +618,46 @@ def train(
     if (output / "tomogram.mrc").exists() or (output / "labels.mrc").exists():
         raise TomosimError(f"-o {output} is a simulation folder; give a new folder for the model")
     _refuse_existing_model(output, resume=resume, overwrite=overwrite)
+    resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
+    if task is not None:
+        overrides = [*(overrides or []), f"task={task}"]
     settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=base)
+    if settings.task == "picking":
+        from tomosim.train.localisation import read_picking_folder
+
+        if on_the_fly is not None:
+            raise TomosimError("--task picking trains on simulation folders, not --on-the-fly")
+        radii = dict(settings.picking.radii)
+        folders = []
+        for folder in data or []:  # the first folder with a class fixes its estimated radius
+            labelled, used = read_picking_folder(
+                folder, radii=radii, target_fraction=settings.picking.target_fraction
+            )
+            radii = {**used, **radii}
+            folders.append(labelled)
+        settings = settings.model_copy(
+            update={"picking": settings.picking.model_copy(update={"radii": radii})}
+        )
+    elif on_the_fly is None:
+        folders = [read_simulation_folder(folder) for folder in data or []]
     if on_the_fly is not None:
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
             tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            device=device,
             resume=resume, progress=not quiet,
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
     else:
-        folders = [read_simulation_folder(folder) for folder in data or []]
         classes = merge_class_tables([folder.classes for folder in folders])
         pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
-        for folder in folders:
-            if abs(folder.voxel_size[2] / pixel_size - 1) > 0.01:
+        for prepared in folders:
+            if abs(prepared.voxel_size[2] / pixel_size - 1) > 0.01:
                 warnings.warn(
-                    f"{folder.name} has voxel size {folder.voxel_size[2]:g} Å, the model "
+                    f"{prepared.name} has voxel size {prepared.voxel_size[2]:g} Å, the model "
                     f"{pixel_size:g} Å: resampled for training",
                     stacklevel=1,
                 )
@@ -627,7 +668,7 @@ def train(
             )
         result = train_network(
             volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-            resume=resume, progress=not quiet,
+            resume=resume, progress=not quiet, device=device,
         )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -644,7 +685,9 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram: MRC (voxel size set), OME-Zarr or copick run.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
         Path | None,
@@ -660,23 +703,35 @@ def segment(
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
     max_memory_gb: MaxMemoryOption = None,
+    match_spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--match-spectrum",
+            help="Filter the tomogram to the amplitude spectrum of the model's training data.",
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
-    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it. MODEL "default" is the
+    pretrained model shipped with tomosim (docs/pretrained_model.md).
     """
     _require_torch(threads)
     import contextlib
 
     import numpy as np
 
-    from tomosim.io import read_mrc, require_finite, write_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import require_finite, write_mrc
     from tomosim.labels import write_class_table
     from tomosim.memory import check_memory, segment_bytes
     from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
+    resolve_device(device)
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
@@ -687,7 +742,7 @@ def segment(
     if probabilities is not None:
         _refuse_writing_into_inputs(probabilities, [tomogram, model], option="--probabilities")
     checkpoint = load_checkpoint(model)
-    volume = read_mrc(tomogram)
+    volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
@@ -716,6 +771,7 @@ def segment(
         labels = segment_tomogram(
             checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
             chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+            match_spectrum=match_spectrum, device=device,
         )
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
@@ -728,8 +784,10 @@ def segment(
 @app.command()
 def finetune(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
-    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram (MRC, OME-Zarr, copick run).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Its labels, MRC or OME-Zarr (uint8; 255 = not labelled).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
         Path | None,
@@ -747,6 +805,7 @@ def finetune(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
     ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -754,14 +813,15 @@ def finetune(
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config
     from tomosim.labels import read_class_table
     from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.train.config import load_train_config
     from tomosim.train.data import (
         prepare_training_volume,
         read_labelled_tomogram,
         read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
     model_folder = model if model.is_dir() else model.parent
@@ -769,6 +829,7 @@ def finetune(
         output, [model_folder, model, tomogram, labels, *(phantoms or [])]
     )
     _refuse_existing_model(output, resume=False, overwrite=overwrite)
+    resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
@@ -789,7 +850,7 @@ def finetune(
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
-        progress=not quiet,
+        progress=not quiet, device=device,
     )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -802,8 +863,10 @@ def finetune(
 
 @app.command()
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
-    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted labels (MRC or OME-Zarr).")],
+    truth: Annotated[
+        Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
+    ],
     classes: Annotated[
         Path | None,
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
@@ -825,16 +888,17 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomosim.io import read_mrc, write_text
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_text
     from tomosim.labels import label_ids
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
     if output is not None:
         _refuse_writing_into_inputs(output, [prediction, truth])
-    predicted_volume = read_mrc(prediction, require_voxel_size=False)
-    true_volume = read_mrc(truth, require_voxel_size=False)
-    predicted = label_ids(predicted_volume.data, prediction)
-    true = label_ids(true_volume.data, truth)
+    predicted_volume = read_volume(prediction, require_voxel_size=False)
+    true_volume = read_volume(truth, require_voxel_size=False)
+    predicted = label_ids(np.asarray(predicted_volume.data), prediction)
+    true = label_ids(np.asarray(true_volume.data), truth)
     if predicted.shape != true.shape:
         raise TomosimError(
             f"prediction shape {predicted.shape} differs from truth shape {true.shape}: "
@@ -881,53 +945,107 @@ def evaluate(
 
 @app.command()
 def pick(
-    labels: Annotated[Path, typer.Argument(help="Label MRC (voxel size set).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output particles STAR file.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A picking model (model folder or .pt) followed by TOMOGRAM, or a label MRC "
+            "(voxel size set) whose connected components are picked."
+        ),
+    ],
+    tomogram: Annotated[
+        Path | None, typer.Argument(help="Tomogram MRC to pick (with a model only).")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output particles STAR file.")
+    ] = ...,  # type: ignore[assignment]
     classes: Annotated[
-        Path | None, typer.Option("--classes", help="classes.csv (default: beside LABELS).")
+        Path | None,
+        typer.Option("--classes", help="classes.csv (labels only; default: beside LABELS)."),
     ] = None,
     class_names: Annotated[
         list[str] | None,
         typer.Option(
-            "--class", help="Class to pick (repeatable; default: all but membrane/filament names)."
+            "--class",
+            help="Class to pick (repeatable; default: the model's classes, or for labels all "
+            "but membrane/filament names).",
         ),
     ] = None,
     min_size_px: Annotated[
-        int, typer.Option("--min-size-px", help="Smallest component kept, voxels.")
+        int, typer.Option("--min-size-px", help="Labels: smallest component kept, voxels.")
     ] = 1,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Model: smallest peak score (default: the model's)."),
+    ] = None,
     tomogram_name: Annotated[
         str, typer.Option("--tomogram-name", help="rlnTomoName of the particles.")
     ] = "TS_01",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Model: z-slices per network call.")
+    ] = 4,
+    threads: ThreadsOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Particles from labels: centroids of connected components, as a RELION 5 style STAR file."""
+    """Particles as a RELION 5 style STAR file, from a picking network or from labels.
+
+    With a model: peaks of the network's smoothed class probabilities, at least nms_fraction x
+    radius apart (class-dependent), scores in rlnAutopickFigureOfMerit. With a label MRC:
+    centroids of connected components. Coordinates: rlnCoordinateX/Y/Z in voxels of the input
+    (voxel i centred at i) and rlnCenteredCoordinateX/Y/ZAngst from the centre voxel shape // 2.
+    """
     import numpy as np
 
-    from tomosim.io import read_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import read_mrc, require_finite
     from tomosim.labels import label_ids, make_class_table
     from tomosim.particles import write_particles_star
     from tomosim.train.picking import is_globular_name, pick_particles
 
-    if min_size_px < 1:
-        raise TomosimError(f"--min-size-px must be at least 1 voxel, got {min_size_px}")
-    _refuse_writing_into_inputs(output, [labels])
-    volume = read_mrc(labels)
-    label_data = label_ids(volume.data, labels)
-    table = _class_table_near(labels, classes)
-    if table is None:
-        present = [int(v) for v in np.unique(label_data) if int(v) not in (0, 255)]
-        table = make_class_table(present, [f"class_{v}" for v in present])
-    if class_names:
-        wanted = {table.id_of(name): name for name in class_names}
+    _refuse_writing_into_inputs(output, [source, *([tomogram] if tomogram else [])])
+    if source.is_dir() or source.suffix == ".pt":
+        if tomogram is None:
+            raise TomosimError(f"give the TOMOGRAM to pick with the model {source}")
+        if batch_size < 1:
+            raise TomosimError(f"--batch-size must be at least 1, got {batch_size}")
+        _require_torch(threads)
+        from tomosim.train.checkpoint import load_checkpoint
+        from tomosim.train.picking_network import pick_tomogram
+
+        checkpoint = load_checkpoint(source)
+        volume = read_volume(tomogram)
+        require_finite(np.asarray(volume.data), tomogram)
+        try:
+            particles = pick_tomogram(
+                checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
+                threshold=threshold, tomogram_name=tomogram_name, batch_size=batch_size,
+                progress=not quiet,
+            )
+        except TomosimError as exc:
+            raise TomosimError(f"{exc}: {source}") from None
     else:
-        wanted = {
-            i: n
-            for i, n in zip(table.ids, table.names, strict=True)
-            if i != 0 and is_globular_name(n)
-        }
-    particles = pick_particles(
-        label_data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size_px,
-        tomogram_name=tomogram_name,
-    )
+        if tomogram is not None:
+            raise TomosimError(
+                f"{source} is not a model folder or .pt file; a label MRC takes no TOMOGRAM"
+            )
+        if min_size_px < 1:
+            raise TomosimError(f"--min-size-px must be at least 1 voxel, got {min_size_px}")
+        volume = read_mrc(source)
+        label_data = label_ids(volume.data, source)
+        table = _class_table_near(source, classes)
+        if table is None:
+            present = [int(v) for v in np.unique(label_data) if int(v) not in (0, 255)]
+            table = make_class_table(present, [f"class_{v}" for v in present])
+        if class_names:
+            wanted = {table.id_of(name): name for name in class_names}
+        else:
+            wanted = {
+                i: n for i, n in zip(table.ids, table.names, strict=True)
+                if i != 0 and is_globular_name(n)
+            }
+        particles = pick_particles(
+            label_data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size_px,
+            tomogram_name=tomogram_name,
+        )
     write_particles_star(output, particles)
     per_class = particles.groupby("tomosimClassName").size().to_dict() if len(particles) else {}
     typer.echo(f"{output}: {len(particles)} particles {per_class}")
@@ -969,6 +1087,267 @@ def dataset_command(
     typer.echo(
         f"{index.done} phantoms in {output}/ (index.csv, index.json) "
         f"in {time.monotonic() - start:.1f} s"
+    )
+
+
+# ---- commands: picking-targets ----------------------------------------------------------
+
+
+@app.command("picking-targets")
+def picking_targets(
+    folder: Annotated[
+        Path, typer.Argument(help="Simulation folder: tomogram.mrc, particles.star, classes.csv.")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="spheres: label MRC; heatmaps: folder of MRCs."),
+    ],
+    kind: Annotated[str, typer.Option("--kind", help="spheres or heatmaps.")] = "spheres",
+    target_fraction: Annotated[
+        float,
+        typer.Option(
+            "--target-fraction",
+            help="Ball radius (spheres) or Gaussian sigma (heatmaps) as a fraction of the radius.",
+        ),
+    ] = 0.5,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option("--radius", help="Particle radius NAME=Å (default: from labels.mrc)."),
+    ] = None,
+) -> None:
+    """Write the localisation targets that --task picking builds on the fly from particles.star.
+
+    spheres: uint8 labels, a ball of TARGET_FRACTION x radius per particle, with
+    <stem>.classes.csv; heatmaps: OUTPUT/<class>.mrc, float32 unit-peak Gaussians of standard
+    deviation TARGET_FRACTION x radius. Radii not given are estimated from labels.mrc.
+    """
+    from tomosim.io import write_mrc
+    from tomosim.labels import write_class_table
+    from tomosim.train.localisation import read_heatmap_targets, read_picking_folder
+    from tomosim.train.picking_metrics import parse_name_values
+
+    if kind not in ("spheres", "heatmaps"):
+        raise TomosimError(f"--kind must be spheres or heatmaps, got {kind!r}")
+    if not 0 < target_fraction <= 5:
+        raise TomosimError(f"--target-fraction must be in (0, 5], got {target_fraction}")
+    radii = parse_name_values(radius or [], option="--radius")
+    if kind == "spheres":
+        data, used = read_picking_folder(folder, radii=radii, target_fraction=target_fraction)
+        write_mrc(output, data.labels, voxel_size=data.voxel_size)
+        stem = output.name.rsplit(".", 1)[0]
+        write_class_table(output.with_name(f"{stem}.classes.csv"), data.classes)
+    else:
+        heatmaps, classes, used, voxel_size = read_heatmap_targets(
+            folder, radii=radii, sigma_fraction=target_fraction
+        )
+        output.mkdir(parents=True, exist_ok=True)
+        for name, heatmap in zip(classes.names[1:], heatmaps, strict=True):
+            write_mrc(output / f"{name}.mrc", heatmap, voxel_size=voxel_size)
+    shown = ", ".join(f"{n} {r:.0f} Å" for n, r in used.items())
+    typer.echo(f"{output}: {kind} for {len(used)} classes (radii {shown})")
+
+
+# ---- commands: match --------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(
+    tomogram: Annotated[
+        Path, typer.Argument(help="A real tomogram (MRC, OME-Zarr, copick run), beam along z.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
+    pixel_size: Annotated[
+        float | None,
+        typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
+    ] = None,
+    base: Annotated[
+        Path | None,
+        typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
+    ] = None,
+    seed: SeedOption = None,
+    no_picture: Annotated[
+        bool, typer.Option("--no-picture", help="Skip the phantom and the comparison PNG.")
+    ] = False,
+) -> None:
+    """Measure a tomogram and write a simulation config that resembles it.
+
+    Measures pixel size, sample thickness, contrast polarity, background noise and spectrum, and
+    the apparent tilt range; writes OUTPUT (a config with distributions centred on them),
+    OUTPUT.json (all numbers) and OUTPUT.png (slices and spectra beside a phantom simulated from
+    the config).
+    """
+    from tomosim.config import read_config_tree
+    from tomosim.match import match_tomogram_file
+
+    if pixel_size is not None and not 0 < pixel_size <= 100:
+        raise TomosimError(f"--pixel-size must be in (0, 100] Å, got {pixel_size}")
+    tree = read_config_tree(base) if base is not None else None
+    measured = match_tomogram_file(
+        tomogram, output, pixel_size=pixel_size, base=tree, seed=seed or 0,
+        picture=not no_picture,
+    )
+    low, high = measured.tilt_range
+    typer.echo(
+        f"{output}: pixel size {measured.pixel_size:g} Å, thickness {measured.thickness:.0f} Å, "
+        f"protein {measured.polarity}, tilt range {low:.1f}..{high:.1f} degrees, "
+        f"background noise s.d. {measured.noise_sd:.4g}"
+    )
+
+
+# ---- commands: evaluate-picks -----------------------------------------------------------
+
+
+@app.command("evaluate-picks")
+def evaluate_picks(
+    truth: Annotated[Path, typer.Argument(help="True particles STAR (e.g. particles.star).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted particles STAR (tomosim pick).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores JSON.")] = None,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--radius",
+            help="Particle radius NAME=Å (repeatable; the CZII class names have the challenge's).",
+        ),
+    ] = None,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            help="Class weight NAME=W in the weighted F-beta (repeatable; default 1, or the "
+            "challenge's with --czii-weights).",
+        ),
+    ] = None,
+    czii_weights: Annotated[
+        bool, typer.Option("--czii-weights", help="Start from the CZII challenge's class weights.")
+    ] = False,
+    beta: Annotated[
+        float, typer.Option("--beta", help="F-beta's beta (recall weighs beta²).")
+    ] = 4.0,
+    distance_fraction: Annotated[
+        float,
+        typer.Option("--distance-fraction", help="Match within this fraction of the radius."),
+    ] = 0.5,
+    matching: Annotated[
+        str, typer.Option("--matching", help="hungarian (one-to-one) or czii (challenge counting).")
+    ] = "hungarian",
+    pixel_size: Annotated[
+        float | None,
+        typer.Option("--pixel-size", help="Å/pixel if the files have only rlnCoordinateX/Y/Z."),
+    ] = None,
+) -> None:
+    """Score picked particles against the truth: per-class precision, recall and F-beta.
+
+    A pick is a true positive within DISTANCE_FRACTION x radius (inclusive) of an unmatched true
+    particle of its class in its tomogram (rlnTomoName); counts are summed over tomograms.
+    Distractors (class 0) and filament subunits in either file are not scored.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomosim.io import write_text
+    from tomosim.train.picking_metrics import (
+        CZII_WEIGHTS,
+        evaluate_pick_files,
+        parse_name_values,
+    )
+
+    if matching not in ("hungarian", "czii"):
+        raise TomosimError(f"--matching must be hungarian or czii, got {matching!r}")
+    weights = dict(CZII_WEIGHTS) if czii_weights else {}
+    weights.update(parse_name_values(weight or [], option="--weight"))
+    result = evaluate_pick_files(
+        truth, prediction, radii=parse_name_values(radius or [], option="--radius"),
+        distance_fraction=distance_fraction, beta=beta, weights=weights,
+        matching=matching,  # type: ignore[arg-type]
+        pixel_size=pixel_size,
+    )
+    title = f"{prediction} vs {truth} (F{beta:g}, within {distance_fraction:g} x radius)"
+    grid = Table(title=title)
+    for column in ("class", "radius Å", "weight", "true", "picked", "TP", "FP", "FN",
+                   "precision", "recall", f"F{beta:g}"):
+        grid.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for c in result.classes:
+        grid.add_row(c.name, f"{c.radius:g}", f"{c.weight:g}", str(c.true_particles),
+                     str(c.predicted_particles), str(c.true_positives), str(c.false_positives),
+                     str(c.false_negatives), show(c.precision), show(c.recall), show(c.fbeta))
+    grid.add_row("weighted", "", "", "", "", "", "", "", "", "", show(result.weighted_fbeta))
+    Console(width=None if sys.stdout.isatty() else 160).print(grid)
+    if output is not None:
+        report = {"truth": str(truth), "prediction": str(prediction), **result.as_dict()}
+        write_text(output, json.dumps(report, indent=2) + "\n")
+
+
+# ---- commands: export (copick, RELION 5) -------------------------------------------------
+
+export_app = typer.Typer(
+    help="Export run folders to other tools' formats: copick projects, RELION 5 projects.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+RunsArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Run folders of tomosim simulate, or dataset folders (their phantoms)."),
+]
+
+
+def _expand_run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders; a dataset folder (index.json) stands for its complete phantom folders."""
+    out: list[Path] = []
+    for path in paths:
+        if (path / "index.json").is_file() and not (path / "config.resolved.yaml").exists():
+            phantoms = sorted(
+                p for p in path.glob("phantom_*") if (p / "config.resolved.yaml").is_file()
+            )
+            if not phantoms:
+                raise TomosimError(f"dataset folder has no complete phantom folders: {path}")
+            out.extend(phantoms)
+        else:
+            out.append(path)
+    return out
+
+
+@export_app.command("copick")
+def export_copick_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="copick project folder.")],
+    names: Annotated[
+        list[str] | None,
+        typer.Option("--name", help="Run name, one per run folder (default: tomogram names)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace runs the project already holds.")
+    ] = False,
+) -> None:
+    """Write run folders as runs of a copick project (tomogram, labels, picks per class)."""
+    from tomosim.formats.copick import export_copick
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    result = export_copick(folders, output, names=names, overwrite=overwrite)
+    typer.echo(f"{result.config}: runs {', '.join(result.runs)}")
+
+
+@export_app.command("relion")
+def export_relion_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="RELION 5 project folder.")],
+) -> None:
+    """Write tomograms.star, tilt-series STAR files, particles.star and optimisation_set.star."""
+    from tomosim.formats.relion import write_relion_project
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    project = write_relion_project(folders, output)
+    typer.echo(
+        f"{project.optimisation_set}: {len(project.tilt_series)} tilt series, "
+        f"particles in {project.particles.name}"
     )
 
 

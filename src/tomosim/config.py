@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tomosim.errors import TomosimError
 from tomosim.microscope.ctf import Optics
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Literal[1] = 1
 
 PositiveLength = Annotated[float, Field(gt=0, le=1e6)]
 Angle = Annotated[float, Field(ge=-360, le=360)]
@@ -44,13 +44,16 @@ class PotentialConfig(Section):
 
     solvent: Literal["none", "ice"] = "ice"
     hydrogens: bool = Field(True, description="add implicit hydrogens to heavy atoms")
-    b_factor: float = Field(0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²")
+    b_factor: float = Field(
+        0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²"
+    )
     resolution: float | None = Field(
         None, gt=0, le=200, description="optional low-pass to this resolution, Å"
     )
     hydration_shell: bool = False
     ice_potential_v: float | None = Field(
-        None, gt=0, le=20, description="mean potential of vitreous ice, V; None = documented default"
+        None, gt=0, le=20,
+        description="mean potential of vitreous ice, V; None = documented default",
     )
     cache: bool = Field(True, description="reuse potentials from the on-disk cache")
 
@@ -60,11 +63,15 @@ class StructureOptions(Section):
 
     assembly: str | None = Field(None, description="biological assembly id to expand, e.g. '1'")
     chains: list[str] | None = None
-    segments: list[str] | None = Field(None, description="segment ids to keep (CHARMM-style models)")
+    segments: list[str] | None = Field(
+        None, description="segment ids to keep (CHARMM-style models)"
+    )
     keep_water: bool = False
     keep_ligands: bool = True
     keep_hydrogens: bool = False
-    map_mass_kda: float | None = Field(None, gt=0, le=1e6, description="molecular mass for maps, kDa")
+    map_mass_kda: float | None = Field(
+        None, gt=0, le=1e6, description="molecular mass for maps, kDa"
+    )
     map_scale_v: float | None = Field(None, gt=0, le=1e6, description="map value -> volts factor")
     map_threshold: float | None = Field(None, description="map values below this are set to 0")
 
@@ -87,7 +94,8 @@ class SampleConfig(Section):
         None, gt=0, le=1e5, description="ice slab thickness, Å; None = the whole z extent"
     )
     label_threshold: float = Field(
-        0.5, gt=0, le=1e3, description="an object labels voxels where its own potential exceeds this, V"
+        0.5, gt=0, le=1e3,
+        description="an object labels voxels where its own potential exceeds this, V",
     )
 
 
@@ -103,7 +111,9 @@ class ProteinSpecies(Section):
     """
 
     name: str = Field(min_length=1)
-    source: str = Field(min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome")
+    source: str = Field(
+        min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome"
+    )
     label: str | None = None
     count: int | None = Field(None, ge=0, le=10_000_000)
     concentration_nm: float | None = Field(None, ge=0, le=1e7)
@@ -116,7 +126,8 @@ class ProteinSpecies(Section):
         given = [x is not None for x in (self.count, self.concentration_nm, self.volume_fraction)]
         if sum(given) != 1:
             raise ValueError(
-                f"species {self.name!r}: give exactly one of count, concentration_nm, volume_fraction"
+                f"species {self.name!r}: give exactly one of count, concentration_nm, "
+                "volume_fraction"
             )
         return self
 
@@ -147,7 +158,9 @@ class DecorationConfig(Section):
     structure: StructureOptions = StructureOptions()
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
-    mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
+    mean_segment_subunits: float = Field(
+        30.0, ge=1, le=1e5, description="mean decorated run length"
+    )
     rise: float | None = Field(None, gt=0, le=1e3, description="decorated rise, Å; None = preset")
     twist: float | None = Field(None, ge=-360, le=360, description="decorated twist; None = preset")
     radius: float | None = Field(
@@ -220,7 +233,9 @@ class FilamentSpecies(Section):
         if self.preset is None and self.source is None:
             raise ValueError(f"filament {self.name!r}: give a preset or a source")
         if self.helix == "auto" and self.source is None:
-            raise ValueError(f"filament {self.name!r}: helix: auto needs a source (a filament model)")
+            raise ValueError(
+                f"filament {self.name!r}: helix: auto needs a source (a filament model)"
+            )
         if self.decoration is not None and self.decoration.helix == "auto" and (
             self.decoration.source is None
         ):
@@ -234,7 +249,9 @@ class VesiclesConfig(Section):
     """Lipid vesicles: spherical or ellipsoidal bilayers labelled as ``label``."""
 
     count: int = Field(0, ge=0, le=100_000)
-    radius: tuple[PositiveLength, PositiveLength] = Field((300.0, 800.0), description="(min, max) Å")
+    radius: tuple[PositiveLength, PositiveLength] = Field(
+        (300.0, 800.0), description="(min, max) Å"
+    )
     max_aspect: float = Field(1.0, ge=1, le=5, description="largest ellipsoid axis ratio")
     thickness: float = Field(40.0, gt=0, le=200, description="bilayer thickness, Å")
     label: str = "membrane"
@@ -313,6 +330,8 @@ class DetectorConfig(Section):
 
 
 class MicroscopeConfig(Section):
+    """The microscope: tilt scheme, optics, dose and detector."""
+
     tilt: TiltConfig = TiltConfig()
     optics: OpticsConfig = OpticsConfig()
     dose: DoseConfig = DoseConfig()
@@ -332,8 +351,15 @@ class ReconstructionConfig(Section):
 
 
 class OutputConfig(Section):
+    """What is written besides the volumes."""
+
     previews: bool = True
     tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+    volume_format: Literal["mrc", "ome-zarr", "both"] = Field(
+        "mrc", description="volumes (ground truth, labels, instances, tomogram) as MRC, OME-Zarr"
+    )
+    ome_zarr_levels: int = Field(3, ge=1, le=8, description="OME-Zarr resolution levels")
+    ome_zarr_chunk_px: int = Field(64, ge=8, le=1024, description="OME-Zarr chunk edge, voxels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +499,12 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def _format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """Format a pydantic validation error as one line naming the source and the failing field.
+
+    ``prefix`` (e.g. ``"reconstruction"``) is put before the field path of a section validated
+    on its own.
+    """
     err = exc.errors()[0]
     where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"].removeprefix("Value error, ")
@@ -495,7 +526,7 @@ def config_from_dict(
     try:
         return SimulationConfig.model_validate(tree)
     except ValidationError as exc:
-        raise TomosimError(_format_validation_error(exc, source)) from None
+        raise TomosimError(format_validation_error(exc, source)) from None
 
 
 SectionT = TypeVar("SectionT", bound=Section)
@@ -518,7 +549,7 @@ def validate_section(
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        raise TomosimError(_format_validation_error(exc, source, where)) from None
+        raise TomosimError(format_validation_error(exc, source, where)) from None
 
 
 def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -577,169 +608,4 @@ def load_config(
 
 def dump_config(config: SimulationConfig) -> str:
     """The fully resolved config as YAML text (every default filled in)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Training (tomosim train / finetune): a separate root, not part of SimulationConfig
-# --------------------------------------------------------------------------------------------
-
-
-class NetworkConfig(Section):
-    """The 2.5D U-Net (see :func:`tomosim.train.model.build_network`).
-
-    ``slices`` adjacent z-slices enter as channels; the network scores the centre slice. Level
-    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the top.
-    """
-
-    slices: int = Field(5, ge=1, le=31, description="adjacent z-slices fed as channels (odd)")
-    depth: int = Field(3, ge=1, le=6, description="number of 2x downsamplings")
-    base_channels: int = Field(16, ge=2, le=256, description="feature channels at full resolution")
-    residual_units: int = Field(2, ge=0, le=4, description="convolutions per residual unit")
-    norm: Literal["batch", "instance"] = Field(
-        "batch", description="batch: the same statistics for patches and whole slices"
-    )
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _odd_slices(self) -> NetworkConfig:
-        if self.slices % 2 == 0:
-            raise ValueError(f"network.slices must be odd (a centre slice), got {self.slices}")
-        return self
-
-
-class AugmentationConfig(Section):
-    """Augmentations that keep the missing wedge where it is (beam along z, tilt axis along y).
-
-    Flips of x and y, 180° rotation about z and reversal of the slice order map the wedge onto
-    itself; 90° rotations would move it and are not offered. Intensity changes are in units of the
-    normalised tomogram (robust standard deviations); each is applied with ``probability``.
-    """
-
-    flip_x: bool = True
-    flip_y: bool = True
-    rotate_180: bool = True
-    reverse_slices: bool = True
-    intensity_scale: float = Field(0.2, ge=0, le=1, description="gain drawn from 1 ± this; 0 = off")
-    intensity_shift: float = Field(0.2, ge=0, le=5, description="offset drawn from ± this; 0 = off")
-    contrast: float = Field(0.2, ge=0, le=1, description="stretch about the patch mean, 1 ± this")
-    noise_std: float = Field(0.2, ge=0, le=5, description="Gaussian noise s.d. up to this; 0 = off")
-    blur_sigma_px: float = Field(1.0, ge=0, le=5, description="in-plane blur s.d. up to this, px")
-    probability: float = Field(0.5, ge=0, le=1, description="chance of each intensity transform")
-
-
-class FinetuneConfig(Section):
-    """``tomosim finetune``: a short, gentle continuation on partly labelled real data."""
-
-    learning_rate: float = Field(1e-4, gt=0, le=1)
-    epochs: int = Field(10, ge=1, le=100_000)
-    phantom_fraction: float = Field(
-        0.5, ge=0, le=1, description="share of each batch drawn from --phantoms folders"
-    )
-
-
-class OnTheFlyConfig(Section):
-    """``tomosim train --on-the-fly``: phantoms simulated in the background while the network trains.
-
-    Patches are drawn from a pool of ``pool_size`` phantoms; every ``refresh_every`` iterations
-    the oldest is replaced by the next phantom of the stream, so a run of ``I`` iterations sees
-    ``pool_size + (I - 1) // refresh_every`` training phantoms. ``validation_phantoms`` more,
-    simulated first, are set aside for validation.
-    """
-
-    pool_size: int = Field(4, ge=1, le=10_000, description="phantoms patches are drawn from at a time")
-    refresh_every: int = Field(
-        20, ge=1, le=10_000_000, description="iterations between replacing the oldest phantom"
-    )
-    workers: int = Field(1, ge=1, le=256, description="background processes simulating phantoms")
-    threads: int = Field(1, ge=1, le=1024, description="numba threads of each background process")
-    validation_phantoms: int = Field(1, ge=0, le=10_000, description="phantoms kept for validation")
-
-
-class TrainConfig(Section):
-    """Training a segmentation network on simulated tomograms: one YAML file."""
-
-    version: Literal[1] = CONFIG_VERSION
-    seed: int = Field(0, ge=0, le=2**63 - 1)
-    pixel_size: float | None = Field(
-        None, gt=0, le=100, description="Å per voxel seen by the network; None = first tomogram's"
-    )
-    network: NetworkConfig = NetworkConfig()
-    patch_size: int = Field(128, ge=16, le=4096, description="square patch side, px")
-    batch_size: int = Field(8, ge=1, le=4096)
-    epochs: int = Field(20, ge=1, le=100_000)
-    iterations_per_epoch: int = Field(100, ge=1, le=10_000_000)
-    learning_rate: float = Field(1e-3, gt=0, le=1)
-    schedule: Literal["constant", "cosine"] = "cosine"
-    weight_decay: float = Field(1e-5, ge=0, le=1)
-    dice_weight: float = Field(1.0, ge=0, le=100, description="soft Dice term added to cross-entropy")
-    validation_fraction: float = Field(
-        0.1, ge=0, le=0.5, description="share of each tomogram's y extent held out"
-    )
-    validation_patches: int = Field(16, ge=1, le=100_000)
-    augmentation: AugmentationConfig = AugmentationConfig()
-    finetune: FinetuneConfig = FinetuneConfig()
-    on_the_fly: OnTheFlyConfig = OnTheFlyConfig()
-
-    @model_validator(mode="after")
-    def _patch_fits_network(self) -> TrainConfig:
-        step = 2**self.network.depth
-        if self.patch_size % step:
-            raise ValueError(
-                f"patch_size {self.patch_size} must be a multiple of 2**network.depth = {step}"
-            )
-        return self
-
-
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_train_config(
-    path: str | os.PathLike[str] | None,
-    *,
-    overrides: list[str] | None = None,
-    seed: int | None = None,
-    base: dict[str, Any] | None = None,
-) -> TrainConfig:
-    """Read a training YAML config, apply overrides and seed, validate.
-
-    Parameters
-    ----------
-    path
-        YAML file; None starts from ``base`` (or all defaults).
-    overrides
-        ``"section.key=value"`` strings, values parsed as YAML (``network.depth=4``).
-    seed
-        Overrides the config's ``seed``.
-    base
-        A stored config tree (from a checkpoint) that the file and overrides are merged over.
-
-    Raises
-    ------
-    TomosimError
-        Missing or unparsable file, unknown keys, values out of range.
-    """
-    tree: dict[str, Any] = _deep_merge({}, base or {})  # nested copy: overrides must not touch base
-    source = "<checkpoint>" if base else "<defaults>"
-    if path is not None:
-        source = str(path)
-        tree = _deep_merge(tree, read_config_tree(path))
-    tree = apply_overrides(tree, overrides or [])
-    if seed is not None:
-        tree["seed"] = seed
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise TomosimError(_format_validation_error(exc, source)) from None
-
-
-def dump_train_config(config: TrainConfig) -> str:
-    """The fully resolved training config as YAML text (every default filled in)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -117,7 +117,9 @@ def compose(
         factor = max_panel_size / max(im.size)
         if factor < 1 or max(im.size) < 128:
             size = (max(1, round(im.size[0] * factor)), max(1, round(im.size[1] * factor)))
-            im = im.resize(size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.BILINEAR)
+            im = im.resize(
+                size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.BILINEAR
+            )
         scaled.append((title, im))
     columns = max(1, min(columns, len(scaled)))
     rows = -(-len(scaled) // columns)

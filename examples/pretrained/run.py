@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--heldout-phantoms", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="smoke test; writes WORKDIR only")
     parser.add_argument("--reuse-model", action="store_true", help="skip training if model exists")
+    parser.add_argument("--card-only", action="store_true",
+                        help="only write the card again from WORKDIR/results.json and the model")
+    parser.add_argument("--note", default="", help="a provenance note added to the card")
     args = parser.parse_args()
     work = args.workdir.resolve()
     logs = work / "logs"
@@ -126,6 +129,11 @@ def main() -> None:
     n_train = 2 if args.quick else args.training_phantoms
     n_held = 1 if args.quick else args.heldout_phantoms
     phantoms = HERE / "phantoms.yaml"
+    model = work / "model"
+    if args.card_only:
+        stored = json.loads((work / "results.json").read_text())
+        finish(stored["summary"], stored["times_s"], model, work, args)
+        return
     times: dict[str, float] = {}
     times["training phantoms"] = run_step("dataset_train", [
         "dataset", str(phantoms), "-n", str(n_train), "-o", str(work / "train"), "--seed", "12",
@@ -133,7 +141,6 @@ def main() -> None:
     times["held-out phantoms"] = run_step("dataset_heldout", [
         "dataset", str(phantoms), "-n", str(n_held), "-o", str(work / "heldout"), "--seed", "13",
         "--workers", "1", "--overwrite", *sim], logs)
-    model = work / "model"
     if not (args.reuse_model and (model / "model.pt").is_file()):
         times["training"] = run_step("train", [
             "train", *map(str, phantom_folders(work / "train")), "-o", str(model),
@@ -156,6 +163,11 @@ def main() -> None:
     times["segment held-out"] = segment_time
     summary = summarise(reports)
     (work / "results.json").write_text(json.dumps({"summary": summary, "times_s": times}, indent=2))
+    finish(summary, times, model, work, args)
+
+
+def finish(summary: dict, times: dict, model: Path, work: Path, args: argparse.Namespace) -> None:
+    """Write the card; unless --quick, ship the model and the card."""
     metrics = json.loads((model / "metrics.json").read_text())
     size_mb = (model / "model.pt").stat().st_size / 1e6
     card = write_card(summary, times, metrics, args, size_mb,
@@ -170,7 +182,10 @@ def main() -> None:
     print(f"wrote {SHIPPED} ({size_mb:.1f} MB) and {CARD}")
 
 
-def write_card(summary, times, metrics, args, size_mb, train_sizes, held_sizes) -> str:
+def write_card(
+    summary: dict, times: dict, metrics: dict, args: argparse.Namespace, size_mb: float,
+    train_sizes: list[float], held_sizes: list[float],
+) -> str:
     """The model card (Markdown), from the run's numbers."""
     import yaml
 
@@ -234,6 +249,7 @@ def write_card(summary, times, metrics, args, size_mb, train_sizes, held_sizes) 
         "",
         "Wall times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()) + ".",
         "",
+        *(["## Provenance", "", args.note, ""] if args.note else []),
         "## Limits",
         "",
         "- **Phantom-only, coarse models**: the filaments, ribosomes and membranes are tomosim's "

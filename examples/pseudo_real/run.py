@@ -88,7 +88,7 @@ def main() -> None:
     n = 1 if args.quick else args.phantoms
     extra = [f"--set={s}" for s in QUICK] if args.quick else []
     run_step("dataset", ["dataset", str(HERE / "phantoms.yaml"), "-n", str(n), "-o", str(dataset),
-                         "--seed", "77", "--workers", "1", *extra], logs)
+                         "--seed", "77", "--workers", "1", "--overwrite", *extra], logs)
     folders = sorted(p for p in dataset.glob("phantom_*") if (p / "tomogram.mrc").is_file())
     results: dict[str, dict] = {}
     seconds: dict[str, float] = {}

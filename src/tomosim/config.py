@@ -275,6 +275,44 @@ class DetectorConfig(Section):
     noise: bool = Field(True, description="Poisson shot noise")
     write_noise_free: bool = False
     write_half_sets: bool = Field(False, description="odd/even half-dose series and tomograms")
+    binning: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Fourier binning from the physical detector pixel (sample.pixel_size / "
+        "binning) to the simulation pixel; 1 = the simulation pixel is the detector pixel",
+    )
+
+
+class AcquisitionConfig(Section):
+    """Acquisition imperfections left after motion correction, alignment and CTF estimation.
+
+    ``profile`` gives every size (see :mod:`tomosim.microscope.acquisition`); a field set here
+    overrides the profile's value. They add to the independent per-tilt errors of ``tilt``.
+    """
+
+    profile: Literal["realistic", "ideal"] = "realistic"
+    residual_shift: float | None = Field(
+        None, ge=0, le=1e3, description="residual alignment shift s.d. per axis, Å"
+    )
+    shift_correlation: float | None = Field(
+        None, ge=0, lt=1, description="correlation of consecutive exposures' residual errors"
+    )
+    residual_rotation: float | None = Field(
+        None, ge=0, le=10, description="residual in-plane rotation s.d., degrees"
+    )
+    tilt_axis_error: float | None = Field(
+        None, ge=0, le=10, description="s.d. of the constant tilt-axis angle error, degrees"
+    )
+    tilt_offset: float | None = Field(
+        None, ge=0, le=10, description="s.d. of the constant tilt-angle offset, degrees"
+    )
+    motion_blur: float | None = Field(
+        None, ge=0, le=1e3, description="mean residual beam-induced motion per exposure, Å"
+    )
+    defocus_mismatch: float | None = Field(
+        None, ge=0, le=1e5, description="s.d. of assumed minus true defocus per tilt, Å"
+    )
 
 
 class MicroscopeConfig(Section):
@@ -282,6 +320,7 @@ class MicroscopeConfig(Section):
     optics: OpticsConfig = OpticsConfig()
     dose: DoseConfig = DoseConfig()
     detector: DetectorConfig = DetectorConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
 
 
 class ReconstructionConfig(Section):

@@ -33,12 +33,20 @@ at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tomosim.config import MicroscopeConfig
+from tomosim.config import AcquisitionConfig, MicroscopeConfig
 from tomosim.errors import TomosimError
+from tomosim.microscope.acquisition import (
+    ACQUISITION_PROFILES,
+    AcquisitionErrors,
+    AcquisitionSettings,
+    draw_acquisition_errors,
+    motion_blur_transfer,
+)
+from tomosim.microscope.binning import voxel_average_transfer
 from tomosim.microscope.ctf import (
     apply_ctf,
     electron_wavelength,
@@ -56,7 +64,7 @@ from tomosim.microscope.dose import exposure_filter, inelastic_transfer, zero_lo
 from tomosim.microscope.projection import ice_projection, project_volume
 from tomosim.microscope.tilt_scheme import TiltScheme, build_tilt_scheme
 
-__all__ = ["TiltSeries", "depth_slabs", "simulate_tilt_series"]
+__all__ = ["TiltSeries", "acquisition_settings", "depth_slabs", "simulate_tilt_series"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,9 @@ class TiltSeries:
         The :class:`~tomosim.microscope.tilt_scheme.TiltScheme`: order, doses, true errors.
     defocus_u, defocus_v
         ``(n_tilts,)`` defocus at the tilt axis (image centre plus shift, eucentric height), Å,
-        positive = underfocus (CTFFIND convention).
+        positive = underfocus (CTFFIND convention), as the user's CTF estimation reports it: the
+        values CTF correction uses. They differ from ``true_defocus_u/v`` by
+        ``acquisition.defocus_mismatch``.
     astigmatism_angle
         ``(n_tilts,)`` degrees from the detector image x axis to the u axis, counter-clockwise.
     tilt_axis_angle
@@ -88,6 +98,11 @@ class TiltSeries:
         ``(n_tilts,)`` mean exit-wave phase (ice slab plus sample), radians: informative only.
     noise_free
         ``(n_tilts, ny, nx)`` float32 expected electrons per pixel, or None.
+    true_defocus_u, true_defocus_v
+        ``(n_tilts,)`` defocus the images were formed with, Å; None = ``defocus_u/v``.
+    acquisition
+        The drawn acquisition imperfections (:mod:`tomosim.microscope.acquisition`), or None.
+        Their shifts, rotations and angle errors are already included in ``scheme``.
     odd, even
         ``(n_tilts, ny, nx)`` float32 half-dose images (``odd + even == images`` up to float32
         rounding), or None.
@@ -109,10 +124,24 @@ class TiltSeries:
     noise_free: np.ndarray | None = None
     odd: np.ndarray | None = None
     even: np.ndarray | None = None
+    true_defocus_u: np.ndarray | None = None
+    true_defocus_v: np.ndarray | None = None
+    acquisition: AcquisitionErrors | None = None
 
     @property
     def n_tilts(self) -> int:
         return int(self.images.shape[0])
+
+
+def acquisition_settings(config: AcquisitionConfig) -> AcquisitionSettings:
+    """The profile's sizes with the fields set in ``config`` replacing them."""
+    base = ACQUISITION_PROFILES[config.profile]
+    given = {
+        name: value
+        for name, value in config.model_dump().items()
+        if name != "profile" and value is not None
+    }
+    return replace(base, **given)
 
 
 def depth_slabs(
@@ -188,6 +217,7 @@ def simulate_tilt_series(
         microscope.tilt, microscope.optics, microscope.dose, microscope.detector
     )
     scheme_rng, noise_rng = rng.spawn(2)
+    acquisition_rng = rng.spawn(1)[0]  # spawned after: the streams above are unchanged
     scheme = build_tilt_scheme(
         min_angle=tilt.min_angle,
         max_angle=tilt.max_angle,
@@ -205,9 +235,21 @@ def simulate_tilt_series(
         rng=scheme_rng,
     )
     n_tilts = scheme.n_tilts
+    acquisition = draw_acquisition_errors(
+        acquisition_settings(microscope.acquisition), scheme.acquisition_index, acquisition_rng
+    )
+    scheme = replace(
+        scheme,
+        shifts=scheme.shifts + acquisition.shifts,
+        rotations=scheme.rotations + acquisition.rotations,
+        angle_errors=scheme.angle_errors + acquisition.angle_errors,
+    )
+    if np.any(np.abs(scheme.true_angles_deg) >= 90):
+        raise TomosimError("tilt angle errors and offset push a tilt beyond ±90 degrees")
     astigmatism = optics.astigmatism_um * 1e4
     defocus_u = scheme.defocus + astigmatism / 2
     defocus_v = scheme.defocus - astigmatism / 2
+    binning = detector_config.binning
     detector = detector_model(
         detector_config.preset, dqe=detector_config.dqe, mtf_falloff=detector_config.mtf_falloff
     )
@@ -228,8 +270,10 @@ def simulate_tilt_series(
     ice_phase = sigma * ice_projection(thickness, true_angles, ice_potential_v=ice_potential_v)
     k_y, k_x = frequency_grid(padded_shape((n_y, n_x), optics.padding), pixel_size)
     frequency = np.sqrt(k_y**2 + k_x**2)
+    # the detector pixel is pixel_size / binning; images are Fourier-binned to pixel_size, so the
+    # MTF is the fine pixel's only (tomosim.microscope.binning)
     mtf = detector_mtf(
-        k_y, k_x, pixel_size=pixel_size, mtf_falloff=detector.mtf_falloff,
+        k_y, k_x, pixel_size=pixel_size / binning, mtf_falloff=detector.mtf_falloff,
         pixel_aperture=detector.pixel_aperture,
     )
 
@@ -241,6 +285,16 @@ def simulate_tilt_series(
         transfer = mtf * inelastic_transfer(
             frequency, zero_loss=p0, energy_filter=dose_config.energy_filter
         )
+        if binning > 1:  # undo the voxel averaging of the coarse potential: no double integration
+            transfer = transfer / voxel_average_transfer(
+                k_y, k_x, pixel_size=pixel_size, tilt_angle=angle,
+                tilt_axis_angle=float(axis_angles[index]),
+            )
+        if acquisition.motion_blur[index] > 0:
+            transfer = transfer * motion_blur_transfer(
+                k_y, k_x, length=float(acquisition.motion_blur[index]),
+                angle_deg=float(acquisition.motion_angle[index]),
+            )
         if dose_config.exposure_filter:
             transfer *= exposure_filter(
                 frequency, dose_start=float(scheme.dose_before[index]),
@@ -314,8 +368,8 @@ def simulate_tilt_series(
         angles_deg=scheme.angles_deg.copy(),
         pixel_size=float(pixel_size),
         scheme=scheme,
-        defocus_u=defocus_u,
-        defocus_v=defocus_v,
+        defocus_u=defocus_u + acquisition.defocus_mismatch,
+        defocus_v=defocus_v + acquisition.defocus_mismatch,
         astigmatism_angle=np.full(n_tilts, float(optics.astigmatism_angle)),
         tilt_axis_angle=float(tilt.tilt_axis_angle),
         voltage_kv=float(optics.voltage_kv),
@@ -326,4 +380,7 @@ def simulate_tilt_series(
         noise_free=noise_free,
         odd=odd,
         even=even,
+        true_defocus_u=defocus_u,
+        true_defocus_v=defocus_v,
+        acquisition=acquisition,
     )

@@ -257,8 +257,9 @@ def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:
     ``motion_angle_deg`` (counter-clockwise from x).
     """
     s = tilt_series.scheme
-    true_u = tilt_series.defocus_u if tilt_series.true_defocus_u is None else tilt_series.true_defocus_u
-    true_v = tilt_series.defocus_v if tilt_series.true_defocus_v is None else tilt_series.true_defocus_v
+    true_u, true_v = tilt_series.true_defocus_u, tilt_series.true_defocus_v
+    true_u = tilt_series.defocus_u if true_u is None else true_u
+    true_v = tilt_series.defocus_v if true_v is None else true_v
     acquisition = tilt_series.acquisition
     blur = np.zeros(tilt_series.n_tilts) if acquisition is None else acquisition.motion_blur
     blur_angle = np.zeros(tilt_series.n_tilts) if acquisition is None else acquisition.motion_angle

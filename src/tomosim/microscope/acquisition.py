@@ -138,7 +138,7 @@ class AcquisitionErrors:
 def correlated_series(
     n: int, *, scale: float, correlation: float, rng: np.random.Generator, size: int = 1
 ) -> np.ndarray:
-    """A stationary AR(1) Gaussian series of ``n`` steps (``size`` independent components).
+    """Draw a stationary AR(1) Gaussian series of ``n`` steps (``size`` independent components).
 
     ``e_0 = s n_0``, ``e_i = ρ e_{i−1} + s √(1 − ρ²) n_i`` with standard normal ``n_i``: every
     ``e_i`` has s.d. ``s`` and consecutive values correlation ``ρ``.
@@ -182,7 +182,7 @@ def draw_acquisition_errors(
     index = np.asarray(acquisition_index, dtype=np.int64)
     n = index.shape[0]
     s = settings
-    constants = rng.normal(0.0, 1.0, size=2)
+    constants = np.asarray(rng.normal(0.0, 1.0, size=2))
     shift_rng, rotation_rng, motion_rng, defocus_rng = rng.spawn(4)
     # AR(1) series run in acquisition order, then read back in ascending-angle order
     shifts = correlated_series(
@@ -193,9 +193,9 @@ def draw_acquisition_errors(
     )[index, 0]
     rotations = rotations + s.tilt_axis_error * constants[0]
     angle_errors = np.full(n, s.tilt_offset * constants[1])
-    lengths = motion_rng.exponential(1.0, size=n)[index] * s.motion_blur
-    directions = motion_rng.uniform(0.0, 180.0, size=n)[index]
-    mismatch = defocus_rng.normal(0.0, 1.0, size=n)[index] * s.defocus_mismatch
+    lengths = np.asarray(motion_rng.exponential(1.0, size=n))[index] * s.motion_blur
+    directions = np.asarray(motion_rng.uniform(0.0, 180.0, size=n))[index]
+    mismatch = np.asarray(defocus_rng.normal(0.0, 1.0, size=n))[index] * s.defocus_mismatch
     return AcquisitionErrors(
         shifts=shifts,
         rotations=rotations,

@@ -77,14 +77,19 @@ def fourier_bin(
     my, mx = ny // factor, nx // factor
     if normalize not in ("sum", "mean"):
         raise TomosimError(f"normalize must be 'sum' or 'mean', got {normalize!r}")
-    spectrum = scipy.fft.rfft2(images.astype(np.float64), axes=(-2, -1))[..., : mx // 2 + 1]
-    # output row r holds the integer frequency f = fftfreq(my) * my, read from input row f mod ny
-    rows = np.round(np.fft.fftfreq(my) * my).astype(int) % ny
+    # mirror extension to (2 ny, 2 nx): periodic and continuous, so cropping the spectrum does not
+    # ring at the image edges (a non-periodic image would wrap its left edge onto its right)
+    extended = np.concatenate([images, images[..., ::-1, :]], axis=-2)
+    extended = np.concatenate([extended, extended[..., ::-1]], axis=-1).astype(np.float64)
+    big_y, my2, mx2 = 2 * ny, 2 * my, 2 * mx
+    spectrum = scipy.fft.rfft2(extended, axes=(-2, -1))[..., : mx2 // 2 + 1]
+    # output row r holds frequency f = fftfreq(my2) * my2, read from input row f mod 2 ny
+    rows = np.round(np.fft.fftfreq(my2) * my2).astype(int) % big_y
     cropped = spectrum[..., rows, :]
-    if my % 2 == 0:  # the ±Nyquist row of the output stands for both input rows ±my/2
-        cropped[..., my // 2, :] = 0.5 * (spectrum[..., my // 2, :] + spectrum[..., ny - my // 2, :])
-    # the ±Nyquist column needs nothing: irfft keeps its Hermitian (real) part, the same mean
-    out = scipy.fft.irfft2(cropped, s=(my, mx), axes=(-2, -1))
+    # the ±Nyquist row of the output stands for both input rows ±my2/2; the ±Nyquist column needs
+    # nothing: irfft keeps its Hermitian (real) part, the same mean
+    cropped[..., my, :] = 0.5 * (spectrum[..., my, :] + spectrum[..., big_y - my, :])
+    out = scipy.fft.irfft2(cropped, s=(my2, mx2), axes=(-2, -1))[..., :my, :mx]
     scale = 1.0 if normalize == "sum" else 1.0 / factor**2
     return (out * scale).astype(np.float32)
 

@@ -134,7 +134,7 @@ class TiltSeries:
 
 
 def acquisition_settings(config: AcquisitionConfig) -> AcquisitionSettings:
-    """The profile's sizes with the fields set in ``config`` replacing them."""
+    """Return the profile's sizes with the fields set in ``config`` replacing them."""
     base = ACQUISITION_PROFILES[config.profile]
     given = {
         name: value

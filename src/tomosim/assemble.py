@@ -36,6 +36,15 @@ import numpy as np
 from scipy import ndimage
 
 from tomosim.config import ProteinsConfig, SimulationConfig
+from tomosim.crowding import (
+    BANK_SIZE,
+    CANDIDATE_BLOCK,
+    CLUSTER_BLOCK,
+    first_fit_stream,
+    mark_mask,
+    mask_capacity,
+    volume_fraction,
+)
 from tomosim.errors import TomosimError
 from tomosim.orientations import random_rotations, rotation_about_axis
 from tomosim.potential import Potential
@@ -185,12 +194,17 @@ class PotentialBox:
 
 @dataclass(frozen=True)
 class SpeciesReport:
-    """How many copies of one species were asked for and how many were placed."""
+    """How many copies of one species were asked for and how many were placed.
+
+    ``volume_fraction`` (proteins only) is the share of the region the species may occupy taken
+    by the envelopes of its placed copies: ``placed × envelope volume / region volume``.
+    """
 
     name: str
     kind: str  # "protein", "filament" or "vesicle"
     requested: int
     placed: int
+    volume_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -1261,6 +1275,107 @@ def _requested_counts(species, shapes, region_volume: Mapping[str, float]) -> li
     return counts
 
 
+def _place_species_stream(
+    index, need, budget, species, shapes, masks, accept, rng, *, occupancy, interior,
+    interior_index, constraint, shape, zlo, zhi, pixel_size, gap, proteins, placed_centres,
+    placed_radii,
+) -> int:
+    """Random sequential placement of one species from a candidate stream (see crowding).
+
+    Candidates are drawn in blocks of ``CANDIDATE_BLOCK`` (positions uniform in the slab, or
+    inside vesicles, or with probability ``clustering`` next to a placed particle), each with a
+    slot of the species' bank of rotated masks; the compiled scan returns the first that fits.
+    The species stops after ``max_attempts`` consecutive misses. Returns the remaining budget.
+    """
+    s = species[index]
+    sh = shapes[s.name]
+    own_radius = sh.radius / pixel_size
+    capacity = mask_capacity((sh.radius + gap) / pixel_size + 1.0)
+    k = min(BANK_SIZE, need)
+    bank_offsets = np.zeros((k, capacity, 3), np.int32)
+    bank_core = np.zeros((k, capacity), bool)
+    bank_size = np.zeros(k, np.int64)
+    bank_rotation = np.zeros((k, 3, 3))
+    bank_frac = np.zeros((k, 3))
+    z_from = np.zeros(k, np.int64)
+    z_to = np.zeros(k, np.int64)
+    pool: list[np.ndarray] = []
+
+    def fill(slot: int) -> bool:
+        for _ in range(64):  # orientations taller than the slab are drawn again
+            if not pool:
+                pool.extend(sample_orientations(max(k, 64), s.orientation, rng)[::-1])
+            rotation = pool.pop()
+            frac = rng.random(3) - 0.5
+            offsets, core = masks(index, rotation, frac)
+            if not core.any():
+                continue
+            core_z = offsets[core, 0]
+            lo, hi = zlo - int(core_z.min()), zhi - int(core_z.max())
+            if lo > hi:
+                continue
+            m = offsets.shape[0]
+            bank_offsets[slot, :m] = offsets
+            bank_core[slot, :m] = core
+            bank_size[slot] = m
+            bank_rotation[slot], bank_frac[slot] = rotation, frac
+            z_from[slot], z_to[slot] = lo, hi
+            return True
+        return False
+
+    if not all(fill(slot) for slot in range(k)):
+        return budget  # no orientation fits in the slab
+    placed = 0
+    misses = 0  # consecutive, across blocks
+    while placed < need and budget > 0 and misses < proteins.max_attempts:
+        # with clustering, each block ends at its first hit, so the next block's candidates can
+        # gather around the particle just placed too
+        n = min(CLUSTER_BLOCK if proteins.clustering > 0 else CANDIDATE_BLOCK, budget)
+        slots = rng.integers(0, k, n)
+        if constraint == 1:
+            flat = interior_index[rng.integers(0, interior_index.size, n)]
+            bases = np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
+        else:
+            bases = np.stack(
+                [
+                    rng.integers(z_from[slots], z_to[slots] + 1),
+                    rng.integers(0, shape[1], n),
+                    rng.integers(0, shape[2], n),
+                ],
+                axis=1,
+            ).astype(np.int64)
+        if proteins.clustering > 0 and placed_centres:
+            near = np.flatnonzero(rng.random(n) < proteins.clustering)
+            partner = rng.integers(0, len(placed_centres), near.size)
+            direction = rng.standard_normal((near.size, 3))
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+            reach = rng.uniform(0.7, 1.1, near.size)
+            centres = np.asarray(placed_centres)[partner]
+            contact = np.asarray(placed_radii)[partner] + own_radius + gap / pixel_size
+            target = centres + direction * (contact * reach)[:, None] - bank_frac[slots[near]]
+            bases[near] = np.floor(target + 0.5)[:, ::-1].astype(np.int64)
+        start = 0
+        while start < n and placed < need:
+            hit, missed = first_fit_stream(
+                occupancy, interior, bank_offsets, bank_core, bank_size, bases, slots, start,
+                constraint, zlo, zhi, proteins.max_attempts - misses,
+            )
+            misses += missed
+            budget -= missed
+            if hit < 0:
+                break
+            slot = int(slots[hit])
+            mark_mask(occupancy, bank_offsets[slot], bank_core[slot], bank_size[slot], bases[hit])
+            accept(index, bank_rotation[slot].copy(), bank_frac[slot].copy(), bases[hit], None, None)
+            placed += 1
+            budget -= 1
+            misses = 0
+            start = n if proteins.clustering > 0 else hit + 1
+            if placed < need and not fill(slot):
+                return budget
+    return budget
+
+
 def place_proteins(
     proteins: ProteinsConfig,
     templates: Mapping[str, Potential],
@@ -1367,6 +1482,10 @@ def place_proteins(
         for s in species
     }
     requested = _requested_counts(species, shapes, region)
+    chosen = proteins.species_per_phantom
+    if chosen is not None and chosen < len(species):  # a different species list per phantom
+        keep = set(rng.choice(len(species), size=chosen, replace=False).tolist())
+        requested = [n if i in keep else 0 for i, n in enumerate(requested)]
     need = sum(n * shapes[s.name].volume for n, s in zip(requested, species))
     if need > free_volume:
         raise TomosimError(
@@ -1396,7 +1515,8 @@ def place_proteins(
         )
 
     def accept(index: int, rotation, frac, base, offsets, core) -> None:
-        _mark(occupancy, offsets, core, base)
+        if offsets is not None:
+            _mark(occupancy, offsets, core, base)
         centre = base[::-1] + frac  # (x, y, z) voxels
         rows.append((centre * pixel_size, rotation, index))
         placed[index] += 1
@@ -1438,60 +1558,21 @@ def place_proteins(
         any_inside = any(v == 1 for v in constraint_of.values())
         interior_index = np.flatnonzero(interior) if any_inside else None
         for index in order:
-            s = species[index]
-            constraint = constraint_of[s.name]
-            own_radius = shapes[s.name].radius / pixel_size
-            for _ in range(requested[index]):
-                success = False
-                tries = 0
-                while tries < proteins.max_attempts and budget > 0:
-                    m = min(ATTEMPTS_PER_ORIENTATION, proteins.max_attempts - tries, budget)
-                    tries += m
-                    budget -= m
-                    rotation = sample_orientations(1, s.orientation, rng)[0]
-                    frac = rng.random(3) - 0.5
-                    offsets, core = masks(index, rotation, frac)
-                    if not core.any():
-                        continue
-                    core_z = offsets[core, 0]
-                    z_from, z_to = zlo - core_z.min(), zhi - core_z.max()
-                    if z_from > z_to:
-                        continue  # this orientation is taller than the ice slab
-                    if constraint == 1:
-                        flat = interior_index[rng.integers(0, interior_index.size, m)]
-                        bases = np.stack(np.unravel_index(flat, shape), axis=1).astype(np.int64)
-                    else:
-                        bases = np.stack(
-                            [
-                                rng.integers(z_from, z_to + 1, m),
-                                rng.integers(0, shape[1], m),
-                                rng.integers(0, shape[2], m),
-                            ],
-                            axis=1,
-                        ).astype(np.int64)
-                    if proteins.clustering > 0 and placed_centres:
-                        near = rng.random(m) < proteins.clustering
-                        partner = rng.integers(0, len(placed_centres), m)
-                        direction = rng.standard_normal((m, 3))
-                        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-                        reach = rng.uniform(0.7, 1.1, m)
-                        for j in np.flatnonzero(near):
-                            contact = placed_radii[partner[j]] + own_radius + gap / pixel_size
-                            target = placed_centres[partner[j]] + direction[j] * contact * reach[j]
-                            target -= frac
-                            bases[j] = np.floor(target + 0.5)[::-1]
-                    hit = _first_fit(
-                        occupancy, interior_arg, offsets, core, bases, constraint, zlo, zhi
-                    )
-                    if hit >= 0:
-                        accept(index, rotation, frac, bases[hit], offsets, core)
-                        success = True
-                        break
-                if not success:
-                    break  # this species is saturated (or the global bound is spent)
+            if requested[index] > 0 and budget > 0:
+                budget = _place_species_stream(
+                    index, requested[index], budget, species, shapes, masks, accept, rng,
+                    occupancy=occupancy, interior=interior_arg, interior_index=interior_index,
+                    constraint=constraint_of[species[index].name], shape=shape, zlo=zlo, zhi=zhi,
+                    pixel_size=pixel_size, gap=gap, proteins=proteins,
+                    placed_centres=placed_centres, placed_radii=placed_radii,
+                )
 
     report = tuple(
-        SpeciesReport(s.name, "protein", requested[i], placed[i]) for i, s in enumerate(species)
+        SpeciesReport(
+            s.name, "protein", requested[i], placed[i],
+            volume_fraction(placed[i], shapes[s.name].volume, region[s.name]),
+        )
+        for i, s in enumerate(species)
     )
     short = [r for r in report if r.placed < r.requested]
     if short:

@@ -129,8 +129,29 @@ class ProteinsConfig(Section):
     clustering: float = Field(
         0.0, ge=0, le=1, description="0 = uniform; towards 1 particles gather in clusters"
     )
-    max_attempts: int = Field(200, ge=1, le=100_000, description="placement attempts per particle")
+    max_attempts: int = Field(
+        200, ge=1, le=10_000_000, description="consecutive failed candidates before a species stops"
+    )
+    species_per_phantom: int | None = Field(
+        None, ge=1, le=10_000, description="place only this many species, drawn per phantom"
+    )
     species: list[ProteinSpecies] = []
+
+    @model_validator(mode="after")
+    def _possible_fraction(self) -> ProteinsConfig:
+        total = sum(s.volume_fraction or 0.0 for s in self.species)
+        if total > MAX_VOLUME_FRACTION:
+            raise ValueError(
+                f"proteins: the species' volume fractions add up to {total:.3g}, more than "
+                f"{MAX_VOLUME_FRACTION} (denser than close-packed spheres): impossible"
+            )
+        return self
+
+
+MAX_VOLUME_FRACTION = 0.74
+"""Densest packing of equal spheres (π/√18 ≈ 0.7405); no mixture of particles placed without
+overlaps reaches it by random placement (about 0.38 for equal spheres, a little more for mixed
+sizes)."""
 
 
 class DecorationConfig(Section):

@@ -46,6 +46,11 @@ from tomosim.crowding import (
     volume_fraction,
 )
 from tomosim.errors import TomosimError
+from tomosim.membrane_proteins import (
+    MembraneProteinSpecies,
+    axial_radius,
+    place_membrane_proteins,
+)
 from tomosim.orientations import random_rotations, rotation_about_axis
 from tomosim.potential import Potential
 
@@ -233,6 +238,9 @@ class Phantom:
         Objects given as potential boxes (vesicles).
     timings
         Wall-clock seconds per stage (``vesicles``, ``filaments``, ``proteins``, ``render``).
+    membranes
+        The geometry of the membranes (:class:`tomosim.membranes.Vesicle` and
+        :class:`tomosim.membranes.Sheet`), in the order of their boxes.
     """
 
     potential: np.ndarray
@@ -245,6 +253,7 @@ class Phantom:
     report: tuple[SpeciesReport, ...]
     boxes: tuple[PotentialBox, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    membranes: tuple[object, ...] = ()
 
     @property
     def instance_class(self) -> np.ndarray:
@@ -1614,6 +1623,86 @@ def place_proteins(
 # --------------------------------------------------------------------------------------------
 
 
+def _membrane_protein_placements(
+    config: SimulationConfig,
+    templates: Mapping[str, Potential],
+    membrane_list: list,
+    boxes: list[PotentialBox],
+    occupancy: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    pixel_size: float,
+    envelope_threshold: float,
+    class_ids: Mapping[str, int],
+    first_instance_id: int,
+    reports: list[SpeciesReport],
+) -> Placements:
+    """Place the ``in_membrane`` species (:mod:`tomosim.membrane_proteins`) as particle rows.
+
+    Their envelopes are marked in ``occupancy``, and the membrane potential under them is set
+    to 0 in ``boxes`` (the protein displaces the lipid).
+    """
+    chosen = [sp for sp in config.proteins.species if sp.in_membrane]
+    if not chosen:
+        return Placements.empty()
+    missing = [sp.name for sp in chosen if sp.name not in templates]
+    if missing:
+        raise TomosimError(f"proteins: no template for membrane species {missing}")
+    species = [
+        MembraneProteinSpecies(
+            sp.name, int(sp.count or 0), np.asarray(sp.membrane_axis, np.float64),
+            float(sp.membrane_offset),
+            axial_radius(templates[sp.name], np.asarray(sp.membrane_axis, np.float64),
+                         envelope_threshold=envelope_threshold),
+        )
+        for sp in chosen
+    ]
+    zlo, zhi = _ice_slab(tuple(shape), pixel_size, config.sample.ice_thickness)
+    result = place_membrane_proteins(
+        species, membrane_list, shape=tuple(shape), pixel_size=pixel_size, rng=rng.spawn(1)[0],
+        z_range=(zlo * pixel_size, zhi * pixel_size), min_gap=float(config.proteins.min_gap),
+    )
+    reports.extend(
+        SpeciesReport(sp.name, "membrane protein", sp.count, result.placed[i])
+        for i, sp in enumerate(species)
+    )
+    n = result.positions.shape[0]
+    if n == 0:
+        return Placements.empty()
+    unknown = [sp.label or sp.name for sp in chosen if (sp.label or sp.name) not in class_ids]
+    if unknown:
+        raise TomosimError(f"proteins: no class id for label(s) {unknown}")
+    species_class = np.array([class_ids[sp.label or sp.name] for sp in chosen], np.int64)
+    minus = np.full(n, -1, np.int64)
+    part = Placements(
+        positions=result.positions,
+        rotations=result.rotations,
+        template=result.species,
+        template_names=tuple(sp.name for sp in chosen),
+        class_id=species_class[result.species],
+        instance_id=np.arange(first_instance_id, first_instance_id + n, dtype=np.int64),
+        filament_id=minus,
+        segment_id=minus.copy(),
+        subunit_index=minus.copy(),
+    )
+    under = np.zeros(occupancy.shape, bool)
+    mark_occupancy(
+        under, part, templates, pixel_size=pixel_size, envelope_threshold=envelope_threshold
+    )
+    for box in boxes:
+        lo = np.array(box.corner, np.int64)
+        a = np.maximum(lo, 0)
+        b = np.minimum(lo + box.data.shape, np.array(occupancy.shape))
+        if np.any(b <= a):
+            continue
+        dst = tuple(slice(int(i), int(j)) for i, j in zip(a, b, strict=True))
+        src = tuple(slice(int(i - l), int(j - l)) for i, j, l in zip(a, b, lo, strict=True))
+        box.data[src][under[dst]] = 0.0
+    occupancy |= under
+    return part
+
+
 def assemble_phantom(
     config: SimulationConfig, templates: Mapping[str, Potential], rng: np.random.Generator
 ) -> Phantom:
@@ -1659,27 +1748,62 @@ def assemble_phantom(
     # 1. vesicles --------------------------------------------------------------------------
     boxes: list[PotentialBox] = []
     interior = None
-    if config.vesicles.count > 0:
+    vesicles: list[membranes.Vesicle] = []
+    sheets: list[membranes.Sheet] = []
+    membrane_config = config.vesicles
+    if membrane_config.count > 0 or membrane_config.sheets > 0:
         vesicles = membranes.place_vesicles(
-            config.vesicles, shape=shape, pixel_size=pixel_size, rng=rng
+            membrane_config, shape=shape, pixel_size=pixel_size, rng=rng
         )
+        if membrane_config.sheets > 0:
+            sheets = membranes.place_sheets(
+                membrane_config.sheets, shape=shape, pixel_size=pixel_size,
+                rng=rng.spawn(1)[0], amplitude=membrane_config.sheet_amplitude,
+                wavelength=membrane_config.sheet_wavelength,
+                max_tilt=membrane_config.sheet_max_tilt,
+            )
+            vesicles = membranes.vesicles_clear_of_sheets(
+                vesicles, sheets, thickness=membrane_config.thickness
+            )
         ice_v = 0.0 if config.potential.solvent == "none" else config.potential.ice_potential_v
-        vesicle_class = class_ids[config.vesicles.label]  # "background" -> 0
+        vesicle_class = class_ids[membrane_config.label]  # "background" -> 0
         for vesicle in vesicles:
             box = membranes.vesicle_potential(
-                vesicle, pixel_size=pixel_size, shape=shape, thickness=config.vesicles.thickness,
+                vesicle, pixel_size=pixel_size, shape=shape, thickness=membrane_config.thickness,
                 ice_potential_v=ice_v,
             )
             boxes.append(
                 PotentialBox(box.data, tuple(box.corner), vesicle_class, len(boxes) + 1, "vesicle")
             )
+        for sheet in sheets:
+            box = membranes.sheet_potential(
+                sheet, pixel_size=pixel_size, shape=shape, thickness=membrane_config.thickness,
+                ice_potential_v=ice_v,
+            )
+            boxes.append(
+                PotentialBox(box.data, tuple(box.corner), vesicle_class, len(boxes) + 1, "sheet")
+            )
         mark_boxes(occupancy, boxes, envelope_threshold=envelope_threshold)
         if vesicles:
             interior = membranes.inside_mask(
-                vesicles, shape=shape, pixel_size=pixel_size, margin=config.vesicles.thickness / 2
+                vesicles, shape=shape, pixel_size=pixel_size, margin=membrane_config.thickness / 2
             )
-        reports.append(SpeciesReport("vesicles", "vesicle", config.vesicles.count, len(boxes)))
+        if membrane_config.count > 0:
+            reports.append(
+                SpeciesReport("vesicles", "vesicle", membrane_config.count, len(vesicles))
+            )
+        if membrane_config.sheets > 0:
+            reports.append(SpeciesReport("sheets", "sheet", membrane_config.sheets, len(sheets)))
     next_instance = len(boxes) + 1
+
+    # 1b. membrane proteins, set into the bilayers along the normal ------------------------
+    membrane_part = _membrane_protein_placements(
+        config, templates, vesicles + sheets, boxes, occupancy, rng=rng, shape=shape,
+        pixel_size=pixel_size, envelope_threshold=envelope_threshold, class_ids=class_ids,
+        first_instance_id=next_instance, reports=reports,
+    )
+    if len(membrane_part):
+        next_instance = int(membrane_part.instance_id.max()) + 1
     timings["vesicles"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
@@ -1710,8 +1834,11 @@ def assemble_phantom(
     clock = time.perf_counter()
 
     # 3. proteins --------------------------------------------------------------------------
+    soluble = config.proteins.model_copy(
+        update={"species": [sp for sp in config.proteins.species if not sp.in_membrane]}
+    )
     proteins, protein_report = place_proteins(
-        config.proteins, templates, shape=shape, pixel_size=pixel_size, class_ids=class_ids,
+        soluble, templates, shape=shape, pixel_size=pixel_size, class_ids=class_ids,
         rng=rng, label_threshold=label_threshold, ice_thickness=sample.ice_thickness,
         occupancy=occupancy, interior=interior, inside=config.vesicles.proteins_inside,
         outside=config.vesicles.proteins_outside, first_instance_id=next_instance,
@@ -1721,7 +1848,7 @@ def assemble_phantom(
     timings["proteins"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
-    placements = Placements.concatenate([*filament_parts, proteins])
+    placements = Placements.concatenate([membrane_part, *filament_parts, proteins])
     potential, labels, instances = render_objects(
         placements, templates, shape=shape, pixel_size=pixel_size,
         label_threshold=label_threshold, boxes=boxes,
@@ -1738,4 +1865,5 @@ def assemble_phantom(
         report=tuple(reports),
         boxes=tuple(boxes),
         timings=timings,
+        membranes=(*vesicles, *sheets),
     )

@@ -109,6 +109,15 @@ class ProteinSpecies(Section):
     volume_fraction: float | None = Field(None, ge=0, le=0.74)
     orientation: OrientationMode = "random"
     structure: StructureOptions = StructureOptions()
+    in_membrane: bool = Field(
+        False, description="set into membranes along their normal (needs membrane_axis and count)"
+    )
+    membrane_axis: tuple[float, float, float] | None = Field(
+        None, description="transmembrane axis (x, y, z) in the structure frame, towards the normal"
+    )
+    membrane_offset: float = Field(
+        0.0, ge=-1e3, le=1e3, description="Å along membrane_axis from the centre to the mid-plane"
+    )
 
     @model_validator(mode="after")
     def _one_amount(self) -> ProteinSpecies:
@@ -117,6 +126,15 @@ class ProteinSpecies(Section):
             raise ValueError(
                 f"species {self.name!r}: give exactly one of count, concentration_nm, volume_fraction"
             )
+        if self.in_membrane:
+            axis = self.membrane_axis
+            if axis is None or not any(abs(v) > 0 for v in axis):
+                raise ValueError(
+                    f"species {self.name!r}: membrane proteins need membrane_axis, the "
+                    "transmembrane axis (x, y, z) of the structure"
+                )
+            if self.count is None:
+                raise ValueError(f"species {self.name!r}: give membrane proteins as a count")
         return self
 
 
@@ -226,6 +244,16 @@ class VesiclesConfig(Section):
     label: str = "membrane"
     proteins_inside: list[str] = Field([], description="species placed only inside vesicles")
     proteins_outside: list[str] = Field([], description="species kept out of vesicles")
+    sheets: int = Field(0, ge=0, le=50, description="membrane sheets crossing the volume")
+    sheet_amplitude: float = Field(
+        150.0, ge=0, le=1e4, description="height amplitude of a sheet's undulation, Å"
+    )
+    sheet_wavelength: float = Field(
+        4000.0, gt=0, le=1e6, description="longest wavelength of a sheet's undulation, Å"
+    )
+    sheet_max_tilt: float = Field(
+        20.0, ge=0, lt=90, description="largest tilt of a sheet from the xy plane, degrees"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +427,12 @@ class SimulationConfig(Section):
         if dup:
             raise ValueError(f"species/filament names must be unique, repeated: {dup}")
         known = {s.name for s in self.proteins.species}
+        in_membrane = [s.name for s in self.proteins.species if s.in_membrane and s.count]
+        if in_membrane and self.vesicles.count == 0 and self.vesicles.sheets == 0:
+            raise ValueError(
+                f"membrane proteins {in_membrane} need membranes: set vesicles.count or "
+                "vesicles.sheets"
+            )
         for key in ("proteins_inside", "proteins_outside"):
             for name in getattr(self.vesicles, key):
                 if name not in known:
@@ -414,7 +448,7 @@ class SimulationConfig(Section):
             out.append(f.label or f.name)
             if f.decoration is not None:
                 out.append(f.decoration.label)
-        if self.vesicles.count > 0:
+        if self.vesicles.count > 0 or self.vesicles.sheets > 0:
             out.append(self.vesicles.label)
         seen: list[str] = []
         for name in out:

@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-from tomosim.config import ProteinsConfig, SimulationConfig
+from tomosim.config import ProteinsConfig, ProteinSpecies, SimulationConfig
 from tomosim.crowding import (
     BANK_SIZE,
     CANDIDATE_BLOCK,
@@ -52,7 +52,14 @@ from tomosim.membrane_proteins import (
     place_membrane_proteins,
 )
 from tomosim.orientations import random_rotations, rotation_about_axis
-from tomosim.potential import Potential
+from tomosim.potential import ICE_POTENTIAL_V, Potential
+from tomosim.sample_context import (
+    apply_slab,
+    carbon_film,
+    contamination,
+    gold_template,
+    slab_surfaces,
+)
 
 TEMPLATE_OVERSAMPLING = 2
 """Templates for rendering should be computed at ``pixel_size / TEMPLATE_OVERSAMPLING``."""
@@ -1703,6 +1710,57 @@ def _membrane_protein_placements(
     return part
 
 
+def _apply_context(
+    config: SimulationConfig,
+    potential: np.ndarray,
+    labels: np.ndarray,
+    instances: np.ndarray,
+    placements: Placements,
+    thickness: float,
+    *,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Placements, float]:
+    """Slab with vacuum outside, carbon and contamination (:mod:`tomosim.sample_context`).
+
+    What lies outside the slab loses its potential and labels; particles whose centre is outside
+    are dropped. Returns the new arrays and placements and the slab's mean thickness (Å).
+    """
+    if config.potential.solvent != "ice":
+        raise TomosimError("context.slab needs potential.solvent: ice (vacuum is −V_ice)")
+    slab, pixel_size = config.context.slab, float(config.sample.pixel_size)
+    ice_v = float(config.potential.ice_potential_v or ICE_POTENTIAL_V)
+    surfaces = slab_surfaces(
+        potential.shape, pixel_size=pixel_size, thickness=thickness,
+        thickness_gradient=slab.thickness_gradient, roughness=slab.roughness,
+        roughness_length=slab.roughness_length, curtain_amplitude=slab.curtain_amplitude,
+        curtain_period=slab.curtain_period, rng=rng,
+    )
+    coverage = apply_slab(potential, surfaces, pixel_size=pixel_size, ice_potential_v=ice_v)
+    outside = coverage < 0.5
+    labels[outside] = 0
+    instances[outside] = 0
+    if len(placements):
+        index = np.clip(np.floor(placements.positions / pixel_size + 0.5).astype(np.int64), 0,
+                        np.array(potential.shape[::-1]) - 1)
+        keep = ~outside[index[:, 2], index[:, 1], index[:, 0]]
+        ids = np.asarray(placements.instance_id)
+        gone = np.setdiff1d(ids[~keep], ids[keep])  # objects with no row left inside
+        if gone.size:
+            vanished = np.isin(instances, gone)
+            labels[vanished] = 0
+            instances[vanished] = 0
+        placements = placements.select(np.flatnonzero(keep))
+    carbon = config.context.carbon
+    if carbon.enabled:
+        carbon_film(potential, surfaces, pixel_size=pixel_size, thickness=carbon.thickness,
+                    ice_potential_v=ice_v, texture=carbon.texture, rng=rng)
+    dirt = config.context.contamination
+    if dirt.count:
+        contamination(potential, surfaces, pixel_size=pixel_size, count=dirt.count,
+                      size=dirt.size, ice_potential_v=ice_v, rng=rng)
+    return potential, labels, instances, placements, float(surfaces.thickness.mean())
+
+
 def assemble_phantom(
     config: SimulationConfig, templates: Mapping[str, Potential], rng: np.random.Generator
 ) -> Phantom:
@@ -1834,12 +1892,25 @@ def assemble_phantom(
     clock = time.perf_counter()
 
     # 3. proteins --------------------------------------------------------------------------
-    soluble = config.proteins.model_copy(
-        update={"species": [sp for sp in config.proteins.species if not sp.in_membrane]}
-    )
+    soluble_species = [sp for sp in config.proteins.species if not sp.in_membrane]
+    context = config.context
+    placement_thickness = sample.ice_thickness
+    if context.slab.enabled:
+        slab_thickness = context.slab.thickness or sample.ice_thickness or 0.8 * shape[0] * pixel_size
+        placement_thickness = slab_thickness
+    if context.fiducials.count:  # gold beads: particles of their own class
+        gold = context.fiducials.label
+        templates = {**templates, gold: gold_template(
+            context.fiducials.radius, template_pixel_size(pixel_size),
+            ice_potential_v=config.potential.ice_potential_v or ICE_POTENTIAL_V,
+        )}
+        soluble_species.append(ProteinSpecies(
+            name=gold, source="analytic:gold", count=context.fiducials.count, label=gold
+        ))
+    soluble = config.proteins.model_copy(update={"species": soluble_species})
     proteins, protein_report = place_proteins(
         soluble, templates, shape=shape, pixel_size=pixel_size, class_ids=class_ids,
-        rng=rng, label_threshold=label_threshold, ice_thickness=sample.ice_thickness,
+        rng=rng, label_threshold=label_threshold, ice_thickness=placement_thickness,
         occupancy=occupancy, interior=interior, inside=config.vesicles.proteins_inside,
         outside=config.vesicles.proteins_outside, first_instance_id=next_instance,
     )
@@ -1854,6 +1925,13 @@ def assemble_phantom(
         label_threshold=label_threshold, boxes=boxes,
     )
     timings["render"] = time.perf_counter() - clock
+    if context.slab.enabled:
+        clock = time.perf_counter()
+        potential, labels, instances, placements, ice_thickness = _apply_context(
+            config, potential, labels, instances, placements, slab_thickness,
+            rng=rng.spawn(1)[0],
+        )
+        timings["context"] = time.perf_counter() - clock
     return Phantom(
         potential=potential,
         labels=labels,

@@ -257,6 +257,64 @@ class VesiclesConfig(Section):
 
 
 # --------------------------------------------------------------------------------------------
+# Sample context (see tomosim.sample_context)
+# --------------------------------------------------------------------------------------------
+
+
+class SlabConfig(Section):
+    """The ice layer or lamella: uneven, rough, curtained surfaces with vacuum outside."""
+
+    enabled: bool = False
+    thickness: float | None = Field(
+        None, gt=0, le=1e5, description="mean thickness, Å; None = sample.ice_thickness or "
+        "80 % of the z extent"
+    )
+    thickness_gradient: float = Field(
+        0.0, ge=-1e4, le=1e4, description="thickness change per µm along a random direction, Å"
+    )
+    roughness: float = Field(0.0, ge=0, le=1e3, description="surface height s.d., Å")
+    roughness_length: float = Field(
+        500.0, gt=0, le=1e5, description="correlation length of the roughness, Å"
+    )
+    curtain_amplitude: float = Field(0.0, ge=0, le=1e3, description="milling curtain depth, Å")
+    curtain_period: float = Field(400.0, gt=0, le=1e5, description="mean curtain spacing, Å")
+
+
+class CarbonConfig(Section):
+    """An amorphous carbon film under the slab beyond a straight edge."""
+
+    enabled: bool = False
+    thickness: float = Field(150.0, gt=0, le=5000, description="film thickness, Å")
+    texture: float = Field(0.3, ge=0, le=2, description="relative grain of the film potential")
+
+
+class FiducialsConfig(Section):
+    """Gold beads: their own class and particle rows."""
+
+    count: int = Field(0, ge=0, le=100_000)
+    radius: float = Field(50.0, gt=0, le=2000, description="bead radius, Å")
+    label: str = Field("gold", min_length=1)
+
+
+class ContaminationConfig(Section):
+    """Crystalline ice lumps on the slab surfaces."""
+
+    count: int = Field(0, ge=0, le=10_000)
+    size: tuple[PositiveLength, PositiveLength] = Field(
+        (150.0, 500.0), description="(min, max) lump diameter, Å"
+    )
+
+
+class ContextConfig(Section):
+    """What surrounds the molecules: slab, carbon, fiducials, contamination (all off by default)."""
+
+    slab: SlabConfig = SlabConfig()
+    carbon: CarbonConfig = CarbonConfig()
+    fiducials: FiducialsConfig = FiducialsConfig()
+    contamination: ContaminationConfig = ContaminationConfig()
+
+
+# --------------------------------------------------------------------------------------------
 # The microscope
 # --------------------------------------------------------------------------------------------
 
@@ -410,6 +468,30 @@ class SimulationConfig(Section):
     microscope: MicroscopeConfig = MicroscopeConfig()
     reconstruction: ReconstructionConfig = ReconstructionConfig()
     output: OutputConfig = OutputConfig()
+    context: ContextConfig = ContextConfig()
+
+    @model_validator(mode="after")
+    def _context_fits(self) -> SimulationConfig:
+        context, sample = self.context, self.sample
+        box_z = sample.shape[0] * sample.pixel_size
+        if context.slab.enabled and context.slab.thickness is not None:
+            if context.slab.thickness >= box_z:
+                raise ValueError(
+                    f"context.slab.thickness {context.slab.thickness:g} Å is not thinner than the "
+                    f"sample box ({sample.shape[0]} × {sample.pixel_size:g} Å = {box_z:g} Å)"
+                )
+        if (context.carbon.enabled or context.contamination.count) and not context.slab.enabled:
+            raise ValueError("context.carbon and context.contamination need context.slab.enabled")
+        if context.fiducials.count:
+            diameter = 2 * context.fiducials.radius
+            smallest = min(sample.shape) * sample.pixel_size
+            slab = context.slab.thickness if context.slab.enabled else sample.ice_thickness
+            if diameter >= smallest or (slab is not None and diameter >= slab):
+                raise ValueError(
+                    f"context.fiducials: beads of {diameter:g} Å diameter do not fit in the sample "
+                    f"({smallest:g} Å smallest box side, slab {slab} Å)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _class_names(self) -> SimulationConfig:
@@ -450,6 +532,8 @@ class SimulationConfig(Section):
                 out.append(f.decoration.label)
         if self.vesicles.count > 0 or self.vesicles.sheets > 0:
             out.append(self.vesicles.label)
+        if self.context.fiducials.count > 0:
+            out.append(self.context.fiducials.label)
         seen: list[str] = []
         for name in out:
             if name != "background" and name not in seen:

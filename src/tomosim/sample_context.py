@@ -65,17 +65,17 @@ def _mean_inner_potential(symbol: str, density_g_cm3: float) -> float:
 
 
 GOLD_POTENTIAL_V = _mean_inner_potential("Au", 19.3)
-"""Mean inner potential of bulk gold from the Peng et al. (1996) ``f_e(0)``, V (≈ 34 V)."""
+"""Mean inner potential of bulk gold from the Peng et al. (1996) ``f_e(0)``, V (≈ 29.9 V)."""
 
 CARBON_POTENTIAL_V = _mean_inner_potential("C", 2.0)
-"""Mean inner potential of amorphous carbon at 2.0 g/cm³, V (≈ 10 V)."""
+"""Mean inner potential of amorphous carbon at 2.0 g/cm³, neutral atoms, V (≈ 12.0 V)."""
 
 
 def gaussian_random_field(
     shape: tuple[int, int], *, pixel_size: float, rms: float, length: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """A stationary Gaussian random field with a Gaussian correlation of ``length`` Å.
+    """Draw a stationary Gaussian random field with a Gaussian correlation of ``length`` Å.
 
     White noise filtered by ``exp(−2π² (length / 2)² k²)`` (the covariance is then
     ``∝ exp(−r² / length²)``), scaled to standard deviation ``rms`` over the image.
@@ -312,7 +312,7 @@ def contamination(
 def gold_template(
     radius: float, pixel_size: float, *, ice_potential_v: float = ICE_POTENTIAL_V
 ) -> Potential:
-    """A gold ball of ``radius`` Å as a voxel-averaged template (excess over ice, V).
+    """Build a gold ball of ``radius`` Å as a voxel-averaged template (excess over ice, V).
 
     Each voxel holds ``(V_Au − V_ice) × `` the fraction of its cube inside the ball (4³
     sub-samples); the reference point is the voxel ``shape // 2``, at the ball's centre.

@@ -1746,7 +1746,9 @@ def _apply_context(
         ids = np.asarray(placements.instance_id)
         gone = np.setdiff1d(ids[~keep], ids[keep])  # objects with no row left inside
         if gone.size:
-            vanished = np.isin(instances, gone)
+            lookup = np.zeros(int(instances.max()) + 1, bool)
+            lookup[gone[gone <= instances.max()]] = True
+            vanished = lookup[instances]
             labels[vanished] = 0
             instances[vanished] = 0
         placements = placements.select(np.flatnonzero(keep))

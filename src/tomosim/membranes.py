@@ -567,6 +567,45 @@ class Sheet:
         return n @ self.rotation.T
 
 
+@numba.njit(cache=True, parallel=True)
+def _sheet_distance_grid(
+    shape, pixel_size, centre, rotation, amplitudes, wave_vectors, phases, band
+):  # pragma: no cover - numba
+    """:meth:`Sheet.signed_distance` at every voxel centre, float32 ``(z, y, x)``.
+
+    Voxels farther than ``band`` Å from the sheet's frame plane plus its largest height get
+    ``±inf`` without evaluating the waves.
+    """
+    bound = band
+    for j in range(amplitudes.shape[0]):
+        bound += abs(amplitudes[j])
+    out = np.empty((shape[0], shape[1], shape[2]), np.float32)
+    two_pi = 2.0 * math.pi
+    for iz in numba.prange(shape[0]):
+        pz = iz * pixel_size - centre[2]
+        for iy in range(shape[1]):
+            py = iy * pixel_size - centre[1]
+            for ix in range(shape[2]):
+                px = ix * pixel_size - centre[0]
+                qx = rotation[0, 0] * px + rotation[1, 0] * py + rotation[2, 0] * pz
+                qy = rotation[0, 1] * px + rotation[1, 1] * py + rotation[2, 1] * pz
+                qz = rotation[0, 2] * px + rotation[1, 2] * py + rotation[2, 2] * pz
+                if abs(qz) > bound:
+                    out[iz, iy, ix] = math.inf if qz > 0 else -math.inf
+                    continue
+                h = 0.0
+                hx = 0.0
+                hy = 0.0
+                for j in range(amplitudes.shape[0]):
+                    arg = two_pi * (wave_vectors[j, 0] * qx + wave_vectors[j, 1] * qy) + phases[j]
+                    h += amplitudes[j] * math.cos(arg)
+                    s = amplitudes[j] * two_pi * math.sin(arg)
+                    hx -= s * wave_vectors[j, 0]
+                    hy -= s * wave_vectors[j, 1]
+                out[iz, iy, ix] = (qz - h) / math.sqrt(1.0 + hx * hx + hy * hy)
+    return out
+
+
 def sheet_potential(
     sheet: Sheet,
     *,
@@ -586,12 +625,12 @@ def sheet_potential(
     widest = math.sqrt(HEAD_SIGMA**2 + pixel_size**2 / 12.0)
     reach = thickness / 2.0 + PROFILE_REACH_SIGMAS * widest + pixel_size
     nz, ny, nx = shape
-    y, x = np.meshgrid(np.arange(ny) * pixel_size, np.arange(nx) * pixel_size, indexing="ij")
-    planes = []
-    for iz in range(nz):
-        points = np.stack([x, y, np.full_like(x, iz * pixel_size)], axis=-1)
-        planes.append(sheet.signed_distance(points).astype(np.float32))
-    distance = np.stack(planes)
+    distance = _sheet_distance_grid(
+        np.array(shape, np.int64), float(pixel_size), np.asarray(sheet.centre, np.float64),
+        np.asarray(sheet.rotation, np.float64), np.asarray(sheet.amplitudes, np.float64),
+        np.asarray(sheet.wave_vectors, np.float64).reshape(-1, 2),
+        np.asarray(sheet.phases, np.float64), float(reach),
+    )
     near = np.abs(distance) <= reach
     z_any = np.flatnonzero(near.any(axis=(1, 2)))
     if z_any.size == 0:

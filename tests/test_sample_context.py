@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,3 +135,30 @@ def test_context_is_reproducible(tmp_path):
 def test_bad_context_is_refused(context, message):
     with pytest.raises(TomosimError, match=message):
         _context_config(**context)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["proteins.species=[{name: a, source: 'builtin:apoferritin', volume_fraction: 0.5},"
+          " {name: b, source: 'builtin:proteasome', volume_fraction: 0.4}]"], "impossible"),
+        (["vesicles.count=1", "proteins.species=[{name: c, source: 'builtin:apoferritin', "
+          "count: 2, in_membrane: true}]"], "membrane_axis"),
+        (["context.fiducials.count=2", "context.fiducials.radius=900"], "fiducials"),
+        (["context.slab.enabled=true", "context.slab.thickness=5000"], "thicker|not thinner"),
+        (["reconstruction.binning=3"], "does not divide"),
+    ],
+)
+def test_bad_context_input_is_one_line_exit_2_nothing_written(run_cli, tmp_path, overrides, words):
+    config = tmp_path / "c.yaml"
+    config.write_text("sample: {shape: [32, 64, 64], pixel_size: 10.0}\n")
+    out = tmp_path / "run"
+    args = ["simulate", config, "-o", out]
+    for item in overrides:
+        args += ["--set", item]
+    code, stdout, stderr = run_cli(*args)
+    assert code == 2
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert re.search(words, lines[0]), lines[0]
+    assert not out.exists() or not any(out.iterdir())

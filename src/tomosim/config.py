@@ -471,6 +471,17 @@ class SimulationConfig(Section):
     context: ContextConfig = ContextConfig()
 
     @model_validator(mode="after")
+    def _binning_divides(self) -> SimulationConfig:
+        factor = self.reconstruction.binning
+        _, ny, nx = self.sample.shape
+        if ny % factor or nx % factor:
+            raise ValueError(
+                f"reconstruction.binning {factor} does not divide the sample's y, x shape "
+                f"({ny}, {nx})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _context_fits(self) -> SimulationConfig:
         context, sample = self.context, self.sample
         box_z = sample.shape[0] * sample.pixel_size

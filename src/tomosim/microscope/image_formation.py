@@ -23,6 +23,14 @@ The chain (:func:`simulate_tilt_series`), per tilt, in ascending angle order:
    wave-optical image ``|F⁻¹[F[e^{iφ}] e^{iχ}]|²`` (tested against it); it holds while the phase
    *fluctuations* are well below 1 rad (a 25 nm protein is ≈ 0.3 rad at 300 kV). In underfocus
    protein images dark.
+   **Acquisition imperfections** (:mod:`~tomosim.microscope.acquisition`, the ``realistic``
+   profile by default): correlated residual shifts and rotations, a tilt-axis error and a
+   tilt-angle offset join the scheme's errors (step 1); beam-induced motion blur multiplies the
+   transfer by ``sinc(L k·d)``; the images are formed at the true defocus and the series reports
+   the assumed one (defocus mismatch). **Fourier binning** (``detector.binning`` = b,
+   :mod:`~tomosim.microscope.binning`): the MTF is that of the detector pixel
+   ``pixel_size / b``, and the transfer is divided by the voxel averaging of the potential at
+   this tilt, so that the pixel is integrated once, as in data Fourier-cropped from a fine pixel.
 4. **Detector** (:mod:`~tomosim.microscope.detector`): expected electrons
    ``dose · pixel_size² · I``, Poisson shot noise with the DQE, read noise; optional noise-free
    series and odd/even half-dose series.

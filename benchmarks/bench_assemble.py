@@ -3,7 +3,7 @@
 Target (issue 3): >= 1000 proteins of >= 4 species and >= 40 filaments, assembled with labels
 (potentials already cached) in <= 5 s on 2 cores with peak memory <= 1.5 GB.
 
-Templates are the built-in coarse models computed by ``tomosim.potential.load_potential`` at
+Templates are the built-in coarse models computed by ``tomosim.cache.load_potential`` at
 ``pixel_size / 2`` (from the on-disk cache after the first run) and are not timed. A small warm-up
 assembly loads the compiled numba kernels first; the JIT load time is reported separately.
 
@@ -43,6 +43,7 @@ import psutil  # noqa: E402
 from scenes import SCENE, PeakMemory  # noqa: E402
 
 from tomosim.assemble import assemble_phantom  # noqa: E402
+from tomosim.recipe import phantom_recipe  # noqa: E402
 from tomosim.pipeline import compute_templates  # noqa: E402
 from tomosim.config import config_from_dict  # noqa: E402
 from tomosim.labels import labels_consistent  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> int:
          "filaments": [{**f, "count": 1, "length": [300, 400]} for f in SCENE["filaments"]],
          "vesicles": {"count": 1, "radius": [150, 200]}},
     )
-    assemble_phantom(small, templates, np.random.default_rng(0))
+    assemble_phantom(phantom_recipe(small), templates, np.random.default_rng(0))
     jit_seconds = time.perf_counter() - clock
 
     baseline = psutil.Process().memory_info().rss
@@ -74,7 +75,7 @@ def main() -> int:
         with PeakMemory() as memory:
             clock = time.perf_counter()
             cpu = time.process_time()
-            phantom = assemble_phantom(config, templates, np.random.default_rng(ARGS.seed))
+            phantom = assemble_phantom(phantom_recipe(config), templates, np.random.default_rng(ARGS.seed))
             seconds = time.perf_counter() - clock
             cpu = time.process_time() - cpu
         runs.append(

@@ -10,7 +10,7 @@ the potential and numba caches:
 3. a local Dask cluster of 2 single-threaded worker processes (what ``--workers 2`` does on
    2 cores).
 
-Each cluster is :func:`tomosim.dataset.local_cluster` (the one ``generate_dataset(workers=K)``
+Each cluster is :func:`tomosim.workers.local_cluster` (the one ``generate_dataset(workers=K)``
 starts), started and warmed up with two phantoms per worker before timing (steady-state rate of a
 long run; the start-up time is reported separately), and stopped after its run, so that only one
 set of worker processes is alive at a time. The three runs are repeated ``--rounds``
@@ -141,7 +141,8 @@ def control_task(seed: int, quick: bool = False) -> float:
 
 def bench_dataset(quick: bool, phantoms: int, rounds: int, scratch: Path) -> list[dict[str, Any]]:
     """The three runs of ``RUNS``, interleaved, ``rounds`` times; one row per run (medians)."""
-    from tomosim.dataset import generate_dataset, local_cluster, usable_cores
+    from tomosim.dataset import generate_dataset
+    from tomosim.workers import local_cluster, usable_cores
 
     tree = phantom_tree(quick)
     shape = tree["sample"]["shape"]

@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 from tomosim.config import DecorationConfig, FilamentSpecies, VesiclesConfig  # noqa: E402
 from tomosim.filaments import place_filaments, subunit_occupancy  # noqa: E402
 from tomosim.membranes import place_vesicles, vesicle_potential  # noqa: E402
+from tomosim.recipe import vesicle_population  # noqa: E402
 
 SHAPE = (200, 512, 512)
 PIXEL_SIZE = 10.0
@@ -108,7 +109,7 @@ def run_vesicles(config: VesiclesConfig, seed: int) -> tuple[float, int, int]:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        vesicles = place_vesicles(config, shape=SHAPE, pixel_size=PIXEL_SIZE,
+        vesicles = place_vesicles(vesicle_population(config), shape=SHAPE, pixel_size=PIXEL_SIZE,
                                   rng=np.random.default_rng(seed))
     voxels = 0
     for vesicle in vesicles:

@@ -29,6 +29,7 @@ import numpy as np
 
 from tomosim.config import MicroscopeConfig
 from tomosim.microscope.image_formation import simulate_tilt_series
+from tomosim.recipe import acquisition, optics
 from tomosim.microscope.projection import project_volume
 
 SHAPES = ((256, 256, 256), (200, 512, 512))
@@ -77,8 +78,8 @@ def bench_size(shape: tuple[int, int, int], repeats: int) -> dict:
             tracemalloc.start()
         start = time.perf_counter()
         series = simulate_tilt_series(
-            volume, pixel_size=PIXEL_SIZE, ice_thickness=None, microscope=config,
-            ice_potential_v=4.5, rng=np.random.default_rng(1),
+            volume, pixel_size=PIXEL_SIZE, ice_thickness=None, acquisition=acquisition(config),
+            optics=optics(config.optics), ice_potential_v=4.5, rng=np.random.default_rng(1),
         )
         simulate_times.append(time.perf_counter() - start)
         if index == 0:
@@ -151,7 +152,8 @@ def main() -> None:
     small = make_phantom(np.random.default_rng(0), (32, 32, 32), 3)
     project_volume(small[:8, :16, :16], ANGLES[:2], pixel_size=PIXEL_SIZE)
     simulate_tilt_series(
-        small, pixel_size=PIXEL_SIZE, ice_thickness=None, microscope=MicroscopeConfig(),
+        small, pixel_size=PIXEL_SIZE, ice_thickness=None,
+        acquisition=acquisition(MicroscopeConfig()), optics=optics(MicroscopeConfig().optics),
         ice_potential_v=4.5, rng=np.random.default_rng(0),
     )
     sizes = [bench_size(shape, repeats) for shape in SHAPES]

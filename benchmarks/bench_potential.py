@@ -9,7 +9,7 @@ Steps, each timed on its own:
    ``$TOMOSIM_STRUCTURES`` or ``../shared/structures``).
 3. the potential, solvent ``none`` and ``ice``, at 10 Å and 2 Å: the first call (the number that
    the targets refer to) and the best of ``--repeats`` further calls.
-4. end to end with an empty potential cache: :func:`tomosim.potential.load_potential` (hash the
+4. end to end with an empty potential cache: :func:`tomosim.cache.load_potential` (hash the
    file, read, compute, write the cache entry), then the same call served from the cache.
 
 Targets (issue 2): <= 0.5 s at 10 Å and <= 2 s at 2 Å on 2 cores, first time, no cache.
@@ -68,7 +68,8 @@ def main() -> None:
     import numpy as np
 
     from tomosim.config import PotentialConfig, StructureOptions
-    from tomosim.potential import atoms_to_potential, load_potential
+    from tomosim.cache import load_potential
+    from tomosim.potential import atoms_to_potential
     from tomosim.structures import Atoms, read_structure
 
     tiny = Atoms(

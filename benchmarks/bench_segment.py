@@ -32,7 +32,8 @@ import torch
 
 from tomosim.config import TrainConfig
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
-from tomosim.train.data import NORMALISATION, make_class_table
+from tomosim.labels import make_class_table
+from tomosim.train.data import NORMALISATION
 from tomosim.train.inference import segment_tomogram
 from tomosim.train.model import build_network
 

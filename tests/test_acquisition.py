@@ -22,6 +22,8 @@ from tomosim.microscope.acquisition import (
 )
 from tomosim.microscope.ctf import frequency_grid
 from tomosim.microscope.image_formation import simulate_tilt_series
+from tomosim.recipe import acquisition, optics
+from tomosim.tilt_series_files import tilt_table
 
 PIXEL = 8.0
 
@@ -49,8 +51,8 @@ def _config(acquisition: dict, angles=(-60.0, 60.0, 10.0), **optics) -> Microsco
 
 def _simulate(volume, config, seed=3):
     return simulate_tilt_series(
-        volume, pixel_size=PIXEL, ice_thickness=1500.0, microscope=config, ice_potential_v=4.5,
-        rng=np.random.default_rng(seed),
+        volume, pixel_size=PIXEL, ice_thickness=1500.0, acquisition=acquisition(config),
+        optics=optics(config.optics), ice_potential_v=4.5, rng=np.random.default_rng(seed),
     )
 
 
@@ -81,7 +83,7 @@ def test_undoing_the_recorded_shifts_and_rotations_restores_the_aligned_series()
               "defocus_mismatch": 0.0}
     misaligned = _simulate(volume, _config(errors))
     aligned = _simulate(volume, _config({"profile": "ideal"}))
-    table = pipeline.tilt_table(misaligned)
+    table = tilt_table(misaligned)
     assert np.abs(table["shift_x_a"]).max() > 10 and np.abs(table["rotation_error_deg"]).max() > 1
     inner = (slice(12, -12), slice(12, -12))
     for i, row in table.iterrows():
@@ -99,7 +101,7 @@ def test_undoing_the_recorded_shifts_and_rotations_restores_the_aligned_series()
 def test_tilt_offset_is_one_constant_for_the_series():
     series = _simulate(_blobs((8, 32, 32)), _config(
         {"profile": "ideal", "tilt_offset": 1.0}, angles=(-30.0, 30.0, 15.0)))
-    table = pipeline.tilt_table(series)
+    table = tilt_table(series)
     offset = table.true_angle_deg - table.angle_deg
     assert np.ptp(offset) < 1e-12 and abs(offset.iloc[0]) > 1e-3
 

@@ -9,23 +9,17 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from tomosim.assemble import (
-    Placements,
-    _compensate_interpolation_blur,
-    PotentialBox,
-    assemble_phantom,
-    instance_class_table,
-    mark_boxes,
-    place_proteins,
-    render_objects,
-    sample_orientations,
-)
 from tomosim import membranes
+from tomosim.assemble import assemble_phantom
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.labels import labels_consistent
-from tomosim.orientations import euler_to_matrix, random_rotations
+from tomosim.orientations import euler_to_matrix, random_rotations, sample_orientations
+from tomosim.packing import mark_boxes, place_proteins
+from tomosim.phantom import Placements, PotentialBox, instance_class_table
 from tomosim.potential import Potential
+from tomosim.recipe import packing_rules, phantom_recipe, protein_targets, vesicle_population
+from tomosim.rendering import _compensate_interpolation_blur, render_objects
 
 PIXEL = 10.0  # output pixel size, Å
 FINE = 5.0  # template pixel size, Å (oversampled by 2)
@@ -326,6 +320,12 @@ SPECIES_TEMPLATES = {
 CLASS_IDS = {"background": 0, "big": 1, "small": 2}
 
 
+def place(config: ProteinsConfig, templates, *, class_ids, inside=(), outside=(), **kwargs):
+    """place_proteins with the config translated as the pipeline does."""
+    targets = protein_targets(config, class_ids, inside=inside, outside=outside)
+    return place_proteins(targets, templates, rules=packing_rules(config), **kwargs)
+
+
 def own_masks(placements: Placements, shape) -> np.ndarray:
     masks = []
     for i in range(len(placements)):
@@ -344,7 +344,7 @@ def test_random_placement_has_no_overlaps(min_gap):
         ],
         min_gap=min_gap,
     )
-    placements, report = place_proteins(
+    placements, report = place(
         config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
         rng=np.random.default_rng(9), label_threshold=THRESHOLD,
     )
@@ -366,7 +366,7 @@ def test_random_placement_has_no_overlaps(min_gap):
 def test_placed_particles_stay_in_the_ice_slab():
     shape = (40, 48, 48)
     config = proteins_config(species=[{"name": "small", "source": "x", "count": 10}])
-    placements, _ = place_proteins(
+    placements, _ = place(
         config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
         rng=np.random.default_rng(10), label_threshold=THRESHOLD, ice_thickness=200.0,
     )
@@ -379,7 +379,7 @@ def test_unreachable_target_warns_with_achieved_count():
     shape = (24, 24, 24)
     config = proteins_config(species=[{"name": "big", "source": "x", "count": 5}], max_attempts=50)
     with pytest.warns(UserWarning, match=r"big \d of 5"):
-        placements, report = place_proteins(
+        placements, report = place(
             config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
             rng=np.random.default_rng(11), label_threshold=THRESHOLD,
         )
@@ -390,7 +390,7 @@ def test_unreachable_target_warns_with_achieved_count():
 def test_impossible_target_raises():
     config = proteins_config(species=[{"name": "big", "source": "x", "count": 500}])
     with pytest.raises(TomosimError, match="nm³"):
-        place_proteins(
+        place(
             config, SPECIES_TEMPLATES, shape=(24, 24, 24), pixel_size=PIXEL, class_ids=CLASS_IDS,
             rng=np.random.default_rng(0), label_threshold=THRESHOLD,
         )
@@ -407,7 +407,7 @@ def test_counts_from_concentration_and_volume_fraction():
             {"name": "big", "source": "x", "volume_fraction": 0.02},
         ]
     )
-    _, report = place_proteins(
+    _, report = place(
         config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
         rng=np.random.default_rng(12), label_threshold=THRESHOLD,
     )
@@ -423,7 +423,7 @@ def test_grid_placement_uses_the_grid_spacing():
         placement="grid", grid_spacing=120.0,
         species=[{"name": "small", "source": "x", "count": 20}, {"name": "big", "source": "x", "count": 0}],
     )
-    placements, report = place_proteins(
+    placements, report = place(
         config, {"small": SPECIES_TEMPLATES["small"], "big": SPECIES_TEMPLATES["small"]},
         shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS, rng=np.random.default_rng(13),
         label_threshold=THRESHOLD,
@@ -437,7 +437,7 @@ def test_grid_placement_uses_the_grid_spacing():
         placement="grid", grid_spacing=120.0, species=[{"name": "small", "source": "x", "count": 200}]
     )
     with pytest.warns(UserWarning, match="small 32 of 200"):
-        placements, _ = place_proteins(
+        placements, _ = place(
             config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
             rng=np.random.default_rng(13), label_threshold=THRESHOLD,
         )
@@ -457,7 +457,7 @@ def test_proteins_inside_and_outside_vesicles():
     config = proteins_config(
         species=[{"name": "small", "source": "x", "count": 6}, {"name": "big", "source": "x", "count": 4}]
     )
-    placements, report = place_proteins(
+    placements, report = place(
         config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
         rng=np.random.default_rng(14), label_threshold=THRESHOLD, occupancy=occupancy,
         interior=interior, inside=["small"], outside=["big"],
@@ -476,7 +476,7 @@ def test_clustering_brings_particles_together():
         config = proteins_config(
             species=[{"name": "small", "source": "x", "count": 10}], clustering=clustering
         )
-        placements, _ = place_proteins(
+        placements, _ = place(
             config, SPECIES_TEMPLATES, shape=shape, pixel_size=PIXEL, class_ids=CLASS_IDS,
             rng=np.random.default_rng(15), label_threshold=THRESHOLD,
         )
@@ -513,7 +513,7 @@ PHANTOM_TEMPLATES = {**SPECIES_TEMPLATES, "absent": SPECIES_TEMPLATES["small"], 
 
 def test_phantom_labels_instances_and_stable_class_ids():
     config = phantom_config()
-    phantom = assemble_phantom(config, PHANTOM_TEMPLATES, np.random.default_rng(0))
+    phantom = assemble_phantom(phantom_recipe(config), PHANTOM_TEMPLATES, np.random.default_rng(0))
     assert phantom.class_names == {0: "background", 1: "big", 2: "absent", 3: "small"}
     p = phantom.placements
     names = np.array(p.template_names)[p.template]
@@ -533,9 +533,9 @@ def test_phantom_labels_instances_and_stable_class_ids():
 
 def test_same_seed_same_bytes_different_seed_different_phantom():
     config = phantom_config()
-    a = assemble_phantom(config, PHANTOM_TEMPLATES, np.random.default_rng(21))
-    b = assemble_phantom(config, PHANTOM_TEMPLATES, np.random.default_rng(21))
-    c = assemble_phantom(config, PHANTOM_TEMPLATES, np.random.default_rng(22))
+    a = assemble_phantom(phantom_recipe(config), PHANTOM_TEMPLATES, np.random.default_rng(21))
+    b = assemble_phantom(phantom_recipe(config), PHANTOM_TEMPLATES, np.random.default_rng(21))
+    c = assemble_phantom(phantom_recipe(config), PHANTOM_TEMPLATES, np.random.default_rng(22))
     for name in ("potential", "labels", "instances"):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
     assert a.placements.positions.tobytes() == b.placements.positions.tobytes()
@@ -567,7 +567,9 @@ def mixed_config(seed: int = 0):
             "filaments": [
                 {"name": "actin", "preset": "actin", "count": 2, "length": [300, 450],
                  "arrangement": "random",
-                 "decoration": {"label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 4}},
+                 "decoration": {"preset": None, "source": "x", "rise": 27.0, "twist": -162.0,
+                                "radius": 16.0, "label": "cofilactin", "fraction": 0.5,
+                                "mean_segment_subunits": 4}},
             ],
             "vesicles": {"count": 1, "radius": [170, 180], "thickness": 40.0,
                          "proteins_inside": ["big"], "proteins_outside": ["small"]},
@@ -587,7 +589,7 @@ def test_phantom_with_filaments_and_vesicles():
     config = mixed_config()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every target is reachable here
-        phantom = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(3))
+        phantom = assemble_phantom(phantom_recipe(config), MIXED_TEMPLATES, np.random.default_rng(3))
     shape = tuple(config.sample.shape)
     p = phantom.placements
     ids = config.class_ids()
@@ -623,7 +625,7 @@ def test_phantom_with_filaments_and_vesicles():
     names = np.array(p.template_names)[p.template]
     # the vesicles are drawn first from the generator: replay them
     vesicles = membranes.place_vesicles(
-        config.vesicles, shape=shape, pixel_size=PIXEL, rng=np.random.default_rng(3)
+        vesicle_population(config.vesicles), shape=shape, pixel_size=PIXEL, rng=np.random.default_rng(3)
     )
     inside = membranes.points_inside(vesicles, p.positions)
     assert np.all(inside[names == "big"]) and not np.any(inside[names == "small"])
@@ -631,9 +633,9 @@ def test_phantom_with_filaments_and_vesicles():
 
 def test_phantom_with_filaments_is_reproducible():
     config = mixed_config()
-    a = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(5))
-    b = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(5))
-    c = assemble_phantom(config, MIXED_TEMPLATES, np.random.default_rng(6))
+    a = assemble_phantom(phantom_recipe(config), MIXED_TEMPLATES, np.random.default_rng(5))
+    b = assemble_phantom(phantom_recipe(config), MIXED_TEMPLATES, np.random.default_rng(5))
+    c = assemble_phantom(phantom_recipe(config), MIXED_TEMPLATES, np.random.default_rng(6))
     for name in ("potential", "labels", "instances"):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
     assert a.labels.tobytes() != c.labels.tobytes()

@@ -17,6 +17,7 @@ from tomosim.microscope.binning import fourier_bin
 from tomosim.microscope.ctf import frequency_grid
 from tomosim.microscope.detector import DETECTOR_PRESETS, detector_mtf
 from tomosim.microscope.image_formation import simulate_tilt_series
+from tomosim.recipe import acquisition, optics
 
 COARSE = 10.0
 FACTOR = 4
@@ -51,8 +52,8 @@ def _series(volume, pixel_size, *, binning, preset="k3", angles=(-60.0, 60.0, 30
         acquisition=AcquisitionConfig(profile="ideal"),
     )
     return simulate_tilt_series(
-        volume, pixel_size=pixel_size, ice_thickness=1500.0, microscope=config,
-        ice_potential_v=4.5, rng=np.random.default_rng(0),
+        volume, pixel_size=pixel_size, ice_thickness=1500.0, acquisition=acquisition(config),
+        optics=optics(config.optics), ice_potential_v=4.5, rng=np.random.default_rng(0),
     ).images
 
 

@@ -23,7 +23,7 @@ def test_demo_runs_offline_and_writes_everything(run_cli, tmp_path, monkeypatch)
         assert (out / name).is_file(), name
     labels = read_mrc(out / "labels.mrc").data
     assert labels.shape == (96, 320, 320)
-    assert set(np.unique(labels)) == set(range(8)), "every demo class is present"
+    assert set(np.unique(labels)) == set(range(7)), "every demo class is present"
     assert "seed: 3" in (out / "config.resolved.yaml").read_text()
 
 
@@ -46,7 +46,7 @@ def test_example_config_is_valid():
 
 
 def test_example_runs_on_the_shared_structures(run_cli, tmp_path, monkeypatch):
-    shared_structure("6BNO_A15.pdb.gz")
+    shared_structure("cofilactin_18mer_flow.0ns.nowater.pdb.gz")
     monkeypatch.setenv("TOMOSIM_STRUCTURES",
                        f"{SHARED_STRUCTURES}:{SHARED_STRUCTURES / 'polnet_pdbs'}")
     monkeypatch.setenv("TOMOSIM_OFFLINE", "1")

@@ -8,10 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from tomosim.assemble import ENVELOPE_FRACTION, assemble_phantom
+from tomosim.assemble import assemble_phantom
+from tomosim.packing import ENVELOPE_FRACTION
 from tomosim.config import config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.potential import Potential
+from tomosim.recipe import phantom_recipe
 
 PIXEL = 10.0
 FINE = 5.0
@@ -90,7 +92,7 @@ def test_reported_volume_fraction_matches_independent_envelopes_without_overlap(
     templates = {name: TEMPLATES[name] for name in ("large", "medium", "small")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        phantom = assemble_phantom(config, templates, np.random.default_rng(4))
+        phantom = assemble_phantom(phantom_recipe(config), templates, np.random.default_rng(4))
     reported = sum(r.volume_fraction for r in phantom.report if r.kind == "protein")
     assert reported > 0.33  # near cellular density
     pad = 12
@@ -116,7 +118,7 @@ def test_crowding_is_fast_and_reproducible():
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            runs.append(assemble_phantom(config, templates, np.random.default_rng(8)))
+            runs.append(assemble_phantom(phantom_recipe(config), templates, np.random.default_rng(8)))
         elapsed = time.perf_counter() - start
     assert elapsed < 20.0  # generous: the benchmark measures speed, this catches a hang
     assert runs[0].instances.tobytes() == runs[1].instances.tobytes()
@@ -129,7 +131,7 @@ def test_species_per_phantom_draws_a_subset():
     templates = {name: TEMPLATES[name] for name in ("large", "medium", "small")}
     chosen = set()
     for seed in range(6):
-        phantom = assemble_phantom(config, templates, np.random.default_rng(seed))
+        phantom = assemble_phantom(phantom_recipe(config), templates, np.random.default_rng(seed))
         present = frozenset(r.name for r in phantom.report if r.kind == "protein" and r.requested)
         assert len(present) == 2
         chosen.add(present)

@@ -8,6 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from tomosim.errors import TomosimError
 from tomosim.microscope.ctf import (
+    Optics,
     apply_ctf,
     ctf_2d,
     defocus_in_tilted_image,
@@ -196,8 +197,8 @@ def test_point_at_two_positions_gets_the_local_defocus(axis_angle):
             image[n // 2 + sign * offset_px, n // 2] = 1.0
     filtered = apply_ctf(
         image - image.mean(), pixel_size=pixel, defocus_u=defocus, defocus_v=defocus,
-        astigmatism_angle=0.0, amplitude_contrast=0.0, tilt_angle=angle,
-        tilt_axis_angle=axis_angle, padding=0.5, **OPTICS,
+        astigmatism_angle=0.0, optics=Optics(amplitude_contrast=0.0, **OPTICS), tilt_angle=angle,
+        tilt_axis_angle=axis_angle, padding=0.5,
     )
     candidates = np.arange(15000.0, 25000.0, 25.0)
     half = 32
@@ -216,7 +217,7 @@ def test_padding_prevents_wrap_around():
     image = np.zeros((n, n))
     image[n // 2, 1] = 1.0  # near the left edge
     kwargs = dict(pixel_size=pixel, defocus_u=3e4, defocus_v=3e4, astigmatism_angle=0.0,
-                  amplitude_contrast=0.07, **OPTICS)
+                  optics=Optics(amplitude_contrast=0.07, **OPTICS))
     wrapped = apply_ctf(image, padding=0.0, **kwargs)
     padded = apply_ctf(image, padding=1.0, **kwargs)
     far = (slice(None), slice(n - 20, n))  # the right edge
@@ -227,7 +228,10 @@ def test_untilted_apply_ctf_equals_direct_filtering():
     rng = np.random.default_rng(2)
     image = rng.normal(size=(64, 64))
     kwargs = dict(defocus_u=2e4, defocus_v=1.6e4, astigmatism_angle=30.0, amplitude_contrast=0.1)
-    out = apply_ctf(image, pixel_size=2.0, padding=0.0, **kwargs, **OPTICS)
+    out = apply_ctf(
+        image, pixel_size=2.0, padding=0.0, defocus_u=2e4, defocus_v=1.6e4, astigmatism_angle=30.0,
+        optics=Optics(amplitude_contrast=0.1, **OPTICS),
+    )
     ctf = ctf_2d((64, 64), 2.0, **kwargs, **OPTICS)
     direct = np.fft.irfft2(np.fft.rfft2(image) * ctf, s=(64, 64))
     np.testing.assert_allclose(out, direct, atol=1e-4)

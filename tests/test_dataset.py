@@ -172,7 +172,7 @@ def _worker_environment() -> dict[str, str | None]:
 def test_local_cluster_workers_limit_threads_and_keep_glibc_malloc_adaptive():
     """Dask's nanny default MALLOC_TRIM_THRESHOLD_ slows phantoms ~40 %; our workers lack it."""
     distributed = pytest.importorskip("distributed")
-    from tomosim.dataset import local_cluster
+    from tomosim.workers import local_cluster
 
     with local_cluster(2, threads=1) as cluster, distributed.Client(cluster) as client:
         environments = client.run(_worker_environment)

@@ -60,9 +60,11 @@ def axis_points(positions: np.ndarray, rotations: np.ndarray, radius: float) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["actin", "cofilactin"])
-def test_one_start_lattice_recovers_rise_and_twist(preset: str) -> None:
-    params = PRESETS[preset]
+COFILACTIN_LITERATURE = HelicalParameters(rise=27.0, twist=-162.0, radius=16.0)
+
+
+@pytest.mark.parametrize("params", [PRESETS["actin"], COFILACTIN_LITERATURE])
+def test_one_start_lattice_recovers_rise_and_twist(params: HelicalParameters) -> None:
     positions, rotations = helical_lattice(40, params, phase=17.0)
     # from positions alone: azimuth and height steps, constant radius
     azimuth = np.rad2deg(np.arctan2(positions[:, 1], positions[:, 0]))
@@ -81,20 +83,21 @@ def test_one_start_lattice_recovers_rise_and_twist(preset: str) -> None:
 
 def test_microtubule_lattice_has_13_protofilaments_3_start_and_a_seam() -> None:
     params = PRESETS["microtubule"]
-    assert params.protofilaments == 13 and params.start == 3
+    assert params.protofilaments == 13 and params.start == -3
     positions, rotations = helical_lattice(13 * 4, params)
     rings = positions.reshape(4, 13, 3)
     azimuth = np.rad2deg(np.arctan2(rings[..., 1], rings[..., 0]))
-    # around a ring: 360/13 per protofilament and a 3 × 40.9 / 13 Å stagger (the 3-start helix)
+    # around a ring: 360/13 per protofilament and a 3 × 40.9 / 13 Å stagger (the 3-start helix),
+    # left-handed: the neighbour at larger azimuth is lower, the one at smaller azimuth higher
     np.testing.assert_allclose(wrap(np.diff(azimuth, axis=1)), 360.0 / 13, atol=1e-6)
-    np.testing.assert_allclose(np.diff(rings[..., 2], axis=1), 3 * 40.9 / 13, atol=1e-9)
+    np.testing.assert_allclose(np.diff(rings[..., 2], axis=1), -3 * 40.9 / 13, atol=1e-9)
     # along a protofilament: the 81.8 Å dimer repeat, no supertwist
     np.testing.assert_allclose(np.diff(rings[..., 2], axis=0), 81.8, atol=1e-9)
     np.testing.assert_allclose(wrap(np.diff(azimuth, axis=0)), 0.0, atol=1e-6)
     # continuing the 3-start helix past protofilament 12 lands half a dimer off protofilament 0
-    expected = rings[0, 12, 2] + 3 * 40.9 / 13
-    mismatch = np.min(np.abs(rings[:, 0, 2] - expected))
-    assert mismatch == pytest.approx(81.8 / 2, abs=1e-6)
+    expected = rings[0, 12, 2] - 3 * 40.9 / 13
+    offset = (rings[0, 0, 2] - expected) % 81.8  # to protofilament 0's (infinite) lattice
+    assert min(offset, 81.8 - offset) == pytest.approx(81.8 / 2, abs=1e-6)
     # all subunits at the protofilament radius, facing outwards (template x along the radius)
     radial = positions[:, :2] / np.linalg.norm(positions[:, :2], axis=1, keepdims=True)
     np.testing.assert_allclose(rotations[:, :2, 0], radial, atol=1e-9)
@@ -110,21 +113,23 @@ def test_helical_parameters_reject_nonsense() -> None:
 
 
 def test_templates_of_presets_and_decoration() -> None:
-    actin = FilamentSpecies(name="actin", preset="actin", decoration=DecorationConfig())
-    assert filament_templates(actin) == {
-        "actin": "builtin:actin", "actin_cofilactin": "builtin:cofilactin"
-    }
+    decoration = DecorationConfig(preset=None, source="cof.pdb", rise=27.0, twist=-162.0)
+    actin = FilamentSpecies(name="actin", preset="actin", decoration=decoration)
+    templates = filament_templates(actin)
+    assert list(templates) == ["actin", "actin_cofilactin"]
+    assert templates["actin"].endswith("data/filaments/actin_6bno.pdb.gz")
+    assert templates["actin_cofilactin"] == "cof.pdb"
     tube = FilamentSpecies(name="microtubule", preset="microtubule")
-    assert filament_templates(tube) == {"microtubule": "builtin:tubulin"}
+    assert filament_templates(tube)["microtubule"].endswith("data/filaments/tubulin_5ij0.pdb.gz")
     custom = FilamentSpecies(name="rod", source="rod.pdb", rise=30.0, twist=90.0, radius=10.0)
     assert filament_templates(custom) == {"rod": "rod.pdb"}
 
 
 def test_decoration_parameters_take_preset_and_overrides() -> None:
-    decoration = DecorationConfig(radius=30.0, twist=-160.0)
+    decoration = DecorationConfig(preset=None, source="cof.pdb", radius=30.0, twist=-160.0)
     params = decoration_parameters(FilamentSpecies(name="a", preset="actin", decoration=decoration))
-    assert (params.rise, params.twist, params.radius) == (PRESETS["cofilactin"].rise, -160.0, 30.0)
-    assert params.envelope_radius >= PRESETS["cofilactin"].envelope_radius
+    assert (params.rise, params.twist, params.radius) == (PRESETS["actin"].rise, -160.0, 30.0)
+    assert params.envelope_radius >= PRESETS["actin"].envelope_radius
     tube = FilamentSpecies(name="mt", preset="microtubule", decoration=DecorationConfig())
     with pytest.raises(TomosimError, match="protofilament"):
         decoration_parameters(tube)
@@ -351,7 +356,10 @@ def decorated_species(**changes) -> FilamentSpecies:
     settings = dict(
         name="actin", preset="actin", count=4, length=(1500.0, 2000.0), arrangement="random",
         persistence_length=1e7,
-        decoration=DecorationConfig(label="cofilactin", fraction=0.4, mean_segment_subunits=8),
+        decoration=DecorationConfig(
+            preset=None, source="builtin:cofilactin", rise=27.0, twist=-162.0, radius=16.0,
+            label="cofilactin", fraction=0.4, mean_segment_subunits=8,
+        ),
     )
     settings.update(changes)
     return FilamentSpecies(**settings)
@@ -377,7 +385,9 @@ def test_decorated_segments_are_instances_with_their_class_and_lattice() -> None
     assert placed.instance_id.min() == 5
     expected_ids = np.arange(5, placed.instance_id.max() + 1)
     np.testing.assert_array_equal(np.unique(placed.instance_id), expected_ids)
-    bare_params, decorated_params = PRESETS["actin"], PRESETS["cofilactin"]
+    bare_params = PRESETS["actin"]
+    decorated_params = decoration_parameters(decorated_species())
+    assert (decorated_params.rise, decorated_params.twist) == (27.0, -162.0)
     for filament in np.unique(placed.filament_id):
         rows = np.flatnonzero(placed.filament_id == filament)
         state = decorated[rows]

@@ -16,6 +16,7 @@ from tomosim.config import (
 )
 from tomosim.errors import TomosimError
 from tomosim.microscope.image_formation import depth_slabs, simulate_tilt_series
+from tomosim.recipe import acquisition, optics
 
 PIXEL = 5.0
 
@@ -40,8 +41,8 @@ def _config(tilt=None, optics=None, dose=None, detector=None, acquisition=None) 
 
 def _simulate(volume, config, seed=0, thickness=1000.0):
     return simulate_tilt_series(
-        volume, pixel_size=PIXEL, ice_thickness=thickness, microscope=config, ice_potential_v=4.5,
-        rng=np.random.default_rng(seed),
+        volume, pixel_size=PIXEL, ice_thickness=thickness, acquisition=acquisition(config),
+        optics=optics(config.optics), ice_potential_v=4.5, rng=np.random.default_rng(seed),
     )
 
 
@@ -121,7 +122,7 @@ def test_series_metadata():
     np.testing.assert_allclose(series.astigmatism_angle, 30.0)
     assert series.scheme.acquisition_index.tolist() == [4, 2, 0, 1, 3]
     assert series.odd is None and series.even is None
-    assert series.voltage_kv == 300.0 and series.pixel_size == PIXEL
+    assert series.optics.voltage_kv == 300.0 and series.pixel_size == PIXEL
 
 
 def test_depth_slabs_cover_the_volume_with_heights_towards_the_source():

@@ -9,6 +9,8 @@ from tomosim.labels import (
     class_colour,
     class_table,
     classes_csv_text,
+    colour_hex,
+    make_class_table,
     label_colours,
     label_mismatches,
     labels_consistent,
@@ -22,12 +24,16 @@ def config(classes=None, species=("ribosome", "proteasome")):
     return config_from_dict(tree)
 
 
+def rows(table):
+    return list(zip(table.ids, table.names, table.colours, strict=True))
+
+
 def test_class_table_ids_follow_the_config_and_never_shift():
-    table = class_table(config(["ribosome", "empty", "proteasome"]))
-    assert [(i, n) for i, n, _ in table] == [(0, "background"), (1, "ribosome"), (2, "empty"), (3, "proteasome")]
+    table = class_table(config(["ribosome", "empty", "proteasome"]).class_ids())
+    assert [(i, n) for i, n, _ in rows(table)] == [(0, "background"), (1, "ribosome"), (2, "empty"), (3, "proteasome")]
     # without a class list: order of first use; a later species keeps its id when others place nothing
-    table = class_table(config(species=("a", "b", "c")))
-    assert [(i, n) for i, n, _ in table] == [(0, "background"), (1, "a"), (2, "b"), (3, "c")]
+    table = class_table(config(species=("a", "b", "c")).class_ids())
+    assert [(i, n) for i, n, _ in rows(table)] == [(0, "background"), (1, "a"), (2, "b"), (3, "c")]
 
 
 def test_colours_are_stable_and_distinct():
@@ -40,14 +46,15 @@ def test_colours_are_stable_and_distinct():
     distance = np.sqrt(((first[:, None] - first[None]) ** 2).sum(-1))
     assert distance[~np.eye(20, dtype=bool)].min() > 25
     # the same id gets the same colour in any config
-    a = dict((n, c) for _, n, c in class_table(config(["x", "ribosome", "proteasome"])))
-    b = dict((i, c) for i, _, c in class_table(config(["proteasome", "ribosome"])))
-    assert a["ribosome"] == b[2] == class_colour(2)
+    a = dict((n, c) for _, n, c in rows(class_table(config(["x", "ribosome", "proteasome"]).class_ids())))
+    b = dict((i, c) for i, _, c in rows(class_table(config(["proteasome", "ribosome"]).class_ids())))
+    assert a["ribosome"] == b[2] == colour_hex(class_colour(2))
     assert a["proteasome"] != b[1]
 
 
 def test_classes_csv_text():
-    text = classes_csv_text([(0, "background", (0, 0, 0)), (1, "ribosome", (243, 195, 0))])
+    table = make_class_table([0, 1], ["background", "ribosome"], ["#000000", colour_hex((243, 195, 0))])
+    text = classes_csv_text(table)
     assert text == "id,name,colour\n0,background,#000000\n1,ribosome,#f3c300\n"
 
 

@@ -28,6 +28,7 @@ from tomosim.membranes import (
     vesicle_potential,
 )
 from tomosim.potential import ICE_POTENTIAL_V
+from tomosim.recipe import vesicle_population
 
 
 def test_group_potentials_match_hand_computed_values() -> None:
@@ -180,7 +181,8 @@ def test_place_vesicles_without_overlap() -> None:
     config = VesiclesConfig(count=6, radius=(150.0, 250.0), max_aspect=1.5, thickness=40.0)
     shape, pixel_size = (60, 160, 160), 10.0
     rng = np.random.default_rng(2)
-    vesicles = place_vesicles(config, shape=shape, pixel_size=pixel_size, rng=rng)
+    population = vesicle_population(config)
+    vesicles = place_vesicles(population, shape=shape, pixel_size=pixel_size, rng=rng)
     assert len(vesicles) == 6
     extent = (np.array(shape[::-1]) - 1) * pixel_size
     for v in vesicles:
@@ -194,7 +196,9 @@ def test_place_vesicles_without_overlap() -> None:
         box = membrane_mask(v, pixel_size=pixel_size, shape=shape, thickness=config.thickness)
         total[box.slices] += box.data
     assert total.max() == 1
-    again = place_vesicles(config, shape=shape, pixel_size=pixel_size, rng=np.random.default_rng(2))
+    again = place_vesicles(
+        population, shape=shape, pixel_size=pixel_size, rng=np.random.default_rng(2)
+    )
     for a, b in zip(vesicles, again):
         np.testing.assert_array_equal(a.centre, b.centre)
         np.testing.assert_array_equal(a.semi_axes, b.semi_axes)
@@ -203,12 +207,17 @@ def test_place_vesicles_without_overlap() -> None:
 def test_crowded_vesicles_warn_with_count() -> None:
     config = VesiclesConfig(count=40, radius=(300.0, 400.0))
     with pytest.warns(UserWarning, match=r"placed \d+ of 40"):
-        vesicles = place_vesicles(config, shape=(60, 120, 120), pixel_size=10.0,
-                                  rng=np.random.default_rng(0), max_attempts=200)
+        vesicles = place_vesicles(
+            vesicle_population(config), shape=(60, 120, 120), pixel_size=10.0,
+            rng=np.random.default_rng(0), max_attempts=200,
+        )
     assert 0 < len(vesicles) < 40
 
 
 def test_vesicle_smaller_than_bilayer_is_an_error() -> None:
     config = VesiclesConfig(count=1, radius=(15.0, 100.0), thickness=40.0)
     with pytest.raises(TomosimError, match="half the bilayer thickness"):
-        place_vesicles(config, shape=(32, 32, 32), pixel_size=10.0, rng=np.random.default_rng(0))
+        place_vesicles(
+            vesicle_population(config), shape=(32, 32, 32), pixel_size=10.0,
+            rng=np.random.default_rng(0),
+        )

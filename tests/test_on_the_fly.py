@@ -197,7 +197,7 @@ def pool_names(pool, iteration):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
     from tomosim.config import OnTheFlyConfig
-    from tomosim.train.data import make_class_table
+    from tomosim.labels import make_class_table
     from tomosim.train.on_the_fly import PhantomPool
 
     settings = OnTheFlyConfig(pool_size=2, refresh_every=3, workers=workers, validation_phantoms=1)
@@ -228,7 +228,7 @@ def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
 
 def test_phantom_pool_errors_are_one_line_in_this_process_and_from_workers():
     from tomosim.config import OnTheFlyConfig
-    from tomosim.train.data import make_class_table
+    from tomosim.labels import make_class_table
     from tomosim.train.on_the_fly import PhantomPool
 
     settings = OnTheFlyConfig(pool_size=2, refresh_every=1, workers=1, validation_phantoms=1)

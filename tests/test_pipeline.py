@@ -36,9 +36,11 @@ CONFIG = {
     },
     "filaments": [
         {
-            "name": "actin", "preset": "actin", "count": 2, "length": [400, 600],
-            "arrangement": "random",
-            "decoration": {"label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 6},
+            "name": "actin", "preset": "actin", "source": "builtin:actin", "count": 2,
+            "length": [400, 600], "arrangement": "random",
+            "decoration": {"preset": None, "source": "builtin:cofilactin", "rise": 27.0,
+                           "twist": -162.0, "radius": 16.0, "outer_radius": 72.0,
+                           "label": "cofilactin", "fraction": 0.5, "mean_segment_subunits": 6},
         }
     ],
     "microscope": {"tilt": {"min_angle": -60, "max_angle": 60, "step": 10}},

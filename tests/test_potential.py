@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tomosim.cache import load_potential
 from tomosim.config import PotentialConfig, StructureOptions
 from tomosim.errors import TomosimError
 from tomosim.potential import (
@@ -22,7 +23,6 @@ from tomosim.potential import (
     _accumulate_gaussians,
     atoms_to_potential,
     independent_atom_ice_potential,
-    load_potential,
     map_to_potential,
     protein_potential_integral_per_kda,
     resolution_to_b_factor,
@@ -449,7 +449,7 @@ def write_pdb(path: Path, atoms: Atoms) -> Path:
 
 
 def test_load_potential_from_file_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tomosim import potential as potential_module
+    from tomosim import cache as potential_module  # load_potential calls it from there
     from tomosim.io import cache_dir
 
     model = write_pdb(tmp_path / "tiny.pdb", small_model(n=12))

@@ -13,6 +13,7 @@ import pytest
 import scipy.ndimage
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.ctf import Optics
 from tomosim.reconstruct import (
     PhaseFlipSettings,
     exact_ramp,
@@ -452,9 +453,7 @@ def test_phase_flip_makes_every_band_take_the_first_lobe_sign() -> None:
         defocus_u=defocus,
         defocus_v=defocus,
         astigmatism_angle=0.0,
-        voltage_kv=300.0,
-        cs_mm=2.7,
-        amplitude_contrast=0.07,
+        optics=Optics(voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.07),
     )[0]
     assert result.dtype == np.float32 and result.shape == shape
     assert np.corrcoef(result.ravel(), ideal.ravel())[0, 1] > 0.95
@@ -484,9 +483,7 @@ def test_phase_flip_in_strips_follows_the_defocus_gradient() -> None:
         "defocus_u": defocus,
         "defocus_v": defocus,
         "astigmatism_angle": 0.0,
-        "voltage_kv": 300.0,
-        "cs_mm": 2.7,
-        "amplitude_contrast": 0.07,
+        "optics": Optics(voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.07),
     }
     strips = phase_flip_tilt_series(image[None], tilt_angles=[tilt], strip_width_px=16, **common)
     single = phase_flip_tilt_series(image[None], **common)
@@ -511,9 +508,7 @@ def test_backprojection_with_phase_flip_equals_flip_then_backprojection() -> Non
         defocus_u=2e4,
         defocus_v=1.8e4,
         astigmatism_angle=30.0,
-        voltage_kv=300.0,
-        cs_mm=2.7,
-        amplitude_contrast=0.07,
+        optics=Optics(voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.07),
     )
     separate = weighted_backprojection(flipped, angles, thickness_px=16)
     np.testing.assert_allclose(combined, separate, atol=1e-5)
@@ -525,9 +520,7 @@ def test_phase_flip_rejects_bad_parameters() -> None:
         "defocus_u": [1e4, 2e4],
         "defocus_v": 1e4,
         "astigmatism_angle": 0.0,
-        "voltage_kv": 300.0,
-        "cs_mm": 2.7,
-        "amplitude_contrast": 0.07,
+        "optics": Optics(voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.07),
     }
     with pytest.raises(TomosimError, match="defocus_u: 2 values for 3 tilts"):
         phase_flip_tilt_series(np.zeros((3, 8, 8)), pixel_size=2.0, **common)

@@ -177,7 +177,7 @@ def test_robust_normalise_centres_and_scales():
 
 
 def test_class_tables_merge_by_name_and_reject_conflicts(tmp_path):
-    from tomosim.train.data import make_class_table, merge_class_tables, read_class_table
+    from tomosim.labels import make_class_table, merge_class_tables, read_class_table
 
     (tmp_path / "a.csv").write_text(CLASSES_CSV)
     table = read_class_table(tmp_path / "a.csv")
@@ -303,7 +303,7 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
 
 
 def test_resume_without_checkpoint_or_with_other_classes_is_refused(tmp_path):
-    from tomosim.train.data import make_class_table
+    from tomosim.labels import make_class_table
     from tomosim.train.training import train_network
 
     data, volume = prepared(write_phantom_folder(tmp_path / "phantom"))

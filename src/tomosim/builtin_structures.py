@@ -48,8 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from tomosim.atoms import Atoms
 from tomosim.errors import TomosimError
-from tomosim.structures import Atoms
 
 BUILTIN_VERSION = "1"
 """Changes whenever the generated models change (part of the potential cache key)."""

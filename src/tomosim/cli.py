@@ -101,7 +101,8 @@ def potential(
 
     from tomosim.config import PotentialConfig, StructureOptions
     from tomosim.io import write_mrc
-    from tomosim.potential import MAX_PIXEL_SIZE, load_potential
+    from tomosim.cache import load_potential
+    from tomosim.potential import MAX_PIXEL_SIZE
 
     if not (0 < pixel_size <= MAX_PIXEL_SIZE):
         raise TomosimError(f"--pixel-size must be in (0, {MAX_PIXEL_SIZE:g}] Å, got {pixel_size}")
@@ -223,6 +224,7 @@ def reconstruct(
     import numpy as np
 
     from tomosim.io import read_mrc, read_tlt, write_mrc
+    from tomosim.microscope.ctf import Optics
     from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 
     tilt_angles = read_tlt(angles)
@@ -251,9 +253,7 @@ def reconstruct(
         settings = PhaseFlipSettings(
             defocus_u=defocus_um * 1e4,
             defocus_v=defocus_um * 1e4,
-            voltage_kv=voltage_kv,
-            cs_mm=cs_mm,
-            amplitude_contrast=amplitude_contrast,
+            optics=Optics(voltage_kv=voltage_kv, cs_mm=cs_mm, amplitude_contrast=amplitude_contrast),
         )
     try:
         volume = weighted_backprojection(
@@ -305,7 +305,7 @@ def _require_torch(threads: int | None) -> None:
 
 def _class_table_near(path: Path, explicit: Path | None):
     """--classes, else ``<stem>.classes.csv`` or ``classes.csv`` beside a label file, else None."""
-    from tomosim.train.data import read_class_table
+    from tomosim.labels import read_class_table
 
     if explicit is not None:
         return read_class_table(explicit)
@@ -351,8 +351,9 @@ def train(
     _require_torch(threads)
     from tomosim.config import load_train_config, read_config_tree
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
+    from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
-        merge_class_tables, prepare_training_volume, read_simulation_folder,
+        prepare_training_volume, read_simulation_folder,
     )
     from tomosim.train.training import train_network, train_on_the_fly
 
@@ -423,7 +424,7 @@ def segment(
 
     from tomosim.io import read_mrc, write_mrc
     from tomosim.train.checkpoint import load_checkpoint
-    from tomosim.train.data import write_class_table
+    from tomosim.labels import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
     if batch_size < 1 or chunk_slices < 1:
@@ -485,8 +486,9 @@ def finetune(
     _require_torch(threads)
     from tomosim.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.labels import read_class_table
     from tomosim.train.data import (
-        prepare_training_volume, read_class_table, read_labelled_tomogram, read_simulation_folder,
+        prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
     )
     from tomosim.train.training import finetune_network
 
@@ -601,8 +603,9 @@ def pick(
     import numpy as np
 
     from tomosim.io import read_mrc
-    from tomosim.train.data import make_class_table
-    from tomosim.train.picking import is_globular_name, pick_particles, write_particles_star
+    from tomosim.labels import make_class_table
+    from tomosim.particles import write_particles_star
+    from tomosim.train.picking import is_globular_name, pick_particles
 
     if min_size < 1:
         raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")

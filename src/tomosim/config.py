@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.ctf import Optics
 
 CONFIG_VERSION = 1
 
@@ -176,7 +177,12 @@ class DecorationConfig(Section):
     """Partial decoration of a filament: segments switch between bare and decorated."""
 
     preset: Literal["cofilactin"] | None = "cofilactin"
-    source: str | None = Field(None, description="decorated subunit structure; None = preset builtin")
+    source: str | None = Field(
+        None, description="decorated subunit structure or filament model; None = the preset's"
+    )
+    helix: Literal["auto"] | None = Field(
+        None, description="auto: source is a multi-subunit model; fit its screw and use a subunit"
+    )
     structure: StructureOptions = StructureOptions()
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
@@ -185,6 +191,9 @@ class DecorationConfig(Section):
     twist: float | None = Field(None, ge=-360, le=360, description="decorated twist; None = preset")
     radius: float | None = Field(
         None, ge=0, le=1e4, description="decorated subunit centre radius, Å; None = preset"
+    )
+    outer_radius: float | None = Field(
+        None, gt=0, le=1e4, description="decorated filament outer radius, Å; None = fitted/bare"
     )
 
 
@@ -200,7 +209,12 @@ class FilamentSpecies(Section):
     source: str | None = Field(
         None,
         description="subunit structure, or a whole-filament segment repeated with rise/twist of "
-        "the whole segment and radius 0; None = the preset's builtin",
+        "the whole segment and radius 0; None = the preset's template",
+    )
+    helix: Literal["auto"] | None = Field(
+        None,
+        description="auto: source is a multi-subunit filament model; fit the screw between its "
+        "subunits (rise, twist, radius) and build the filament from one subunit",
     )
     structure: StructureOptions = StructureOptions()
     label: str | None = None
@@ -211,7 +225,11 @@ class FilamentSpecies(Section):
         None, gt=0, le=1e4, description="filament outer radius for overlap tests, Å; None = preset"
     )
     protofilaments: int | None = Field(None, ge=1, le=100)
-    start: int | None = Field(None, ge=0, le=100, description="helix start number of a tube")
+    start: int | None = Field(
+        None, ge=-100, le=100,
+        description="helix start number of a tube; once around (+azimuth) rises start x start "
+        "rise; negative = left-handed (the microtubule's -3)",
+    )
     count: int = Field(0, ge=0, le=100_000)
     length: tuple[PositiveLength, PositiveLength] = Field(
         (1000.0, 5000.0), description="(min, max) filament length, Å"
@@ -224,6 +242,15 @@ class FilamentSpecies(Section):
     filaments_per_sheet: int = Field(4, ge=1, le=10_000)
     bundle_spacing: float = Field(120.0, gt=0, le=1e4, description="centre spacing in bundles, Å")
     decoration: DecorationConfig | None = None
+    label_rule: Literal["potential", "envelope", "filled"] = Field(
+        "potential",
+        description="potential: voxels where the filament's own potential exceeds "
+        "sample.label_threshold; envelope: a tube of label_radius around the filament axis "
+        "(without the lumen of a tube); filled: the same tube including the lumen",
+    )
+    label_radius: float | None = Field(
+        None, gt=0, le=1e4, description="envelope/filled label radius, Å; None = outer radius"
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> FilamentSpecies:
@@ -231,6 +258,14 @@ class FilamentSpecies(Section):
             raise ValueError(f"filament {self.name!r}: length (min, max) has min > max")
         if self.preset is None and self.source is None:
             raise ValueError(f"filament {self.name!r}: give a preset or a source")
+        if self.helix == "auto" and self.source is None:
+            raise ValueError(f"filament {self.name!r}: helix: auto needs a source (a filament model)")
+        if self.decoration is not None and self.decoration.helix == "auto" and (
+            self.decoration.source is None
+        ):
+            raise ValueError(
+                f"filament {self.name!r}: decoration helix: auto needs a decoration source"
+            )
         return self
 
 
@@ -345,9 +380,9 @@ class TiltConfig(Section):
 class OpticsConfig(Section):
     """Lens and CTF, CTFFIND convention (defocus positive = underfocus)."""
 
-    voltage_kv: float = Field(300.0, gt=0, le=3000)
-    cs_mm: float = Field(2.7, ge=0, le=20)
-    amplitude_contrast: float = Field(0.07, ge=0, lt=1)
+    voltage_kv: float = Field(Optics.voltage_kv, gt=0, le=3000)
+    cs_mm: float = Field(Optics.cs_mm, ge=0, le=20)
+    amplitude_contrast: float = Field(Optics.amplitude_contrast, ge=0, lt=1)
     defocus_um: float = Field(3.0, ge=-20, le=50)
     astigmatism_um: float = Field(0.0, ge=0, le=10, description="defocus_u - defocus_v, µm")
     astigmatism_angle: float = Field(0.0, ge=-180, le=180)
@@ -358,7 +393,7 @@ class OpticsConfig(Section):
     b_factor: float = Field(0.0, ge=0, le=1e4, description="CTF envelope B-factor, Å²")
     source_spread_mrad: float = Field(0.0, ge=0, le=10, description="spatial coherence envelope")
     energy_spread_ev: float = Field(0.0, ge=0, le=10, description="temporal coherence envelope")
-    chromatic_aberration_mm: float = Field(2.7, ge=0, le=20)
+    chromatic_aberration_mm: float = Field(Optics.chromatic_aberration_mm, ge=0, le=20)
     padding: float = Field(0.25, ge=0, le=2, description="fractional padding against wrap-around")
 
 

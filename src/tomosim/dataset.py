@@ -36,7 +36,7 @@ Parallelism
 phantom at a time (``LocalCluster(n_workers=K, threads_per_worker=1, processes=True)``); each
 worker limits numba and BLAS/OpenMP threads to ``max(1, cores // K)`` so workers do not
 oversubscribe the cores, and starts without Dask's ``MALLOC_TRIM_THRESHOLD_`` (which makes
-phantoms ~40 % slower, see :func:`local_cluster`). Separate phantoms scale better than the
+phantoms ~40 % slower, see :func:`tomosim.workers.local_cluster`). Separate phantoms scale better than the
 threads inside one phantom: on 2 cores, 2 workers simulate 1.4-1.8x the phantoms per hour of
 ``workers=1`` (docs/benchmarks.md).
 ``scheduler="tcp://host:port"`` (or the path of a Dask scheduler JSON file) sends the phantoms to
@@ -68,7 +68,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
-import fcntl
 import hashlib
 import io
 import json
@@ -85,10 +84,19 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tomosim import pipeline
 from tomosim.config import SimulationConfig, apply_overrides, config_from_dict, read_config_tree
 from tomosim.errors import TomosimError
 from tomosim.io import write_text
 from tomosim.randomize import draw_config_with_values, flatten_values
+from tomosim.workers import (
+    connect_scheduler,
+    exclusive_folder,
+    limit_threads,
+    local_cluster,
+    one_line,
+    threads_per_worker,
+)
 
 INDEX_FORMAT = "tomosim-dataset"
 INDEX_VERSION = 1
@@ -294,7 +302,7 @@ def generate_dataset(
     if root.exists() and not root.is_dir():
         raise TomosimError(f"output {root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root):
+    with exclusive_folder(root):
         _check_or_clear(root, config_hash, overwrite=overwrite)
         write_text(
             root / "dataset_config.yaml",
@@ -322,7 +330,7 @@ def generate_dataset(
                         index.update(i, status="done", error=None, warnings=caught)
                         advance()
                     else:
-                        index.update(i, status="failed", error=_one_line(error))
+                        index.update(i, status="failed", error=one_line(error))
                         failure = failure or error
                         break
             finally:
@@ -383,7 +391,7 @@ def simulate_phantom(
     if threads is not None:
         limit_threads(threads)
     if simulate is None:
-        from tomosim.pipeline import simulate
+        simulate = pipeline.simulate
     root = Path(output_dir)
     final = root / folder
     staging = root / f".{folder}.partial-{uuid.uuid4().hex[:12]}"
@@ -436,7 +444,7 @@ def _run_dask(
     with contextlib.ExitStack() as stack:
         threads: int | None
         if scheduler is not None:
-            client = stack.enter_context(_connect(Client, scheduler, connect_timeout))
+            client = stack.enter_context(connect_scheduler(Client, scheduler, connect_timeout))
             threads = None
         else:
             threads = threads_per_worker(workers)
@@ -466,89 +474,6 @@ def _run_dask(
                     future.cancel()
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity: taskset, cgroups, SLURM), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    """numba/BLAS threads each of ``workers`` local worker processes uses: ``max(1, cores // workers)``."""
-    return max(1, usable_cores() // workers)
-
-
-UNSET_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-"""Dask config key whose value None keeps MALLOC_TRIM_THRESHOLD_ out of worker environments."""
-
-
-def local_cluster(workers: int, *, threads: int | None = None) -> Any:
-    """The local Dask cluster of :func:`generate_dataset`: ``workers`` worker processes.
-
-    Each worker runs one task at a time; its process starts with ``NUMBA_NUM_THREADS``,
-    ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to ``threads``
-    (default :func:`threads_per_worker`), and without Dask's ``MALLOC_TRIM_THRESHOLD_``. Use it
-    as a context manager (it is a ``distributed.LocalCluster``).
-    """
-    import dask.config
-    from distributed import LocalCluster
-
-    limit = str(threads_per_worker(workers) if threads is None else max(1, int(threads)))
-    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers' environment. Setting it at
-    # all switches off glibc's dynamic mmap threshold, so every large array becomes a fresh mmap
-    # whose pages are faulted in and zeroed: measured 39 % slower phantoms (benchmarks/
-    # bench_dataset.py). A None value removes the variable (distributed.nanny._get_env_variables).
-    with dask.config.set({UNSET_MALLOC_TRIM: None}):
-        return LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=40,
-            env={name: limit for name in (
-                "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-            )},
-        )
-
-
-@contextlib.contextmanager
-def _connect(client_class: Any, scheduler: str, timeout: float) -> Iterator[Any]:
-    """A Dask client of ``scheduler`` (address or scheduler file), or a one-line TomosimError."""
-    target = str(scheduler).strip()
-    if not target:
-        raise TomosimError("scheduler address is empty (expected tcp://host:port)")
-    is_file = target.endswith(".json") or Path(target).is_file()
-    if is_file and not Path(target).is_file():
-        raise TomosimError(f"scheduler file not found: {target}")
-    try:
-        if is_file:
-            client = client_class(scheduler_file=target, timeout=timeout)
-        else:
-            client = client_class(target, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = _one_line(exc)
-        raise TomosimError(
-            f"no Dask scheduler answers at {target} within {timeout:g} s ({reason})"
-        ) from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def limit_threads(threads: int) -> None:
-    """Limit numba's thread pool in this process to ``threads``.
-
-    BLAS/OpenMP pools read ``OMP_NUM_THREADS`` etc. when they start, so the variables are set
-    here for libraries not loaded yet; local Dask workers get them from their environment.
-    """
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(name, str(threads))
-    try:
-        import numba
-
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    except (ImportError, ValueError):  # pragma: no cover - numba missing or pool fixed
-        pass
-
-
 # --------------------------------------------------------------------------------------------
 # The dataset folder: identity, lock, cleaning, index
 # --------------------------------------------------------------------------------------------
@@ -557,21 +482,6 @@ def limit_threads(threads: int) -> None:
 def _tree_hash(tree: dict[str, Any], seed: int, n: int) -> str:
     text = json.dumps({"config": tree, "seed": seed, "n": n}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the dataset folder (released by the OS if the process dies)."""
-    lock_path = root / ".tomosim-dataset.lock"
-    with open(lock_path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise TomosimError(f"another tomosim dataset run is writing to {root}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_header(root: Path) -> dict[str, Any] | None:
@@ -686,11 +596,6 @@ class _IndexWriter:
         return buffer.getvalue()
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if isinstance(error, TomosimError) else f"{type(error).__name__}: {text}"
-
-
 @contextlib.contextmanager
 def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[], None]]:
     """A rich progress bar on stderr (phantoms done / total, phantoms per hour, ETA)."""
@@ -699,7 +604,12 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[], No
         return
     from rich.console import Console
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
     from rich.text import Text

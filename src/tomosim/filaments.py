@@ -2,7 +2,7 @@
 
 A filament is a *path* (its axis, a polyline in sample coordinates with a frame at every point)
 and a *helical lattice* wrapped around it. Every subunit becomes one row of
-:class:`tomosim.assemble.Placements`, so the assembly renders filaments exactly like particles:
+:class:`tomosim.phantom.Placements`, so the assembly renders filaments exactly like particles:
 the subunit template actively rotated by ``R`` and moved to ``p`` (CONVENTIONS.md).
 
 Conventions
@@ -11,24 +11,26 @@ Positions are ``(x, y, z)`` in Å in *sample coordinates* (from the centre of vo
 ``p`` lies at array index ``p[::-1] / pixel_size``). Angles are in degrees.
 
 **Filament frame.** The filament axis is ``+z``, the direction the subunit template's ``+z``
-points (for ``builtin:actin`` the pointed end, for ``builtin:tubulin`` the plus end; the
-handedness of a helix does not depend on which end ``+z`` names). A 1-start helix with rise
-``Δz`` and twist ``Δφ`` has subunit ``k`` at azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and
-radius ``r`` — position ``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that
-neighbouring subunits are related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
+points (for the ``microtubule`` preset the plus end, β-tubulin above α; for a ``helix: auto``
+model the direction from its subunit ``i`` to ``i + 1``). The handedness of a helix does not
+depend on which end ``+z`` names. A 1-start helix with rise ``Δz`` and twist ``Δφ`` has subunit
+``k`` at azimuth ``φ_k = k·Δφ``, height ``z_k = k·Δz`` and radius ``r`` — position
+``(r cos φ_k, r sin φ_k, z_k)`` — rotated by ``Rz(φ_k)``, so that neighbouring subunits are
+related by the screw operation. A tube of ``N`` protofilaments with start number ``S`` has
 protofilament ``q`` at azimuth ``q·360°/N`` and axial stagger ``q·S·δ/N`` (``δ`` =
 ``start_rise``, the length of the unit the start number counts); along each protofilament the
-subunits repeat with the rise and twist. When ``S·δ`` is not a multiple of the rise the lattice
-closes with a *seam* between protofilaments ``N − 1`` and ``0`` (the microtubule B-lattice: a
-3-start monomer helix of αβ-dimers leaves a half-dimer offset, i.e. an A-lattice seam).
+subunits repeat with the rise and twist. ``S < 0`` is a left-handed start helix: the neighbour at
+negative azimuth is higher. When ``S·δ`` is not a multiple of the rise the lattice closes with a
+*seam* between protofilaments ``N − 1`` and ``0`` (the microtubule B-lattice: a 3-start monomer
+helix of αβ-dimers leaves a half-dimer offset, i.e. an A-lattice seam).
 
-**Subunit template.** A subunit template (``builtin:actin``, ``builtin:cofilactin``,
-``builtin:tubulin`` or any structure) is the subunit *as it sits at azimuth 0 of the filament*:
-its reference point (the mean atom position, CONVENTIONS.md; for ``builtin:cofilactin`` the
-centre of its actin) on the ``+x`` axis at ``HelicalParameters.radius`` from the filament axis,
-the filament axis parallel to ``+z``, and then translated so that its reference point is at the
-origin (the frame of :mod:`tomosim.builtin_structures`). In template coordinates the filament
-axis is therefore the line ``(x, y) = (-radius, 0)``.
+**Subunit template.** A subunit template is the subunit *as it sits at azimuth 0 of the
+filament*: filament axis parallel to ``+z``; its reference point (the mean atom position,
+CONVENTIONS.md) at radius ``HelicalParameters.radius`` from the axis, at azimuth
+``reference_azimuth`` and height ``reference_height`` (both 0 except for a fitted decorated
+subunit, whose azimuth and height are those of its core, e.g. its actin: see
+:mod:`tomosim.filament_templates`). The presets ship such templates
+(``tomosim/data/filaments``); ``helix: auto`` derives one from any multi-subunit filament model.
 
 **Curved filaments.** Along a curved path the lattice coordinates ``(s, φ)`` (arc length, azimuth)
 are mapped with a rotation-minimising (parallel-transported) frame ``(n, b, t)`` of the path: a
@@ -41,32 +43,32 @@ the filament's ``outer_radius`` from the outermost voxel centres, so no filament
 and its label is never truncated. A filament whose minimum length cannot fit in its arrangement
 raises :class:`~tomosim.errors.TomosimError`.
 
-Helical parameters of the presets (literature values)
------------------------------------------------------
+Presets (real subunits)
+-----------------------
 ``actin``
-    F-actin (ADP): rise 27.5 Å, twist −166.7° per subunit (1-start genetic helix; Fujii et al.
-    2010, *Nature* 467, 724; von der Ecken et al. 2015, *Nature* 519, 114: rise 27.5–27.6 Å, twist
-    −166.6 to −166.7°). Subunit centre (mean atom position) radius 15.8 Å, measured on the
-    F-actin model 6BNO (15 subunits; helical fit of the chain centroids gives rise 28.1 Å, twist
-    −166.6°, radius 15.8 Å; 99 % of atoms within 41 Å of the axis); outer radius 48 Å (the
-    coarse ``builtin:actin`` reaches 44.5 Å).
+    One subunit of F-actin from PDB 6BNO (via 6BNO_A15, 15 subunits; shipped, provenance in
+    ``data/filaments/README.md``) on the lattice fitted to that model: twist −166.65°, rise
+    28.11 Å per subunit (crossover 180°/(180° − 166.65°) × 28.11 Å = 37.9 nm), subunit centre
+    15.81 Å from the axis, atoms to 45 Å (outer radius 47 Å). Literature: −166.7°, 27.5 Å
+    (Fujii et al. 2010, *Nature* 467, 724; von der Ecken et al. 2015, *Nature* 519, 114); the
+    CryoTomoSim actin file stores −166.15°, 27.3 Å.
 ``cofilactin``
-    Cofilin-saturated actin: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011, *PNAS* 108, 20568;
-    Huehn et al. 2018, *PNAS* 115, 1478; crossover shortened to ~75 % of F-actin's, McGough et al.
-    1997, *J. Cell Biol.* 138, 771). The subunit is one actin plus its cofilin with the *actin*
-    centre as reference point (as in ``builtin:cofilactin``), at 16.0 Å from the axis, measured on
-    the cofilactin MD model of Hocky et al. (CofilinSevering; helical fit of the decorated actins:
-    twist −161.8°, rise 27.7 Å, radius 16.0 Å; the actin + cofilin centroid sits at 22.5 Å, atoms
-    reach 62 Å); outer radius 72 Å (the coarse ``builtin:cofilactin`` reaches 71 Å).
+    Cofilin-decorated actin from PDB 5YU8 (Tanaka et al. 2018, *Nat. Commun.* 9, 1860), fetched
+    on first use and fitted with ``helix: auto`` (nothing ships; offline without a cached copy
+    it is a one-line error). Literature: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011, *PNAS*
+    108, 20568; Huehn et al. 2018, *PNAS* 115, 1478; crossover shortened to ~75 %, McGough et al.
+    1997, *J. Cell Biol.* 138, 771); the CryoTomoSim file stores −162°, 24 Å. The cofilactin MD
+    model of Hocky et al. (CofilinSevering, subunits 9–16) fits −161.8°, 27.7 Å.
 ``microtubule``
-    13 protofilaments, 3-start lattice counted in monomers (B-lattice with one seam),
-    αβ-tubulin dimer subunits with an 81.8 Å repeat along the protofilament (4.1 nm monomer;
-    GDP lattice ≈ 81.5–82 Å, GMPCPP ≈ 84 Å; Alushin et al. 2014, *Cell* 157, 1117; Zhang et al.
-    2015, *Cell* 162, 849), no supertwist (13-pf microtubules have straight protofilaments,
-    twist 0). Protofilament (dimer centre) radius 110 Å: neighbouring protofilaments of the GDP
-    lattice patch derived from PDB 3J6E are 53.4 Å apart including a 9.4 Å stagger, i.e. a
-    52.6 Å chord = 2 R sin(π/13); outer radius 140 Å (outer diameter ≈ 25 nm; the coarse
-    ``builtin:tubulin`` reaches 139 Å).
+    αβ-tubulin dimers from PDB 5IJ0 (refined into a microtubule map; shipped), oriented as the
+    middle dimer of the 3J6E lattice patch (three laterally adjacent protofilaments, whose
+    lateral screw is −25.66°, +8.89 Å: left-handed). 13 protofilaments, left-handed 3-start
+    B-lattice counted in monomers (``start = −3``, ``start_rise`` 40.9 Å) with one seam, 81.8 Å
+    dimer repeat (GDP lattice ≈ 81.5–82 Å; Alushin et al. 2014, *Cell* 157, 1117; Zhang et al.
+    2015, *Cell* 162, 849), no supertwist; dimer centre radius 110.52 Å = the 3J6E patch's
+    118.86 Å (14-pf) × sin(π/14)/sin(π/13), which keeps the lateral contact distance (no gaps);
+    lumen radius 79.7 Å, outer radius 141.2 Å. ``protofilaments: 14`` rescales the radius the
+    same way and reproduces the patch.
 """
 
 from __future__ import annotations
@@ -74,18 +76,24 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 from scipy.optimize import brentq
 from scipy.spatial import cKDTree
 
+from tomosim.config import FilamentSpecies, StructureOptions
 from tomosim.errors import TomosimError
-
-if TYPE_CHECKING:
-    from tomosim.assemble import Placements
-    from tomosim.config import FilamentSpecies
+from tomosim.filament_templates import (
+    SubunitTemplate,
+    cofilactin_template,
+    core_identity,
+    helix_template,
+    preset_template_path,
+    template_residues,
+)
+from tomosim.phantom import Placements
+from tomosim.sources import resolve_source
 
 DEFAULT_SUBUNIT_RADIUS = 30.0
 """Å added to ``radius`` to get the outer radius when a parameter set does not give one."""
@@ -121,14 +129,23 @@ class HelicalParameters:
     protofilaments
         Protofilaments around the circumference; 1 for a 1-start helix.
     start
-        Helix start number of a tube: going once around the circumference rises by
-        ``start · start_rise``.
+        Helix start number of a tube: going once around the circumference (towards increasing
+        azimuth) rises by ``start · start_rise``. Negative = left-handed: the lateral neighbour
+        at negative azimuth is higher (the microtubule's 3-start helix: ``-3``).
     start_rise
         Axial length of the unit that ``start`` counts, Å; ``None`` = ``rise``. For a microtubule
         of αβ-dimer subunits the 3-start helix counts monomers: ``start_rise = rise / 2``.
     outer_radius
         Radius of the cylinder that encloses all atoms, Å, used to keep filaments apart and
         inside the volume; ``None`` = ``radius + DEFAULT_SUBUNIT_RADIUS``.
+    reference_azimuth
+        Azimuth (degrees) of the template's reference point in the subunit's own frame: 0 when
+        the reference point defines the subunit's azimuth (every preset but a fitted decorated
+        subunit, whose azimuth is that of its core, e.g. its actin).
+    reference_height
+        Height (Å) of the template's reference point in the subunit's own frame (as above).
+    inner_radius
+        Radius of the empty lumen (no atom closer to the axis), Å; 0 for a solid filament.
     """
 
     rise: float
@@ -138,6 +155,9 @@ class HelicalParameters:
     start: int = 1
     start_rise: float | None = None
     outer_radius: float | None = None
+    reference_azimuth: float = 0.0
+    reference_height: float = 0.0
+    inner_radius: float = 0.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.rise) and self.rise > 0):
@@ -148,8 +168,8 @@ class HelicalParameters:
             raise TomosimError(f"helical radius must be >= 0 Å, got {self.radius}")
         if int(self.protofilaments) != self.protofilaments or self.protofilaments < 1:
             raise TomosimError(f"protofilaments must be an integer >= 1, got {self.protofilaments}")
-        if int(self.start) != self.start or self.start < 0:
-            raise TomosimError(f"helix start number must be an integer >= 0, got {self.start}")
+        if int(self.start) != self.start:
+            raise TomosimError(f"helix start number must be an integer, got {self.start}")
         if self.start_rise is not None and not self.start_rise > 0:
             raise TomosimError(f"start_rise must be > 0 Å, got {self.start_rise}")
         if self.outer_radius is not None and not self.outer_radius >= self.radius:
@@ -175,21 +195,21 @@ class HelicalParameters:
 
 
 PRESETS: dict[str, HelicalParameters] = {
-    "actin": HelicalParameters(rise=27.5, twist=-166.7, radius=15.8, outer_radius=48.0),
-    "cofilactin": HelicalParameters(rise=27.0, twist=-162.0, radius=16.0, outer_radius=72.0),
+    "actin": HelicalParameters(rise=28.111, twist=-166.648, radius=15.806, outer_radius=47.0),
     "microtubule": HelicalParameters(
-        rise=81.8, twist=0.0, radius=110.0, protofilaments=13, start=3, start_rise=40.9,
-        outer_radius=140.0,
+        rise=81.8, twist=0.0, radius=110.52, protofilaments=13, start=-3, start_rise=40.9,
+        outer_radius=141.2, inner_radius=79.7,
     ),
 }
-"""Helical parameters of the presets; values and sources in the module docstring."""
+"""Helical parameters of the presets with shipped templates (values and sources in the module
+docstring); they put the shipped subunit files exactly where their source models have them. The
+``cofilactin`` preset has no fixed values: they are fitted from its filament model."""
 
-PRESET_SUBUNITS: dict[str, str] = {
-    "actin": "builtin:actin",
-    "cofilactin": "builtin:cofilactin",
-    "microtubule": "builtin:tubulin",
+LITERATURE: dict[str, tuple[float, float]] = {
+    "actin": (27.5, -166.7),
+    "cofilactin": (27.0, -162.0),
 }
-"""The subunit structure each preset uses (an αβ-tubulin dimer for the microtubule)."""
+"""``(rise Å, twist °)`` per subunit from the literature, for comparison (module docstring)."""
 
 
 def _rotation_z(angle_deg: np.ndarray) -> np.ndarray:
@@ -212,8 +232,9 @@ def helical_lattice(
 
     Subunit ``i`` sits on ring ``j = i // N`` and protofilament ``q = i % N`` (``N`` =
     ``params.protofilaments``; ``N = 1``: ``j = i``), at azimuth
-    ``φ = phase + j·twist + q·360°/N`` and height ``z = j·rise + q·lateral_rise``, radius
-    ``params.radius``, rotated by ``Rz(φ)``.
+    ``φ = phase + j·twist + q·360°/N`` and height ``z = j·rise + q·lateral_rise``, rotated by
+    ``Rz(φ)``; its reference point lies at radius ``params.radius``, azimuth
+    ``φ + reference_azimuth`` and height ``z + reference_height``.
 
     Parameters
     ----------
@@ -237,8 +258,8 @@ def helical_lattice(
     n_pf = params.protofilaments
     ring, pf = index // n_pf, index % n_pf
     phi = phase + ring * params.twist + pf * (360.0 / n_pf)
-    height = ring * params.rise + pf * params.lateral_rise
-    a = np.deg2rad(phi)
+    height = ring * params.rise + pf * params.lateral_rise + params.reference_height
+    a = np.deg2rad(phi + params.reference_azimuth)
     positions = np.stack(
         [params.radius * np.cos(a), params.radius * np.sin(a), height.astype(np.float64)], axis=1
     )
@@ -250,9 +271,56 @@ def helical_lattice(
 # --------------------------------------------------------------------------------------------
 
 
+def _fitted_template(
+    preset: str | None, source: str | None, helix: str | None, structure: StructureOptions
+) -> SubunitTemplate | None:
+    """Return the fitted template of a species or decoration (``helix: auto``, cofilactin)."""
+    if helix == "auto" and source is not None:
+        return helix_template(
+            source, chains=structure.chains, segments=structure.segments,
+            keep_ligands=structure.keep_ligands,
+        )
+    if source is None and preset == "cofilactin":
+        return cofilactin_template()
+    return None
+
+
+def _template_parameters(template: SubunitTemplate) -> HelicalParameters:
+    return HelicalParameters(
+        rise=template.rise, twist=template.twist, radius=template.radius,
+        outer_radius=template.outer_radius, reference_azimuth=template.reference_azimuth,
+        reference_height=template.reference_height, inner_radius=template.inner_radius,
+    )
+
+
+def species_template(species: FilamentSpecies) -> SubunitTemplate | None:
+    """Return the fitted subunit of a species (``helix: auto``, cofilactin preset) or None."""
+    return _fitted_template(species.preset, species.source, species.helix, species.structure)
+
+
+def decoration_template(species: FilamentSpecies) -> SubunitTemplate | None:
+    """Return the fitted decorated subunit of a species, or None (none, or a plain source)."""
+    decoration = species.decoration
+    if decoration is None:
+        return None
+    return _fitted_template(
+        decoration.preset, decoration.source, decoration.helix, decoration.structure
+    )
+
+
 def species_parameters(species: FilamentSpecies) -> HelicalParameters:
-    """The bare lattice of a filament species: its preset with the explicit values applied."""
-    base = PRESETS[species.preset] if species.preset is not None else None
+    """Return the bare lattice of a species: fitted helix or preset, explicit values applied.
+
+    ``helix: auto`` (and the ``cofilactin`` preset) take rise, twist, radius and outer radius from
+    the fit of the filament model. Changing a microtubule's ``protofilaments`` without a radius
+    rescales the radius so that neighbouring protofilaments keep their lateral distance
+    (``2 R sin(π/N)`` constant): lateral contacts stay as in the real lattice, with no gaps.
+    """
+    fitted = species_template(species)
+    if fitted is not None:
+        base: HelicalParameters | None = _template_parameters(fitted)
+    else:
+        base = PRESETS.get(species.preset) if species.preset is not None else None
     values = {}
     for key in ("rise", "twist", "radius", "protofilaments", "start"):
         given = getattr(species, key)
@@ -263,7 +331,8 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
     missing = [k for k in ("rise", "twist", "radius") if k not in values]
     if missing:
         raise TomosimError(
-            f"filament {species.name!r}: no preset, so give {', '.join(missing)} explicitly"
+            f"filament {species.name!r}: no preset or fitted helix, so give "
+            f"{', '.join(missing)} explicitly"
         )
     start_rise = base.start_rise if base is not None else None
     outer = base.outer_radius if base is not None else None
@@ -272,34 +341,67 @@ def species_parameters(species: FilamentSpecies) -> HelicalParameters:
         # Keep the preset's geometry proportional when the user changes a dimension.
         if start_rise is not None and "rise" in values and species.rise is not None:
             start_rise = start_rise * values["rise"] / base.rise
-        if outer is not None and species.radius is not None:
+        if (species.radius is None and species.protofilaments is not None
+                and base.protofilaments > 1 and species.protofilaments > 1):
+            values["radius"] = base.radius * (
+                math.sin(math.pi / base.protofilaments) / math.sin(math.pi / species.protofilaments)
+            )
+        if outer is not None:
             outer = outer + values["radius"] - base.radius
     if explicit_outer is not None:
         outer = explicit_outer
+    inner = 0.0
+    if base is not None and base.inner_radius > 0:
+        inner = max(0.0, base.inner_radius + values["radius"] - base.radius)
     try:
-        return HelicalParameters(start_rise=start_rise, outer_radius=outer, **values)
+        return HelicalParameters(
+            start_rise=start_rise, outer_radius=outer,
+            reference_azimuth=base.reference_azimuth if base is not None else 0.0,
+            reference_height=base.reference_height if base is not None else 0.0,
+            inner_radius=inner,
+            **values,
+        )
     except TomosimError as exc:
         raise TomosimError(f"filament {species.name!r}: {exc}") from None
 
 
 def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
-    """The decorated lattice of a species (``None`` without decoration).
+    """Return the decorated lattice of a species (``None`` without decoration).
 
-    The decoration preset gives rise, twist, radius and outer radius (``rise``, ``twist`` and
-    ``radius`` of the decoration override them); without a preset the bare lattice is used with
-    those overrides.
-    The lattice topology (protofilaments, start) is always the bare one.
+    A fitted decorated subunit (``helix: auto`` source, or the cofilactin preset) gives rise,
+    twist, radius, outer radius and the reference point's offsets; ``rise``, ``twist`` and
+    ``radius`` of the decoration override them. Without either the bare lattice is used with
+    those overrides. The lattice topology (protofilaments, start) is always the bare one.
+
+    Raises
+    ------
+    TomosimError
+        A fitted decorated subunit whose core is not the bare subunit's molecule (fewer than 80 %
+        of the bare subunit's residues found with the same name in it).
     """
     decoration = species.decoration
     if decoration is None:
         return None
     bare = species_parameters(species)
-    base = PRESETS[decoration.preset] if decoration.preset is not None else bare
-    if base.protofilaments != bare.protofilaments:
+    fits = decoration.helix == "auto" or (decoration.source is None and decoration.preset)
+    if fits and bare.protofilaments != 1:
         raise TomosimError(
-            f"filament {species.name!r}: decoration preset {decoration.preset!r} is a "
-            f"{base.protofilaments}-protofilament lattice, the filament has {bare.protofilaments}"
+            f"filament {species.name!r}: a fitted decorated subunit (1-start helix, e.g. the "
+            f"cofilactin preset) cannot decorate a {bare.protofilaments}-protofilament lattice"
         )
+    fitted = decoration_template(species)
+    base = _template_parameters(fitted) if fitted is not None else bare
+    if fitted is not None:
+        bare_source = filament_templates(species)[species.name]
+        if not bare_source.startswith("builtin:"):
+            bare_residues = template_residues(resolve_source(bare_source))
+            identity = core_identity(bare_residues, fitted.core_residues)
+            if identity < 0.8:
+                raise TomosimError(
+                    f"filament {species.name!r}: the decorated subunit from {fitted.source} does "
+                    f"not contain the bare subunit {bare_source} (its core matches "
+                    f"{100 * identity:.0f} % of the bare subunit's residues)"
+                )
     radius = decoration.radius if decoration.radius is not None else base.radius
     try:
         return HelicalParameters(
@@ -309,7 +411,12 @@ def decoration_parameters(species: FilamentSpecies) -> HelicalParameters | None:
             protofilaments=bare.protofilaments,
             start=bare.start,
             start_rise=bare.start_rise,
-            outer_radius=max(base.envelope_radius, radius + (base.envelope_radius - base.radius)),
+            outer_radius=(
+                decoration.outer_radius if decoration.outer_radius is not None
+                else max(base.envelope_radius, radius + (base.envelope_radius - base.radius))
+            ),
+            reference_azimuth=base.reference_azimuth,
+            reference_height=base.reference_height,
         )
     except TomosimError as exc:
         raise TomosimError(f"filament {species.name!r} decoration: {exc}") from None
@@ -321,30 +428,49 @@ def decorated_template_name(species: FilamentSpecies) -> str:
     return f"{species.name}_{species.decoration.label}"
 
 
-def filament_templates(species: FilamentSpecies) -> dict[str, str]:
-    """Subunit templates of a species, ``{template name: structure source}``.
+def filament_template_sources(species: FilamentSpecies) -> dict[str, tuple[str, StructureOptions]]:
+    """Subunit templates of a species, ``{template name: (structure source, read options)}``.
 
     The bare subunit is named after the species; a decorated subunit (if any) is named
     :func:`decorated_template_name`. The order is the template index used in the placements
-    (0 = bare, 1 = decorated).
+    (0 = bare, 1 = decorated). A preset without a source uses its shipped subunit
+    (:data:`tomosim.filament_templates.PRESET_TEMPLATES`) or, for ``cofilactin``, the subunit
+    fitted from its filament model; ``helix: auto`` uses the fitted subunit. Those subunit files
+    are read without the species' chain/segment selection (it applied to the filament model).
     """
-    source = species.source
-    if source is None:
-        if species.preset is None:
-            raise TomosimError(f"filament {species.name!r}: give a preset or a source")
-        source = PRESET_SUBUNITS[species.preset]
-    out = {species.name: source}
+
+    def one(
+        preset: str | None, source: str | None, helix: str | None, structure: StructureOptions,
+        what: str,
+    ) -> tuple[str, StructureOptions]:
+        subunit_only = structure.model_copy(update={"chains": None, "segments": None,
+                                                    "assembly": None})
+        fitted = _fitted_template(preset, source, helix, structure)
+        if fitted is not None:
+            return str(fitted.path), subunit_only
+        if source is not None:
+            return source, structure
+        if preset is None:
+            raise TomosimError(f"filament {species.name!r}: {what} needs a preset or a source")
+        return str(preset_template_path(preset)), subunit_only
+
+    out = {species.name: one(species.preset, species.source, species.helix, species.structure,
+                              "the filament")}
     decoration = species.decoration
     if decoration is not None:
-        dec_source = decoration.source
-        if dec_source is None:
-            if decoration.preset is None:
-                raise TomosimError(
-                    f"filament {species.name!r}: decoration needs a preset or a source"
-                )
-            dec_source = PRESET_SUBUNITS[decoration.preset]
-        out[decorated_template_name(species)] = dec_source
+        out[decorated_template_name(species)] = one(
+            decoration.preset, decoration.source, decoration.helix, decoration.structure,
+            "the decoration",
+        )
     return out
+
+
+def filament_templates(species: FilamentSpecies) -> dict[str, str]:
+    """Subunit templates of a species, ``{template name: structure source}``.
+
+    See :func:`filament_template_sources` (this drops the read options).
+    """
+    return {name: source for name, (source, _) in filament_template_sources(species).items()}
 
 
 def species_outer_radius(species: FilamentSpecies) -> float:
@@ -354,6 +480,31 @@ def species_outer_radius(species: FilamentSpecies) -> float:
     if decorated is not None:
         radius = max(radius, decorated.envelope_radius)
     return radius
+
+
+def resolved_species(species: FilamentSpecies) -> FilamentSpecies:
+    """Return the species with its fitted helices written out (for ``config.resolved.yaml``).
+
+    ``rise``, ``twist``, ``radius`` and ``outer_radius`` of a fitted filament (``helix: auto``,
+    cofilactin preset) and of a fitted decoration are filled in with the fitted values (rounded
+    to 0.001), unless given. Simulating the resolved species gives the same filaments.
+    """
+    update: dict[str, object] = {}
+    if species_template(species) is not None:
+        params = species_parameters(species)
+        for key in ("rise", "twist", "radius", "outer_radius"):
+            if getattr(species, key) is None:
+                value = params.envelope_radius if key == "outer_radius" else getattr(params, key)
+                update[key] = round(float(value), 3)
+    decoration = species.decoration
+    if decoration is not None and decoration_template(species) is not None:
+        params_d = decoration_parameters(species)
+        assert params_d is not None
+        dec_update = {k: round(float(getattr(params_d, k)), 3) for k in ("rise", "twist", "radius")
+                      if getattr(decoration, k) is None}
+        if dec_update:
+            update["decoration"] = decoration.model_copy(update=dec_update)
+    return species.model_copy(update=update) if update else species
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,19 +558,19 @@ class FilamentPath:
         return centres, frames
 
     def translated(self, shift: np.ndarray) -> FilamentPath:
-        """The same path moved by ``shift`` (Å, x y z)."""
+        """Return the same path moved by ``shift`` (Å, x y z)."""
         return FilamentPath(self.points + np.asarray(shift, dtype=np.float64), self.frames)
 
 
 def _perpendicular(direction: np.ndarray) -> np.ndarray:
-    """A unit vector perpendicular to unit ``direction``."""
+    """Return a unit vector perpendicular to unit ``direction``."""
     helper = np.eye(3)[int(np.argmin(np.abs(direction)))]
     n = np.cross(direction, helper)
     return n / np.linalg.norm(n)
 
 
 def straight_path(start: np.ndarray, direction: np.ndarray, length: float) -> FilamentPath:
-    """A straight axis from ``start`` along ``direction`` (normalised) over ``length`` Å."""
+    """Return a straight axis from ``start`` along ``direction`` (normalised), ``length`` Å."""
     t = np.asarray(direction, dtype=np.float64)
     t = t / np.linalg.norm(t)
     n = _perpendicular(t)
@@ -490,7 +641,7 @@ def worm_like_chain(
     rng: np.random.Generator,
     step: float | None = None,
 ) -> FilamentPath:
-    """A worm-like chain from the origin in a uniformly random direction.
+    """Grow a worm-like chain from the origin in a uniformly random direction.
 
     The tangent performs a random walk on the sphere: at every node it is deflected by an angle
     drawn from a von Mises–Fisher distribution with ``E[cos θ] = exp(-step / Lp)`` and a uniform
@@ -608,7 +759,7 @@ def _pairs_closer_than(
     starts_a: np.ndarray, ends_a: np.ndarray, starts_b: np.ndarray, ends_b: np.ndarray,
     pairs: np.ndarray, limit: float,
 ) -> bool:
-    """True if any listed segment pair ``(i in a, j in b)`` is closer than ``limit``."""
+    """Return True if any listed segment pair ``(i in a, j in b)`` is closer than ``limit``."""
     for k in range(pairs.shape[0]):
         i, j = pairs[k, 0], pairs[k, 1]
         if _segment_distance(starts_a[i], ends_a[i], starts_b[j], ends_b[j]) < limit:
@@ -633,7 +784,7 @@ class _SegmentIndex:
         self.tree = cKDTree(0.5 * (self.starts + self.ends))
 
     def clashes(self, path: FilamentPath, limit: float) -> bool:
-        """True if ``path`` comes closer than ``limit`` to any stored segment."""
+        """Return True if ``path`` comes closer than ``limit`` to any stored segment."""
         if self.tree is None:
             return False
         starts, ends = path.points[:-1], path.points[1:]
@@ -655,8 +806,10 @@ def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
 
 @numba.njit(cache=True)
 def _visit_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float, mark: bool) -> bool:
-    """Voxel centres within ``radius_px`` of any centre (x, y, z px): set them in ``mask`` if
-    ``mark``, else return True at the first one already set in ``mask``."""
+    """Visit voxel centres within ``radius_px`` of any centre (x, y, z px).
+
+    Set them in ``mask`` if ``mark``, else return True at the first one already set in ``mask``.
+    """
     nz, ny, nx = mask.shape
     r2 = radius_px * radius_px
     for k in range(centres_px.shape[0]):
@@ -681,7 +834,7 @@ def _visit_balls(mask: np.ndarray, centres_px: np.ndarray, radius_px: float, mar
 def _hits_occupancy(
     path: FilamentPath, occupancy: np.ndarray | None, pixel_size: float, radius: float
 ) -> bool:
-    """True if the tube of ``radius`` Å around ``path`` contains an occupied voxel centre."""
+    """Return True if the tube of ``radius`` Å around ``path`` has an occupied voxel centre."""
     if occupancy is None:
         return False
     spacing = min(pixel_size, radius / 2.0)
@@ -725,7 +878,7 @@ def _place_on_line(
     *, rng: np.random.Generator, occupancy: np.ndarray | None, pixel_size: float, radius: float,
     max_attempts: int,
 ) -> FilamentPath | None:
-    """A straight filament on the line ``point + t·direction`` within ``t_range``, or None."""
+    """Place a straight filament on the line ``point + t·direction`` in ``t_range`` (or None)."""
     t_in, t_out = t_range
     length = _draw_length(rng, species.length, t_out - t_in)
     for _ in range(max_attempts):
@@ -985,14 +1138,21 @@ def filament_paths(
             f"filament {species.name!r}: the volume {tuple(shape)} at {pixel_size} Å/px is smaller "
             f"than the filament diameter {2 * radius:.0f} Å"
         )
-    common = dict(lo=lo, hi=hi, radius=radius, rng=rng, occupancy=occupancy,
-                  pixel_size=pixel_size, max_attempts=max_attempts)
     if species.arrangement == "sheets":
-        paths, failed = _sheet_paths(species, gap=min_gap, **common)
+        paths, failed = _sheet_paths(
+            species, lo=lo, hi=hi, radius=radius, gap=min_gap, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     elif species.arrangement == "bundle":
-        paths, failed = _bundle_paths(species, **common)
+        paths, failed = _bundle_paths(
+            species, lo=lo, hi=hi, radius=radius, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     else:
-        paths, failed = _random_paths(species, gap=min_gap, **common)
+        paths, failed = _random_paths(
+            species, lo=lo, hi=hi, radius=radius, gap=min_gap, rng=rng, occupancy=occupancy,
+            pixel_size=pixel_size, max_attempts=max_attempts,
+        )
     if failed:
         warnings.warn(
             f"filament {species.name!r}: placed {len(paths)} of {species.count} filaments "
@@ -1010,7 +1170,7 @@ def filament_paths(
 def decoration_states(
     n: int, *, fraction: float, mean_run: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Decorated (True) / bare (False) state of ``n`` consecutive rings of a filament.
+    """Draw the decorated (True) / bare (False) state of ``n`` consecutive rings of a filament.
 
     Runs alternate between decorated and bare, with geometric run lengths (≥ 1) of mean
     ``mean_run`` (decorated) and ``mean_run · (1 − fraction) / fraction`` (bare), so the
@@ -1046,7 +1206,8 @@ def _lattice_on_path(
     """Subunits of a lattice wrapped around ``path``.
 
     Ring ``j`` is reached from ring ``j − 1`` with the decorated rise and twist when both rings
-    are decorated, else the bare ones; each ring uses its own state's radius. Subunits whose arc
+    are decorated, else the bare ones; each ring uses its own state's radius and reference-point
+    offsets. Subunits whose arc
     length exceeds the path are dropped.
 
     Returns
@@ -1062,19 +1223,25 @@ def _lattice_on_path(
     rises[0], twists[0] = 0.0, 0.0
     ring_s = np.cumsum(rises)
     ring_phi = phase + np.cumsum(twists)
-    ring_radius = np.where(states, decorated.radius if decorated else bare.radius, bare.radius)
+    chosen = decorated if decorated is not None else bare
+    ring_radius = np.where(states, chosen.radius, bare.radius)
+    ring_azimuth = np.where(states, chosen.reference_azimuth, bare.reference_azimuth)
+    ring_height = np.where(states, chosen.reference_height, bare.reference_height)
 
     n_pf = bare.protofilaments
     pf = np.arange(n_pf)
     s = (ring_s[:, None] + pf[None, :] * bare.lateral_rise).ravel()
     phi = (ring_phi[:, None] + pf[None, :] * (360.0 / n_pf)).ravel()
     radius = np.repeat(ring_radius, n_pf)
+    azimuth = np.repeat(ring_azimuth, n_pf)
+    height = np.repeat(ring_height, n_pf)
     decorated_rows = np.repeat(states, n_pf)
     keep = s <= path.length + 1e-9
     s, phi, radius, decorated_rows = s[keep], phi[keep], radius[keep], decorated_rows[keep]
+    azimuth, height = azimuth[keep], height[keep]
 
-    centres, frames = path.at(s)
-    a = np.deg2rad(phi)
+    centres, frames = path.at(s + height)
+    a = np.deg2rad(phi + azimuth)
     radial = frames[:, :, 0] * np.cos(a)[:, None] + frames[:, :, 1] * np.sin(a)[:, None]
     positions = centres + radius[:, None] * radial
     rotations = frames @ _rotation_z(phi)
@@ -1149,14 +1316,13 @@ def place_filaments(
     TomosimError
         Unknown label, impossible lattice or arrangement (see :func:`filament_paths`).
     """
-    from tomosim.assemble import Placements
-
     bare = species_parameters(species)
     decorated = decoration_parameters(species)
     templates = filament_templates(species)
     bare_class = _class_id(species.label or species.name, class_ids, species.name)
     decorated_class = (
-        _class_id(species.decoration.label, class_ids, species.name) if decorated is not None else 0
+        _class_id(species.decoration.label, class_ids, species.name)
+        if decorated is not None and species.decoration is not None else 0
     )
     paths = filament_paths(
         species, shape=shape, pixel_size=pixel_size, rng=rng, occupancy=occupancy,
@@ -1170,7 +1336,7 @@ def place_filaments(
     for number, path in enumerate(paths):
         n_rings = int(math.floor(path.length / smallest_rise)) + 1
         phase = float(rng.uniform(0.0, 360.0))
-        if decorated is not None:
+        if decorated is not None and species.decoration is not None:
             decoration = species.decoration
             states = decoration_states(
                 n_rings, fraction=decoration.fraction, mean_run=decoration.mean_segment_subunits,
@@ -1209,3 +1375,99 @@ def place_filaments(
         segment_id=stacked("segment_id", (0,), np.int64),
         subunit_index=stacked("subunit_index", (0,), np.int64),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Envelope labels
+# --------------------------------------------------------------------------------------------
+
+
+def subunit_axis_points(
+    positions: np.ndarray, rotations: np.ndarray, params: HelicalParameters
+) -> np.ndarray:
+    """Filament-axis point of each placed subunit, ``(n, 3)`` ``(x, y, z)`` Å.
+
+    The template's reference point sits at radius ``params.radius``, azimuth
+    ``reference_azimuth`` and height ``reference_height`` from the axis point, in the template
+    frame; the placement moves that offset with the subunit.
+    """
+    a = math.radians(params.reference_azimuth)
+    offset = np.array([params.radius * math.cos(a), params.radius * math.sin(a),
+                       params.reference_height])
+    return np.asarray(positions) - np.asarray(rotations) @ offset
+
+
+def apply_envelope_labels(
+    labels: np.ndarray,
+    instances: np.ndarray,
+    placements: Placements,
+    species: FilamentSpecies,
+    *,
+    pixel_size: float,
+) -> None:
+    """Label the tubes of ``species.label_rule`` ``envelope``/``filled`` around filament axes.
+
+    Every segment (instance) of the species' ``placements`` labels the voxels whose centres lie
+    within ``label_radius`` (default: the outer radius of its bare or decorated lattice) of its
+    axis polyline (the axis points of its subunits, :func:`subunit_axis_points`, in subunit
+    order, sampled every ``pixel_size / 2``; the tube has round caps at the end points), and for
+    ``envelope`` farther than the lattice's ``inner_radius`` (a microtubule's lumen stays
+    unlabelled). A tube voxel is claimed only when it is background or belongs to the same
+    filament, so other objects (a protein in a lumen) keep their labels. Modifies ``labels`` and
+    ``instances`` in place.
+    """
+    if species.label_rule == "potential" or len(placements) == 0:
+        return
+    bare = species_parameters(species)
+    decorated = decoration_parameters(species)
+    instance_filament: dict[int, int] = {}
+    for inst, fil in zip(placements.instance_id.tolist(), placements.filament_id.tolist(),
+                         strict=True):
+        instance_filament[int(inst)] = int(fil)
+    shape = labels.shape
+    for instance in np.unique(placements.instance_id):
+        rows = np.flatnonzero(placements.instance_id == instance)
+        rows = rows[np.argsort(placements.subunit_index[rows], kind="stable")]
+        is_decorated = bool(placements.template[rows[0]] == 1) and decorated is not None
+        params = decorated if is_decorated and decorated is not None else bare
+        points = subunit_axis_points(placements.positions[rows], placements.rotations[rows], params)
+        outer = species.label_radius if species.label_radius is not None else params.envelope_radius
+        inner = params.inner_radius if species.label_rule == "envelope" else 0.0
+        inner = min(inner, outer)
+        dense = _resample_polyline(points, pixel_size / 2.0) / pixel_size  # px, x y z
+        lo = np.maximum(np.floor(dense.min(axis=0) - outer / pixel_size) - 1, 0).astype(int)
+        hi = np.minimum(np.ceil(dense.max(axis=0) + outer / pixel_size) + 2,
+                        np.array(shape[::-1])).astype(int)
+        if np.any(hi <= lo):
+            continue
+        local = dense - lo
+        box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+        tube = np.zeros(tuple(int(v) for v in (hi - lo)[::-1]), dtype=bool)
+        _visit_balls(tube, local, outer / pixel_size, True)
+        if inner > 0:
+            lumen = np.zeros_like(tube)
+            _visit_balls(lumen, local, inner / pixel_size, True)
+            tube &= ~lumen
+        region_labels, region_instances = labels[box], instances[box]
+        same = np.zeros(region_instances.shape, dtype=bool)
+        filament = instance_filament[int(instance)]
+        owners = np.unique(region_instances[tube])
+        for owner in owners.tolist():
+            if owner != 0 and instance_filament.get(int(owner)) == filament:
+                same |= region_instances == owner
+        claim = tube & ((region_labels == 0) | same)
+        class_id = int(placements.class_id[rows[0]])
+        region_labels[claim] = class_id
+        region_instances[claim] = instance
+
+
+def _resample_polyline(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Points along a polyline at most ``spacing`` apart (the nodes included)."""
+    if len(points) < 2:
+        return np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = [points[:1]]
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        n = max(1, int(math.ceil(np.linalg.norm(b - a) / spacing)))
+        t = np.arange(1, n + 1)[:, None] / n
+        out.append(a + t * (b - a))
+    return np.concatenate(out)

@@ -16,15 +16,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mrcfile
 import numpy as np
 
+from tomosim.array_statistics import Summary, summary_statistics
 from tomosim.errors import TomosimError
-
-if TYPE_CHECKING:
-    from tomosim.array_statistics import Summary
 
 
 def _current_umask() -> int:
@@ -268,8 +265,6 @@ def write_mrc(
         # MRC mode 0 holds bytes; written with IMOD's "unsigned" flag, IMOD and tomosim read
         # 0-255, tools that assume signed bytes read values below 128 unchanged.
         arr = arr.view(np.int8)
-    from tomosim.array_statistics import summary_statistics  # numba: imported when first needed
-
     # of the bytes as MRC2014 mode 0 defines them (signed), so that mrcfile.validate agrees;
     # for label ids below 128 that is the same as unsigned
     summary = summary_statistics(arr)

@@ -1,4 +1,6 @@
-"""Labels: the class table (id, name, colour) and consistency checks of label volumes.
+"""Labels: the class table (id, name, colour), ``classes.csv``, and checks of label volumes.
+
+The labels themselves are made with the potential, in :func:`tomosim.rendering.render_objects`.
 
 Class ids come from :meth:`tomosim.config.SimulationConfig.class_ids`: ``0`` is background, the
 config's classes follow in order (1, 2, ...), and an id never shifts when its class places nothing.
@@ -9,10 +11,21 @@ config's classes follow in order (1, 2, ...), and an id never shifts when its cl
 from __future__ import annotations
 
 import colorsys
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from tomosim.config import SimulationConfig
+from tomosim.errors import TomosimError
+from tomosim.io import write_text
+
+IGNORE_LABEL = 255
+"""Label value meaning "not labelled": such voxels contribute no loss and no score."""
 
 BACKGROUND_COLOUR = (0, 0, 0)
 
@@ -48,22 +61,147 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
     return int(round(255 * r)), int(round(255 * g)), int(round(255 * b))
 
 
-def class_table(config: SimulationConfig) -> list[tuple[int, str, tuple[int, int, int]]]:
-    """``[(id, name, (r, g, b)), ...]`` for background and every class of the config, by id.
+@dataclass(frozen=True)
+class ClassTable:
+    """Label ids and their names; id 0 is always ``background``.
 
-    Ids are those of ``config.class_ids()`` (config order, never shifted); colours are
-    :func:`class_colour` of the id.
+    Attributes
+    ----------
+    ids
+        Label ids in increasing order, starting with 0.
+    names
+        One name per id.
+    colours
+        One colour string per id (as read, e.g. ``#ff8800``; empty if unknown).
     """
-    ids = config.class_ids()
-    return [(i, name, class_colour(i)) for name, i in sorted(ids.items(), key=lambda item: item[1])]
+
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+    colours: tuple[str, ...]
+
+    def name_of(self, label_id: int) -> str:
+        """The name of ``label_id`` (``class_<id>`` if the table does not list it)."""
+        lookup = dict(zip(self.ids, self.names))
+        return lookup.get(int(label_id), f"class_{int(label_id)}")
+
+    def id_of(self, name: str) -> int:
+        """The id of class ``name``; raises :class:`TomosimError` if unknown."""
+        lookup = dict(zip(self.names, self.ids))
+        if name not in lookup:
+            raise TomosimError(f"unknown class name {name!r}; known classes: {list(self.names)}")
+        return lookup[name]
 
 
-def classes_csv_text(table: list[tuple[int, str, tuple[int, int, int]]]) -> str:
-    """The ``classes.csv`` text: header ``id,name,colour`` and one row per class, colour ``#rrggbb``."""
-    lines = ["id,name,colour"]
-    for class_id, name, (r, g, b) in table:
-        lines.append(f"{class_id},{name},#{r:02x}{g:02x}{b:02x}")
-    return "\n".join(lines) + "\n"
+def make_class_table(
+    ids: Sequence[int], names: Sequence[str], colours: Sequence[str] | None = None
+) -> ClassTable:
+    """Validate ids/names (unique, 0..254) and add ``background`` = 0 if absent; sorted by id."""
+    colours = list(colours) if colours is not None else [""] * len(ids)
+    rows = {}
+    for label_id, name, colour in zip(ids, names, colours):
+        label_id = int(label_id)
+        name = str(name).strip()
+        if not 0 <= label_id < IGNORE_LABEL:
+            raise TomosimError(f"class id {label_id} ({name!r}) is outside 0..254")
+        if label_id in rows or not name:
+            raise TomosimError(f"class id {label_id} is repeated or has no name")
+        rows[label_id] = (name, str(colour) if colour == colour else "")  # NaN colour -> ""
+    rows.setdefault(0, ("background", "#000000"))
+    names_only = [n for n, _ in rows.values()]
+    if len(set(names_only)) != len(names_only):
+        raise TomosimError(f"class names must be unique, got {sorted(names_only)}")
+    order = sorted(rows)
+    return ClassTable(
+        ids=tuple(order),
+        names=tuple(rows[i][0] for i in order),
+        colours=tuple(rows[i][1] for i in order),
+    )
+
+
+def read_class_table(path: str | os.PathLike[str]) -> ClassTable:
+    """Read ``classes.csv`` (columns ``id,name,colour``; colour optional).
+
+    Raises
+    ------
+    TomosimError
+        Missing file, missing columns, repeated or out-of-range ids, repeated names.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TomosimError(f"class table not found: {p}")
+    try:
+        table = pd.read_csv(p)
+    except (OSError, ValueError) as exc:
+        raise TomosimError(f"class table is not readable CSV ({exc}): {p}") from None
+    if not {"id", "name"} <= set(table.columns):
+        raise TomosimError(f"class table needs columns id,name (got {list(table.columns)}): {p}")
+    try:
+        ids = [int(v) for v in table["id"]]
+    except (TypeError, ValueError):
+        raise TomosimError(f"class table has a non-integer id: {p}") from None
+    colours = list(table["colour"]) if "colour" in table.columns else None
+    try:
+        return make_class_table(ids, list(table["name"]), colours)
+    except TomosimError as exc:
+        raise TomosimError(f"{exc}: {p}") from None
+
+
+def classes_csv_text(table: ClassTable) -> str:
+    """The ``classes.csv`` text: header ``id,name,colour`` and one row per class (``\\n`` ends)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "name", "colour"])
+    writer.writerows(zip(table.ids, table.names, table.colours, strict=True))
+    return out.getvalue()
+
+
+def write_class_table(path: str | os.PathLike[str], table: ClassTable) -> None:
+    """Write ``table`` as ``classes.csv`` (``id,name,colour``) atomically."""
+    write_text(path, classes_csv_text(table))
+
+
+def merge_class_tables(tables: Sequence[ClassTable]) -> ClassTable:
+    """The union of several tables; the same name must have the same id everywhere."""
+    by_id: dict[int, tuple[str, str]] = {}
+    for table in tables:
+        for label_id, name, colour in zip(table.ids, table.names, table.colours):
+            if label_id == 0:
+                continue
+            if label_id in by_id and by_id[label_id][0] != name:
+                raise TomosimError(
+                    f"class id {label_id} is {by_id[label_id][0]!r} in one folder and {name!r} in "
+                    "another; give the data sets the same class list"
+                )
+            by_id.setdefault(label_id, (name, colour))
+    ids = sorted(by_id)
+    return make_class_table(ids, [by_id[i][0] for i in ids], [by_id[i][1] for i in ids])
+
+
+def colour_hex(colour: tuple[int, int, int]) -> str:
+    """``#rrggbb`` of an RGB colour (0-255 each)."""
+    r, g, b = colour
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def class_table(class_ids: Mapping[str, int]) -> ClassTable:
+    """The class table of a simulation: background and every class, by id, with its colour.
+
+    Parameters
+    ----------
+    class_ids
+        ``{name: id}`` as :meth:`tomosim.config.SimulationConfig.class_ids` gives them (config
+        order, never shifted; ``background`` = 0).
+
+    Returns
+    -------
+    ClassTable
+        Colours are :func:`class_colour` of the id, as ``#rrggbb``.
+    """
+    rows = sorted(class_ids.items(), key=lambda item: item[1])
+    return make_class_table(
+        [i for _, i in rows], [name for name, _ in rows],
+        [colour_hex(class_colour(i)) for _, i in rows],
+    )
 
 
 def label_colours(labels: np.ndarray) -> np.ndarray:

@@ -37,12 +37,34 @@ from tomosim.potential import Potential
 
 __all__ = [
     "MembraneProteinSpecies",
+    "MembraneProteinTarget",
     "MembraneProteins",
     "align_axis",
     "axial_radius",
     "membrane_protein_rotation",
     "place_membrane_proteins",
 ]
+
+
+@dataclass(frozen=True)
+class MembraneProteinTarget:
+    """A membrane protein species as the recipe states it (its radius follows from its template).
+
+    Attributes
+    ----------
+    name, class_id, count
+        Species (template) name, label class, copies asked for.
+    axis
+        ``(x, y, z)`` transmembrane axis in the structure frame.
+    offset
+        Å along ``axis`` from the reference point to the bilayer mid-plane.
+    """
+
+    name: str
+    class_id: int
+    count: int
+    axis: tuple[float, float, float]
+    offset: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gemmi
 import numba
@@ -68,9 +67,6 @@ from scipy.special import erf
 from tomosim.errors import TomosimError
 from tomosim.orientations import random_rotations
 from tomosim.potential import ICE_POTENTIAL_V
-
-if TYPE_CHECKING:
-    from tomosim.config import VesiclesConfig
 
 POTENTIAL_CONSTANT = 47.878
 """``h² / (2π m₀ e)`` in V·Å² (CONVENTIONS.md): potential integral = constant · f_e(0)."""
@@ -428,8 +424,30 @@ def points_inside(
     return out
 
 
+@dataclass(frozen=True)
+class VesiclePopulation:
+    """How many vesicles to draw, and their size and shape.
+
+    Attributes
+    ----------
+    count
+        Number of vesicles.
+    radius
+        ``(min, max)`` of the largest semi-axis, Å.
+    max_aspect
+        Largest ratio of the largest to a smaller semi-axis (1: spheres).
+    thickness
+        Bilayer thickness, Å.
+    """
+
+    count: int
+    radius: tuple[float, float]
+    max_aspect: float
+    thickness: float
+
+
 def place_vesicles(
-    config: VesiclesConfig,
+    population: VesiclePopulation,
     *,
     shape: tuple[int, int, int],
     pixel_size: float,
@@ -437,9 +455,9 @@ def place_vesicles(
     min_gap: float = 20.0,
     max_attempts: int = 1000,
 ) -> list[Vesicle]:
-    """Draw ``config.count`` non-overlapping vesicles in the volume.
+    """Draw ``population.count`` non-overlapping vesicles in the volume.
 
-    The largest semi-axis is uniform in ``config.radius``; the other two are it divided by
+    The largest semi-axis is uniform in ``population.radius``; the other two are it divided by
     factors uniform in ``[1, max_aspect]``; the orientation is uniform on SO(3). Vesicles are
     placed largest first at uniformly random centres inside the volume (voxel-centre extent) and
     may be cut by the volume faces, as in a lamella. Two vesicles are kept apart by their
@@ -449,8 +467,8 @@ def place_vesicles(
 
     Parameters
     ----------
-    config
-        The ``vesicles`` config section.
+    population
+        Count, radius range, aspect ratio and bilayer thickness.
     shape
         ``(z, y, x)`` volume shape, voxels.
     pixel_size
@@ -467,21 +485,21 @@ def place_vesicles(
     list of Vesicle
         In placement order (largest first).
     """
-    if config.count == 0:
+    if population.count == 0:
         return []
-    if config.radius[0] > config.radius[1]:
-        raise TomosimError(f"vesicle radius (min, max) has min > max: {config.radius}")
-    if config.radius[0] <= config.thickness / 2.0:
+    if population.radius[0] > population.radius[1]:
+        raise TomosimError(f"vesicle radius (min, max) has min > max: {population.radius}")
+    if population.radius[0] <= population.thickness / 2.0:
         raise TomosimError(
-            f"vesicle min radius {config.radius[0]} Å must exceed half the bilayer thickness "
-            f"{config.thickness / 2.0} Å"
+            f"vesicle min radius {population.radius[0]} Å must exceed half the bilayer thickness "
+            f"{population.thickness / 2.0} Å"
         )
-    n = config.count
-    largest = np.sort(rng.uniform(config.radius[0], config.radius[1], n))[::-1]
-    ratios = rng.uniform(1.0, config.max_aspect, (n, 2))
+    n = population.count
+    largest = np.sort(rng.uniform(population.radius[0], population.radius[1], n))[::-1]
+    ratios = rng.uniform(1.0, population.max_aspect, (n, 2))
     rotations = random_rotations(n, rng)
     extent = (np.asarray(shape[::-1], dtype=np.float64) - 1.0) * pixel_size
-    half_thickness = config.thickness / 2.0
+    half_thickness = population.thickness / 2.0
     placed: list[Vesicle] = []
     for i in range(n):
         semi_axes = np.array([largest[i], largest[i] / ratios[i, 0], largest[i] / ratios[i, 1]])
@@ -643,6 +661,16 @@ def sheet_potential(
         d[inside], thickness=thickness, pixel_size=pixel_size, ice_potential_v=ice_potential_v
     )
     return LocalBox(potential, (z0, 0, 0), np.abs(d) <= thickness / 2.0)
+
+
+@dataclass(frozen=True)
+class SheetPopulation:
+    """How many membrane sheets to draw and how they undulate (see :func:`place_sheets`)."""
+
+    count: int = 0
+    amplitude: float = 150.0
+    wavelength: float = 4000.0
+    max_tilt: float = 20.0
 
 
 def place_sheets(

@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from tomosim.errors import TomosimError
+
 
 def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
     """Active rotation matrices from RELION Euler angles.
@@ -77,3 +79,34 @@ def rotation_taking_z_to(direction: np.ndarray) -> np.ndarray:
     if s < 1e-12:
         return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
     return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
+
+
+def sample_orientations(n: int, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """``n`` active rotation matrices for an orientation mode.
+
+    Parameters
+    ----------
+    n
+        Number of rotations.
+    mode
+        ``"random"``: uniform on SO(3) (Haar measure, from uniform unit quaternions; see
+        :func:`tomosim.orientations.random_rotations`); ``"fixed"``: the identity (the template as
+        given); ``"in_plane"``: a uniform random rotation about the z axis only.
+    rng
+        Random generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3, 3)`` float64.
+    """
+    if mode == "random":
+        return random_rotations(n, rng) if n else np.zeros((0, 3, 3))
+    if mode == "fixed":
+        return np.repeat(np.eye(3)[None], n, axis=0)
+    if mode == "in_plane":
+        if n == 0:
+            return np.zeros((0, 3, 3))
+        angles = rng.uniform(0.0, 360.0, n)
+        return np.asarray(rotation_about_axis(np.array([0.0, 0.0, 1.0]), angles)).reshape(n, 3, 3)
+    raise TomosimError(f"unknown orientation mode {mode!r}; use random, fixed or in_plane")

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomosim.assemble import Placements
 from tomosim.io import atomic_path
 from tomosim.orientations import matrix_to_euler
+from tomosim.phantom import Placements
 
 
 def particles_table(
@@ -67,13 +67,23 @@ def particles_table(
     )
 
 
-def write_particles(table: pd.DataFrame, star_path: str | os.PathLike[str], csv_path: str | os.PathLike[str]) -> None:
-    """Write the particle table as a STAR file (data block ``particles``) and as CSV, atomically."""
-    with atomic_path(star_path) as tmp:
+def write_particles_star(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
+    """Write a particle table as the ``particles`` data block of a STAR file, atomically.
+
+    The one STAR writer of tomosim: floats as ``%.6f``, and no timestamp (starfile stamps the
+    time of writing in a comment, which is dropped so that reruns compare byte for byte).
+    """
+    with atomic_path(path) as tmp:
         starfile.write({"particles": table}, tmp, float_format="%.6f")
-        # starfile stamps the time of writing in a comment; drop it so outputs are reproducible
         lines = tmp.read_text().splitlines(keepends=True)
         tmp.write_text("".join(line for line in lines if not line.startswith("# Created by")))
+
+
+def write_particles(
+    table: pd.DataFrame, star_path: str | os.PathLike[str], csv_path: str | os.PathLike[str]
+) -> None:
+    """Write the particle table as a STAR file (data block ``particles``) and as CSV, atomically."""
+    write_particles_star(star_path, table)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
 

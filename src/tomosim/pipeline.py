@@ -30,26 +30,29 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tomosim.assemble import Phantom, assemble_phantom, template_pixel_size
+from tomosim.assemble import assemble_phantom
+from tomosim.cache import load_potential
 from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
 from tomosim.errors import TomosimError
-from tomosim.filaments import filament_templates
+from tomosim.filaments import filament_template_sources, resolved_species
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
-from tomosim.labels import class_colour, class_table, classes_csv_text
+from tomosim.labels import class_colour, class_table, write_class_table
 from tomosim.microscope import TiltSeries, simulate_tilt_series
 from tomosim.particles import particles_table, write_particles
-from tomosim.potential import ICE_POTENTIAL_V, Potential, load_potential
+from tomosim.phantom import Phantom
+from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
+from tomosim.recipe import acquisition, optics, phantom_recipe
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
+from tomosim.rendering import template_pixel_size
+from tomosim.tilt_series_files import mdoc_text, tilt_table
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def template_sources(config: SimulationConfig) -> dict[str, tuple[str, Structure
     """Every template the phantom needs: ``{template name: (structure source, options)}``.
 
     Protein species are keyed by species name; filament subunits by the names
-    :func:`tomosim.filaments.filament_templates` gives them.
+    :func:`tomosim.filaments.filament_template_sources` gives them (fitted and shipped subunit
+    files are read without the species' chain/segment selection).
     """
     out: dict[str, tuple[str, StructureOptions]] = {}
     for species in config.proteins.species:
@@ -105,9 +109,7 @@ def template_sources(config: SimulationConfig) -> dict[str, tuple[str, Structure
     for filament in config.filaments:
         if filament.count == 0:
             continue
-        for name, source in filament_templates(filament).items():
-            decorated = name != filament.name and filament.decoration is not None
-            options = filament.decoration.structure if decorated else filament.structure
+        for name, (source, options) in filament_template_sources(filament).items():
             out.setdefault(name, (source, options))
     return out
 
@@ -157,6 +159,10 @@ def simulate(
     paths = output_paths(out)
     paths["config.resolved.yaml"].unlink(missing_ok=True)  # the folder is incomplete until the end
     seeds = StageSeeds.from_seed(config.seed)
+    # fitted filament helices (helix: auto, cofilactin preset) are written into the config
+    config = config.model_copy(
+        update={"filaments": [resolved_species(species) for species in config.filaments]}
+    )
     timings: dict[str, float] = {}
     stages = ["potentials", "phantom", "write phantom"]
     if microscope:
@@ -167,7 +173,7 @@ def simulate(
         with stage("potentials", timings):
             templates = compute_templates(config)
         with stage("phantom", timings):
-            phantom = assemble_phantom(config, templates, seeds.assembly)
+            phantom = assemble_phantom(phantom_recipe(config), templates, seeds.assembly)
         with stage("write phantom", timings):
             _write_phantom(config, phantom, paths)
         tilt_series = tomogram = None
@@ -177,7 +183,8 @@ def simulate(
                     phantom.potential,
                     pixel_size=config.sample.pixel_size,
                     ice_thickness=phantom.ice_thickness,
-                    microscope=config.microscope,
+                    acquisition=acquisition(config.microscope),
+                    optics=optics(config.microscope.optics),
                     ice_potential_v=_ice_potential(config),
                     rng=seeds.microscope,
                 )
@@ -202,10 +209,7 @@ def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> n
             defocus_u=tilt_series.defocus_u,
             defocus_v=tilt_series.defocus_v,
             astigmatism_angle=tilt_series.astigmatism_angle,
-            voltage_kv=tilt_series.voltage_kv,
-            cs_mm=tilt_series.cs_mm,
-            amplitude_contrast=tilt_series.amplitude_contrast,
-            phase_shift=tilt_series.phase_shift,
+            optics=tilt_series.optics,
         )
     return weighted_backprojection(
         tilt_series.images,
@@ -232,7 +236,7 @@ def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, 
     write_mrc(paths["ground_truth.mrc"], phantom.potential, voxel_size=px)
     write_mrc(paths["labels.mrc"], phantom.labels, voxel_size=px)
     write_mrc(paths["instances.mrc"], phantom.instances, voxel_size=px)
-    write_text(paths["classes.csv"], classes_csv_text(class_table(config)))
+    write_class_table(paths["classes.csv"], class_table(config.class_ids()))
     table = particles_table(
         phantom.placements,
         shape=config.sample.shape,
@@ -241,49 +245,6 @@ def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, 
         tomogram_name=config.output.tomogram_name,
     )
     write_particles(table, paths["particles.star"], paths["particles.csv"])
-
-
-def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:
-    """Per-tilt metadata in stack order (ascending nominal angle): ``tilts.csv``.
-
-    Sign conventions (CONVENTIONS.md, "Per-tilt errors"): ``true_angle_deg`` is the angle the
-    image was formed at (``angle_deg`` is nominal); each image was rotated by
-    ``rotation_error_deg`` (counter-clockwise, about the centre ``shape // 2``, on top of the
-    tilt-axis angle) and then its content displaced by ``(shift_x_a, shift_y_a)`` Å; undoing
-    means shifting by minus the shift, then rotating by minus the rotation. ``defocus_u_a`` and
-    ``defocus_v_a`` are the values a CTF estimation reports (used for CTF correction);
-    ``true_defocus_u_a``/``true_defocus_v_a`` those the image was formed with. ``motion_blur_a``
-    is the length of the linear beam-induced motion within the exposure, along
-    ``motion_angle_deg`` (counter-clockwise from x).
-    """
-    s = tilt_series.scheme
-    true_u, true_v = tilt_series.true_defocus_u, tilt_series.true_defocus_v
-    true_u = tilt_series.defocus_u if true_u is None else true_u
-    true_v = tilt_series.defocus_v if true_v is None else true_v
-    acquisition = tilt_series.acquisition
-    blur = np.zeros(tilt_series.n_tilts) if acquisition is None else acquisition.motion_blur
-    blur_angle = np.zeros(tilt_series.n_tilts) if acquisition is None else acquisition.motion_angle
-    return pd.DataFrame(
-        {
-            "index": np.arange(tilt_series.n_tilts),
-            "angle_deg": tilt_series.angles_deg,
-            "true_angle_deg": s.true_angles_deg,
-            "acquisition_index": s.acquisition_index,
-            "dose_e_per_a2": s.dose,
-            "dose_before_e_per_a2": s.dose_before,
-            "dose_after_e_per_a2": s.dose_after,
-            "defocus_u_a": tilt_series.defocus_u,
-            "defocus_v_a": tilt_series.defocus_v,
-            "astigmatism_angle_deg": tilt_series.astigmatism_angle,
-            "shift_x_a": s.shifts[:, 0],
-            "shift_y_a": s.shifts[:, 1],
-            "rotation_error_deg": s.rotations,
-            "true_defocus_u_a": true_u,
-            "true_defocus_v_a": true_v,
-            "motion_blur_a": blur,
-            "motion_angle_deg": blur_angle,
-        }
-    )
 
 
 def _write_microscope(
@@ -307,48 +268,6 @@ def _write_microscope(
         if name in ("odd", "even"):
             half = replace(tilt_series, images=images, noise_free=None, odd=None, even=None)
             write_mrc(out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px)
-
-
-def mdoc_text(tilt_series: TiltSeries, *, image_file: str) -> str:
-    """SerialEM-style ``.mdoc`` text: a header, then one ``[ZValue = i]`` section per image.
-
-    Sections are in stack order (ascending angle). ``DateTime`` increases with acquisition order
-    (30 s per tilt from a fixed start, so files are reproducible) for tools that sort by time.
-    SerialEM's ``Defocus`` is negative for underfocus, so it is ``-defocus`` in µm here;
-    ``TargetDefocus`` likewise.
-    """
-    s = tilt_series.scheme
-    ny, nx = tilt_series.images.shape[1:]
-    lines = [
-        f"PixelSpacing = {tilt_series.pixel_size:.4f}",
-        f"Voltage = {tilt_series.voltage_kv:g}",
-        f"ImageFile = {image_file}",
-        f"ImageSize = {nx} {ny}",
-        "DataMode = 2",
-        "",
-        f"[T = tomosim simulated tilt series   Tilt axis angle = {tilt_series.tilt_axis_angle:.2f}]",
-        f"TiltAxisAngle = {tilt_series.tilt_axis_angle:.2f}",
-        "",
-    ]
-    start = datetime(2026, 1, 1, 12, 0, 0)
-    for i in range(tilt_series.n_tilts):
-        mean_defocus_um = (tilt_series.defocus_u[i] + tilt_series.defocus_v[i]) / 2 / 1e4
-        when = start + timedelta(seconds=30 * int(s.acquisition_index[i]))
-        lines += [
-            f"[ZValue = {i}]",
-            f"TiltAngle = {tilt_series.angles_deg[i]:.4f}",
-            f"ExposureDose = {s.dose[i]:.4f}",
-            f"PriorRecordDose = {s.dose_before[i]:.4f}",
-            f"PixelSpacing = {tilt_series.pixel_size:.4f}",
-            f"Defocus = {-mean_defocus_um:.4f}",
-            f"TargetDefocus = {-s.defocus[i] / 1e4:.4f}",
-            f"RotationAngle = {tilt_series.tilt_axis_angle + s.rotations[i]:.4f}",
-            f"ImageShift = {s.shifts[i, 0] / 1e4:.6f} {s.shifts[i, 1] / 1e4:.6f}",
-            f"DateTime = {when.strftime('%d-%b-%y  %H:%M:%S')}",
-            f"AcquisitionIndex = {int(s.acquisition_index[i])}",
-            "",
-        ]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

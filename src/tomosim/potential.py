@@ -69,23 +69,16 @@ position ``r`` (Å, x y z) lies at array position ``(r - centre_a) / pixel_size 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
+from tomosim.atoms import Atoms
 from tomosim.errors import TomosimError
-
-if TYPE_CHECKING:
-    from tomosim.config import PotentialConfig, StructureOptions
-    from tomosim.structures import Atoms, DensityMap
+from tomosim.structures import DensityMap, resample_map, threshold_mask
 
 POTENTIAL_CONSTANT_V_A2 = 47.878
 """``h² / (2π m₀ e)`` in V·Å²: the integral of an atom's potential is this times ``f_e(0)``."""
@@ -129,8 +122,6 @@ MAX_VOXELS = 2**30
 POTENTIAL_CODE_VERSION = 1
 """Bumped whenever a change alters computed potentials; part of every cache key."""
 
-_MODEL_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdbx")
-_MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".rec", ".st")
 
 
 @dataclass(frozen=True)
@@ -240,7 +231,8 @@ def protein_potential_integral_per_kda() -> float:
     return POTENTIAL_CONSTANT_V_A2 * total_f0 / total_mass * 1000.0
 
 
-def _check_pixel_size(pixel_size: float, what: str = "") -> float:
+def check_pixel_size(pixel_size: float, what: str = "") -> float:
+    """``pixel_size`` as a float in (0, :data:`MAX_PIXEL_SIZE`] Å, or a TomosimError naming it."""
     try:
         value = float(pixel_size)
     except (TypeError, ValueError):
@@ -538,7 +530,7 @@ def atoms_to_potential(
         Empty model, unknown element, non-finite coordinates, bad pixel size / B-factor /
         resolution / solvent, or a box larger than :data:`MAX_VOXELS`.
     """
-    pixel = _check_pixel_size(pixel_size, f" for {atoms.name or 'the model'}")
+    pixel = check_pixel_size(pixel_size, f" for {atoms.name or 'the model'}")
     ice = _check_solvent(solvent, ice_potential_v)
     label = atoms.name or "the model"
     if len(atoms) == 0:
@@ -715,10 +707,8 @@ def map_to_potential(
         Bad pixel size, mass, scale or solvent; a map with nothing above the threshold; no way
         to scale to volts.
     """
-    from tomosim.structures import resample_map
-
     label = density_map.name or "the map"
-    pixel = _check_pixel_size(pixel_size, f" for {label}")
+    pixel = check_pixel_size(pixel_size, f" for {label}")
     ice = _check_solvent(solvent, ice_potential_v)
     if scale_v is not None and not (math.isfinite(scale_v) and scale_v > 0):
         raise TomosimError(f"map scale must be a positive number of volts, got {scale_v}")
@@ -734,8 +724,6 @@ def map_to_potential(
         raise TomosimError(f"map holds NaN or infinite values: {label}")
 
     if threshold is not None:
-        from tomosim.structures import threshold_mask
-
         inside = threshold_mask(values, float(threshold))
     else:
         inside = values > 0
@@ -784,209 +772,3 @@ def map_to_potential(
         solvent=solvent,
         name=density_map.name,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Sources and the on-disk cache
-# --------------------------------------------------------------------------------------------
-
-
-def source_kind(path: str | os.PathLike[str]) -> str:
-    """``"model"`` or ``"map"`` from a file name (``.pdb .ent .cif .mmcif`` / ``.mrc .map ...``).
-
-    Raises
-    ------
-    TomosimError
-        For any other extension.
-    """
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix in _MODEL_SUFFIXES:
-        return "model"
-    if suffix in _MAP_SUFFIXES:
-        return "map"
-    known = ", ".join(_MODEL_SUFFIXES + _MAP_SUFFIXES)
-    raise TomosimError(
-        f"unknown structure format {suffix or '(no extension)'!r}: {path} "
-        f"(expected {known}, optionally .gz)"
-    )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _cache_key(description: dict[str, object]) -> str:
-    text = json.dumps(description, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def _read_cached(path: Path, key: str) -> Potential | None:
-    """The cached potential at ``path``, or None if absent, corrupt or for another key."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            if str(stored["key"]) != key:
-                return None
-            data = np.ascontiguousarray(stored["data"], dtype=np.float32)
-            centre = tuple(float(v) for v in stored["centre_a"])
-            potential = Potential(
-                data=data,
-                pixel_size=float(stored["pixel_size"]),
-                centre_a=(centre[0], centre[1], centre[2]),
-                solvent=str(stored["solvent"]),
-                name=str(stored["name"]),
-            )
-    except Exception:  # noqa: BLE001 - any unreadable entry is simply recomputed
-        return None
-    if potential.data.ndim != 3 or len(centre) != 3:
-        return None
-    return potential
-
-
-def _write_cached(path: Path, key: str, potential: Potential) -> None:
-    from tomosim.io import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            key=np.array(key),
-            data=potential.data,
-            pixel_size=np.array(potential.pixel_size),
-            centre_a=np.array(potential.centre_a),
-            solvent=np.array(potential.solvent),
-            name=np.array(potential.name),
-        )
-
-
-def load_potential(
-    source: str | os.PathLike[str],
-    pixel_size: float,
-    *,
-    potential: PotentialConfig,
-    structure: StructureOptions,
-) -> Potential:
-    """The potential of a structure source at ``pixel_size``, from the on-disk cache if there.
-
-    Parameters
-    ----------
-    source
-        ``builtin:NAME``, ``pdb:ID``, ``afdb:ACC`` or a ``.pdb/.cif/.ent(.gz)`` path (atomic
-        model, :func:`atoms_to_potential`); ``emdb:ID`` or a ``.mrc/.map(.gz)`` path (density
-        map, :func:`map_to_potential`).
-    pixel_size
-        Å per voxel, in (0, 50].
-    potential
-        Solvent, hydrogens, B-factor, resolution, hydration shell, ice potential, cache on/off.
-    structure
-        Assembly, chains, water/ligand/hydrogen selection (models); mass, scale, threshold (maps).
-
-    Returns
-    -------
-    Potential
-        For files and database entries the reference point (``centre_a``) is the mean atom
-        position (models) or the map's centre voxel (maps). Builtin models are centred on their
-        model origin, which :mod:`tomosim.builtin_structures` defines as their reference point
-        (the mean atom position, except ``cofilactin``: the actin subunit centre).
-
-    Notes
-    -----
-    The cache lives in :func:`tomosim.io.cache_dir` ``("potentials")``. Its key is a hash of the
-    file content (sha256; for builtins the name, ``BUILTIN_VERSION`` if the generator defines one,
-    and the sha256 of the generator's source file), the pixel size,
-    every option that changes the result and :data:`POTENTIAL_CODE_VERSION`. Entries are written
-    atomically; an unreadable entry is recomputed and replaced.
-
-    Raises
-    ------
-    TomosimError
-        Anything :func:`tomosim.sources.resolve_source`, the readers or the converters reject.
-    """
-    from tomosim.io import cache_dir
-    from tomosim.sources import builtin_name, is_builtin, resolve_source
-
-    pixel = _check_pixel_size(pixel_size, f" for {source}")
-    builtin = is_builtin(source)
-    if builtin:
-        from tomosim import builtin_structures
-
-        kind = "model"
-        generator = Path(builtin_structures.__file__)
-        version = getattr(builtin_structures, "BUILTIN_VERSION", "")
-        content = f"builtin:{builtin_name(source)}:{version}:{_file_sha256(generator)}"
-    else:
-        path = resolve_source(source)
-        kind = source_kind(path)
-        content = _file_sha256(path)
-
-    options = potential.model_dump(mode="json")
-    options.pop("cache", None)
-    selection = structure.model_dump(mode="json")
-    if kind == "model":
-        selection = {k: v for k, v in selection.items() if not k.startswith("map_")}
-    else:
-        selection = {k: v for k, v in selection.items() if k.startswith("map_")}
-        for unused in ("hydrogens", "b_factor", "resolution", "hydration_shell"):
-            options.pop(unused, None)
-    key = _cache_key(
-        {
-            "content": content,
-            "kind": kind,
-            "pixel_size": repr(pixel),
-            "potential": options,
-            "structure": selection,
-            "code": POTENTIAL_CODE_VERSION,
-            "ice_default": ICE_POTENTIAL_V,
-        }
-    )
-    cache_file = cache_dir("potentials") / f"{key}.npz" if potential.cache else None
-    if cache_file is not None:
-        cached = _read_cached(cache_file, key)
-        if cached is not None:
-            return cached
-
-    if kind == "model":
-        from tomosim.structures import read_structure
-
-        atoms = read_structure(
-            source,
-            assembly=structure.assembly,
-            chains=structure.chains,
-            segments=structure.segments,
-            keep_water=structure.keep_water,
-            keep_ligands=structure.keep_ligands,
-            keep_hydrogens=structure.keep_hydrogens,
-        )
-        result = atoms_to_potential(
-            atoms,
-            pixel,
-            b_factor=potential.b_factor,
-            resolution=potential.resolution,
-            hydrogens=potential.hydrogens,
-            solvent=potential.solvent,
-            hydration_shell=potential.hydration_shell,
-            ice_potential_v=potential.ice_potential_v,
-            centre=(0.0, 0.0, 0.0) if builtin else None,
-        )
-    else:
-        from tomosim.structures import read_map
-
-        result = map_to_potential(
-            read_map(source),
-            pixel,
-            mass_kda=structure.map_mass_kda,
-            scale_v=structure.map_scale_v,
-            threshold=structure.map_threshold,
-            solvent=potential.solvent,
-            ice_potential_v=potential.ice_potential_v,
-        )
-    if cache_file is not None:
-        _write_cached(cache_file, key, result)
-    return result

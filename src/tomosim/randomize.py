@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from tomosim.config import SimulationConfig
 from tomosim.errors import TomosimError
 
 DISTRIBUTIONS = ("uniform", "normal", "loguniform", "randint", "choice", "sample")
@@ -73,8 +74,6 @@ SEED_LIMIT = 2**63 - 1
 @functools.cache
 def _config_field_names() -> frozenset[str]:
     """Every field name in every section of :class:`tomosim.config.SimulationConfig`."""
-    from tomosim.config import SimulationConfig
-
     names: set[str] = set()
     pending: list[type[BaseModel]] = [SimulationConfig]
     seen: set[type] = set()

@@ -57,6 +57,7 @@ import scipy.fft
 import scipy.ndimage
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.ctf import Optics, ctf_2d, defocus_in_tilted_image
 
 __all__ = [
     "PhaseFlipSettings",
@@ -83,10 +84,8 @@ class PhaseFlipSettings:
     astigmatism_angle
         Degrees from the image x axis to the u axis, counter-clockwise, in the raw (unrotated)
         images; one value or one per tilt.
-    voltage_kv, cs_mm, amplitude_contrast
-        Beam energy (kV), spherical aberration (mm), amplitude contrast fraction in [0, 1).
-    phase_shift
-        Phase plate shift, degrees.
+    optics
+        Beam energy, spherical aberration, amplitude contrast and phase shift.
     strip_width_px
         Correct the defocus gradient of tilted images in strips of this width (pixels, along x);
         ``None`` uses one defocus per image.
@@ -95,10 +94,7 @@ class PhaseFlipSettings:
     defocus_u: float | Sequence[float]
     defocus_v: float | Sequence[float]
     astigmatism_angle: float | Sequence[float] = 0.0
-    voltage_kv: float = 300.0
-    cs_mm: float = 2.7
-    amplitude_contrast: float = 0.07
-    phase_shift: float = 0.0
+    optics: Optics = Optics()
     strip_width_px: int | None = None
 
 
@@ -398,10 +394,7 @@ def phase_flip_tilt_series(
     defocus_u: float | Sequence[float],
     defocus_v: float | Sequence[float],
     astigmatism_angle: float | Sequence[float],
-    voltage_kv: float,
-    cs_mm: float,
-    amplitude_contrast: float,
-    phase_shift: float = 0.0,
+    optics: Optics,
     tilt_angles: Sequence[float] | None = None,
     strip_width_px: int | None = None,
 ) -> np.ndarray:
@@ -430,9 +423,9 @@ def phase_flip_tilt_series(
         Å, positive = underfocus; scalars or one per tilt.
     astigmatism_angle
         Degrees from the image x axis to the u axis, counter-clockwise; scalar or one per tilt.
-    voltage_kv, cs_mm, amplitude_contrast, phase_shift
-        Beam energy (kV), spherical aberration (mm), amplitude contrast in [0, 1), phase shift
-        (degrees).
+    optics
+        Beam energy, spherical aberration, amplitude contrast and phase shift (the envelopes
+        do not change the sign of the CTF and are not used).
     tilt_angles
         Tilt of each image (degrees), needed for strips.
     strip_width_px
@@ -443,8 +436,6 @@ def phase_flip_tilt_series(
     numpy.ndarray
         ``(tilt, y, x)`` float32 phase-flipped images.
     """
-    from tomosim.microscope.ctf import ctf_2d, defocus_in_tilted_image
-
     stack = _check_stack(tilt_series)
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise TomosimError(f"phase flipping needs a positive pixel size, got {pixel_size}")
@@ -479,10 +470,10 @@ def phase_flip_tilt_series(
                 defocus_u=mean_defocus + half,
                 defocus_v=mean_defocus - half,
                 astigmatism_angle=float(astigmatism[i]),
-                voltage_kv=voltage_kv,
-                cs_mm=cs_mm,
-                amplitude_contrast=amplitude_contrast,
-                phase_shift=phase_shift,
+                voltage_kv=optics.voltage_kv,
+                cs_mm=optics.cs_mm,
+                amplitude_contrast=optics.amplitude_contrast,
+                phase_shift=optics.phase_shift,
                 rfft=True,
             )
             sign = np.where(ctf > 0, -1.0, 1.0).astype(np.float32)
@@ -611,10 +602,7 @@ def weighted_backprojection(
             defocus_u=phase_flip.defocus_u,
             defocus_v=phase_flip.defocus_v,
             astigmatism_angle=astigmatism - tilt_axis_angle,
-            voltage_kv=phase_flip.voltage_kv,
-            cs_mm=phase_flip.cs_mm,
-            amplitude_contrast=phase_flip.amplitude_contrast,
-            phase_shift=phase_flip.phase_shift,
+            optics=phase_flip.optics,
             tilt_angles=angles,
             strip_width_px=phase_flip.strip_width_px,
         )

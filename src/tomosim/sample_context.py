@@ -44,6 +44,8 @@ from tomosim.potential import ICE_POTENTIAL_V, Potential
 __all__ = [
     "CARBON_POTENTIAL_V",
     "GOLD_POTENTIAL_V",
+    "SampleContext",
+    "SlabSettings",
     "SlabSurfaces",
     "apply_slab",
     "carbon_film",
@@ -55,6 +57,45 @@ __all__ = [
 
 _POTENTIAL_CONSTANT = 47.878  # V·Å², h²/(2π m₀ e) (CONVENTIONS.md)
 _AVOGADRO = 6.02214076e23
+
+
+@dataclass(frozen=True)
+class SlabSettings:
+    """The slab's shape (see :func:`slab_surfaces`); ``thickness`` None: the recipe's default."""
+
+    thickness: float | None = None
+    thickness_gradient: float = 0.0
+    roughness: float = 0.0
+    roughness_length: float = 500.0
+    curtain_amplitude: float = 0.0
+    curtain_period: float = 400.0
+
+
+@dataclass(frozen=True)
+class SampleContext:
+    """What surrounds the molecules, as plain values (all off by default).
+
+    Attributes
+    ----------
+    slab
+        The slab, or None (no vacuum, the flat ice of the microscope stage only).
+    carbon_thickness, carbon_texture
+        Carbon film thickness (Å, None: no film) and relative grain.
+    fiducial_count, fiducial_radius, fiducial_name, fiducial_class_id
+        Gold beads: how many, radius (Å), template/species name and label class.
+    contamination_count, contamination_size
+        Ice lumps on the surfaces and their ``(min, max)`` diameter, Å.
+    """
+
+    slab: SlabSettings | None = None
+    carbon_thickness: float | None = None
+    carbon_texture: float = 0.3
+    fiducial_count: int = 0
+    fiducial_radius: float = 50.0
+    fiducial_name: str = "gold"
+    fiducial_class_id: int = 0
+    contamination_count: int = 0
+    contamination_size: tuple[float, float] = (150.0, 500.0)
 
 
 def _mean_inner_potential(symbol: str, density_g_cm3: float) -> float:

@@ -57,6 +57,15 @@ DEFAULT_AFDB_VERSION = "4"
 DOWNLOAD_TIMEOUT_S = 20.0
 """Seconds a connection attempt or a single read may stall before the download is abandoned."""
 
+MODEL_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdbx")
+"""File suffixes of atomic models (optionally followed by ``.gz``)."""
+
+MMCIF_SUFFIXES = (".cif", ".mmcif", ".pdbx")
+"""The model suffixes that are mmCIF (the others are PDB format)."""
+
+MAP_SUFFIXES = (".mrc", ".map", ".rec", ".st", ".ccp4")
+"""File suffixes of density maps (optionally followed by ``.gz``)."""
+
 _IDENTIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(.*)$")
 _PDB_ID = re.compile(r"^[0-9][A-Za-z0-9]{3}$")
 _EMDB_ID = re.compile(r"^(?:EMD[-_])?([0-9]{4,6})$", re.IGNORECASE)
@@ -339,3 +348,31 @@ def _check_payload(path: Path, name: str) -> None:
             head = fh.read(64)
     if ".cif" in name and not head.lstrip().startswith((b"data_", b"#")):
         raise ValueError("payload is not an mmCIF file")
+
+
+def file_suffix(path: str | os.PathLike[str]) -> str:
+    """The lower-case format suffix of a file name, ignoring a final ``.gz`` (``""`` if none)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def source_kind(path: str | os.PathLike[str]) -> str:
+    """``"model"`` or ``"map"`` from a file name (:data:`MODEL_SUFFIXES` / :data:`MAP_SUFFIXES`).
+
+    Raises
+    ------
+    TomosimError
+        For any other extension.
+    """
+    suffix = file_suffix(path)
+    if suffix in MODEL_SUFFIXES:
+        return "model"
+    if suffix in MAP_SUFFIXES:
+        return "map"
+    known = ", ".join(MODEL_SUFFIXES + MAP_SUFFIXES)
+    raise TomosimError(
+        f"unknown structure format {suffix or '(no extension)'!r}: {path} "
+        f"(expected {known}, optionally .gz)"
+    )

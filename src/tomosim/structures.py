@@ -26,45 +26,20 @@ import mrcfile
 import numpy as np
 from scipy import ndimage
 
+from tomosim.atoms import Atoms
+from tomosim.builtin_structures import builtin_atoms
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
-from tomosim.sources import builtin_name, is_builtin, parse_identifier, resolve_source
-
-
-@dataclass(frozen=True)
-class Atoms:
-    """An atomic model as plain arrays (first model only).
-
-    Attributes
-    ----------
-    positions
-        ``(n, 3)`` float64, ``(x, y, z)`` in Å.
-    elements
-        ``(n,)`` str, element symbols as gemmi names them (``gemmi.Element(...).name``): the
-        standard capitalisation "C", "N", "Fe", "Zn"; ``gemmi.Element(symbol)`` reads them back.
-    b_factors
-        ``(n,)`` float64, isotropic B-factors in Å².
-    occupancies
-        ``(n,)`` float64 in [0, 1].
-    chain_ids
-        ``(n,)`` str, chain (author) ids.
-    hydrogens
-        ``(n,)`` int, implicit hydrogens attached to each atom (0 when unknown or explicit).
-    name
-        Where the model came from (file name or identifier), for messages and provenance.
-    """
-
-    positions: np.ndarray
-    elements: np.ndarray
-    b_factors: np.ndarray
-    occupancies: np.ndarray
-    chain_ids: np.ndarray
-    hydrogens: np.ndarray
-    name: str = ""
-
-    def __len__(self) -> int:
-        return int(self.positions.shape[0])
-
+from tomosim.sources import (
+    MAP_SUFFIXES,
+    MMCIF_SUFFIXES,
+    MODEL_SUFFIXES,
+    builtin_name,
+    file_suffix,
+    is_builtin,
+    parse_identifier,
+    resolve_source,
+)
 
 # --------------------------------------------------------------------------------------------
 # Implicit hydrogens of standard residues
@@ -166,14 +141,6 @@ def implicit_hydrogens(residue_name: str, atom_name: str) -> int:
 # Reading atomic models
 # --------------------------------------------------------------------------------------------
 
-_MODEL_FORMATS = {
-    ".pdb": gemmi.CoorFormat.Pdb,
-    ".ent": gemmi.CoorFormat.Pdb,
-    ".cif": gemmi.CoorFormat.Mmcif,
-    ".mmcif": gemmi.CoorFormat.Mmcif,
-    ".pdbx": gemmi.CoorFormat.Mmcif,
-}
-_MAP_SUFFIXES = (".mrc", ".map", ".rec", ".st", ".ccp4")
 
 
 def read_structure(
@@ -309,15 +276,12 @@ def _is_polymer(residue: gemmi.Residue) -> bool:
 
 def _read_model_file(path: Path) -> gemmi.Structure:
     """Read a PDB/mmCIF file (optionally gzipped) with gemmi; first model, entities set up."""
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] == ".gz"
-    if compressed:
-        suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix in _MAP_SUFFIXES:
+    compressed = path.suffix.lower() == ".gz"
+    suffix = file_suffix(path)
+    if suffix in MAP_SUFFIXES:
         raise TomosimError(f"{path} is a density map, not an atomic model: read it with read_map")
-    if suffix not in _MODEL_FORMATS:
-        known = ", ".join(_MODEL_FORMATS)
+    if suffix not in MODEL_SUFFIXES:
+        known = ", ".join(MODEL_SUFFIXES)
         raise TomosimError(
             f"unknown atomic model format {suffix or '(no extension)'!r}: {path} "
             f"(expected {known}, optionally .gz)"
@@ -325,7 +289,7 @@ def _read_model_file(path: Path) -> gemmi.Structure:
     if compressed:
         _check_gzip(path)
     try:
-        if _MODEL_FORMATS[suffix] == gemmi.CoorFormat.Mmcif:
+        if suffix in MMCIF_SUFFIXES:
             document = gemmi.cif.read(str(path))
             if len(document) == 0:
                 raise ValueError("no data block")
@@ -436,8 +400,6 @@ def _builtin_structure(
     assembly: str | None,
     chains: list[str] | tuple[str, ...] | None,
 ) -> Atoms:
-    from tomosim.builtin_structures import builtin_atoms
-
     atoms = builtin_atoms(builtin_name(source))
     if assembly is not None:
         raise TomosimError(f"{source} is a builtin model and has no assembly {assembly!r}")
@@ -504,16 +466,13 @@ def read_map(source: str | os.PathLike[str]) -> DensityMap:
         raise TomosimError(f"{identifier.text} is not a density map identifier (use emdb:NNNN)")
     path = resolve_source(source)
     label = identifier.text if identifier is not None else str(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix in _MODEL_FORMATS:
+    suffix = file_suffix(path)
+    if suffix in MODEL_SUFFIXES:
         raise TomosimError(f"{path} is an atomic model, not a map: read it with read_structure")
-    if suffix not in _MAP_SUFFIXES:
+    if suffix not in MAP_SUFFIXES:
         raise TomosimError(
             f"unknown map format {suffix or '(no extension)'!r}: {path} "
-            f"(expected {', '.join(_MAP_SUFFIXES)}, optionally .gz)"
+            f"(expected {', '.join(MAP_SUFFIXES)}, optionally .gz)"
         )
     if path.suffix.lower() == ".gz":
         _check_gzip(path)

@@ -12,6 +12,7 @@ Geometry and sign conventions are those of CONVENTIONS.md ("Microscope geometry"
 from __future__ import annotations
 
 from tomosim.microscope.ctf import (
+    Optics,
     apply_ctf,
     ctf_2d,
     defocus_in_tilted_image,
@@ -20,14 +21,28 @@ from tomosim.microscope.ctf import (
 )
 from tomosim.microscope.detector import DETECTOR_PRESETS, detect_electrons, detector_model
 from tomosim.microscope.dose import exposure_filter, zero_loss_fraction
-from tomosim.microscope.image_formation import TiltSeries, simulate_tilt_series
+from tomosim.microscope.image_formation import (
+    Acquisition,
+    DetectorSettings,
+    DoseSettings,
+    Focus,
+    TiltSeries,
+    TiltSettings,
+    simulate_tilt_series,
+)
 from tomosim.microscope.projection import ice_projection, project_volume
 from tomosim.microscope.tilt_scheme import TiltScheme, build_tilt_scheme
 
 __all__ = [
     "DETECTOR_PRESETS",
+    "Acquisition",
+    "DetectorSettings",
+    "DoseSettings",
+    "Focus",
+    "Optics",
     "TiltScheme",
     "TiltSeries",
+    "TiltSettings",
     "apply_ctf",
     "build_tilt_scheme",
     "ctf_2d",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
@@ -44,6 +45,44 @@ __all__ = [
     "padded_shape",
     "phase_aberration",
 ]
+
+
+@dataclass(frozen=True)
+class Optics:
+    """The microscope's optics, shared by the CTF, the tilt series and phase flipping.
+
+    The defaults (300 kV, Cs 2.7 mm, amplitude contrast 0.07) are those of a typical cryo-ET
+    microscope (Titan Krios); they are the only place these defaults are written
+    (:class:`tomosim.config.OpticsConfig` takes them from here).
+
+    Attributes
+    ----------
+    voltage_kv
+        Acceleration voltage, kV.
+    cs_mm
+        Spherical aberration, mm.
+    amplitude_contrast
+        Amplitude contrast fraction in [0, 1).
+    phase_shift
+        Phase plate shift, degrees.
+    b_factor
+        CTF envelope B-factor, Å².
+    source_spread_mrad
+        Illumination semi-angle (spatial coherence envelope), mrad.
+    energy_spread_ev
+        Energy spread (temporal coherence envelope), eV.
+    chromatic_aberration_mm
+        Chromatic aberration, mm (used with ``energy_spread_ev``).
+    """
+
+    voltage_kv: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.07
+    phase_shift: float = 0.0
+    b_factor: float = 0.0
+    source_spread_mrad: float = 0.0
+    energy_spread_ev: float = 0.0
+    chromatic_aberration_mm: float = 2.7
 
 
 def electron_wavelength(voltage_kv: float) -> float:
@@ -342,17 +381,10 @@ def apply_ctf(
     image: np.ndarray,
     *,
     pixel_size: float,
+    optics: Optics,
     defocus_u: float,
     defocus_v: float,
     astigmatism_angle: float,
-    voltage_kv: float,
-    cs_mm: float,
-    amplitude_contrast: float,
-    phase_shift: float = 0.0,
-    b_factor: float = 0.0,
-    source_spread_mrad: float = 0.0,
-    energy_spread_ev: float = 0.0,
-    chromatic_aberration_mm: float = 0.0,
     tilt_angle: float = 0.0,
     tilt_axis_angle: float = 0.0,
     tilt_axis_offset: tuple[float, float] = (0.0, 0.0),
@@ -381,8 +413,9 @@ def apply_ctf(
         ``(ny, nx)`` real image (e.g. a phase in radians).
     pixel_size
         Å per pixel.
-    defocus_u, defocus_v, astigmatism_angle, voltage_kv, cs_mm, amplitude_contrast, phase_shift,
-    b_factor, source_spread_mrad, energy_spread_ev, chromatic_aberration_mm
+    optics
+        Voltage, aberrations, amplitude contrast, phase shift and envelopes (:class:`Optics`).
+    defocus_u, defocus_v, astigmatism_angle
         As in :func:`ctf_2d`; the defoci are those at the tilt axis and eucentric height.
     tilt_angle
         Tilt θ of the image, degrees.
@@ -422,20 +455,20 @@ def apply_ctf(
         float(pixel_size),
         float(defocus_u - defocus_v),
         float(astigmatism_angle),
-        float(voltage_kv),
-        float(cs_mm),
-        float(amplitude_contrast),
-        float(phase_shift),
+        float(optics.voltage_kv),
+        float(optics.cs_mm),
+        float(optics.amplitude_contrast),
+        float(optics.phase_shift),
         True,
-        float(source_spread_mrad),
+        float(optics.source_spread_mrad),
     )
     multiplier = _coherence_envelope(
         grid.k2,
         wavelength=grid.wavelength,
-        b_factor=b_factor,
-        energy_spread_ev=energy_spread_ev,
-        chromatic_aberration_mm=chromatic_aberration_mm,
-        voltage_kv=voltage_kv,
+        b_factor=optics.b_factor,
+        energy_spread_ev=optics.energy_spread_ev,
+        chromatic_aberration_mm=optics.chromatic_aberration_mm,
+        voltage_kv=optics.voltage_kv,
     )
     if extra_filter is not None:
         extra = (
@@ -466,7 +499,8 @@ def apply_ctf(
     )
     low, high = float(np.min(defocus_map)), float(np.max(defocus_map))
     if defocus_step is None:
-        defocus_step = pixel_size**2 / electron_wavelength(voltage_kv)  # π λ Δ (1/2p)² = π/4
+        # π λ Δ (1/2p)² = π/4
+        defocus_step = pixel_size**2 / electron_wavelength(optics.voltage_kv)
     if high - low <= 1e-6 * max(1.0, abs(mean_defocus)):
         return filtered(low).astype(np.float32)
     n_nodes = int(np.ceil((high - low) / defocus_step)) + 1

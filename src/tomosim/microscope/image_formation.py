@@ -23,11 +23,11 @@ The chain (:func:`simulate_tilt_series`), per tilt, in ascending angle order:
    wave-optical image ``|F⁻¹[F[e^{iφ}] e^{iχ}]|²`` (tested against it); it holds while the phase
    *fluctuations* are well below 1 rad (a 25 nm protein is ≈ 0.3 rad at 300 kV). In underfocus
    protein images dark.
-   **Acquisition imperfections** (:mod:`~tomosim.microscope.acquisition`, the ``realistic``
-   profile by default): correlated residual shifts and rotations, a tilt-axis error and a
-   tilt-angle offset join the scheme's errors (step 1); beam-induced motion blur multiplies the
+   **Acquisition imperfections** (:mod:`~tomosim.microscope.acquisition`,
+   ``Acquisition.imperfections``): correlated residual shifts and rotations, a tilt-axis error and
+   a tilt-angle offset join the scheme's errors (step 1); beam-induced motion blur multiplies the
    transfer by ``sinc(L k·d)``; the images are formed at the true defocus and the series reports
-   the assumed one (defocus mismatch). **Fourier binning** (``detector.binning`` = b,
+   the assumed one (defocus mismatch). **Fourier binning** (``DetectorSettings.binning`` = b,
    :mod:`~tomosim.microscope.binning`): the MTF is that of the detector pixel
    ``pixel_size / b``, and the transfer is divided by the voxel averaging of the potential at
    this tilt, so that the pixel is integrated once, as in data Fourier-cropped from a fine pixel.
@@ -41,14 +41,12 @@ at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tomosim.config import AcquisitionConfig, MicroscopeConfig
 from tomosim.errors import TomosimError
 from tomosim.microscope.acquisition import (
-    ACQUISITION_PROFILES,
     AcquisitionErrors,
     AcquisitionSettings,
     draw_acquisition_errors,
@@ -56,6 +54,7 @@ from tomosim.microscope.acquisition import (
 )
 from tomosim.microscope.binning import voxel_average_transfer
 from tomosim.microscope.ctf import (
+    Optics,
     apply_ctf,
     electron_wavelength,
     frequency_grid,
@@ -63,8 +62,8 @@ from tomosim.microscope.ctf import (
     padded_shape,
 )
 from tomosim.microscope.detector import (
+    DetectorModel,
     detect_electrons,
-    detector_model,
     detector_mtf,
     expected_counts,
 )
@@ -72,7 +71,16 @@ from tomosim.microscope.dose import exposure_filter, inelastic_transfer, zero_lo
 from tomosim.microscope.projection import ice_projection, project_volume
 from tomosim.microscope.tilt_scheme import TiltScheme, build_tilt_scheme
 
-__all__ = ["TiltSeries", "acquisition_settings", "depth_slabs", "simulate_tilt_series"]
+__all__ = [
+    "Acquisition",
+    "DetectorSettings",
+    "DoseSettings",
+    "Focus",
+    "TiltSeries",
+    "TiltSettings",
+    "depth_slabs",
+    "simulate_tilt_series",
+]
 
 
 @dataclass(frozen=True)
@@ -92,16 +100,15 @@ class TiltSeries:
         The :class:`~tomosim.microscope.tilt_scheme.TiltScheme`: order, doses, true errors.
     defocus_u, defocus_v
         ``(n_tilts,)`` defocus at the tilt axis (image centre plus shift, eucentric height), Å,
-        positive = underfocus (CTFFIND convention), as the user's CTF estimation reports it: the
-        values CTF correction uses. They differ from ``true_defocus_u/v`` by
-        ``acquisition.defocus_mismatch``.
+        positive = underfocus (CTFFIND convention), as a CTF estimation reports it: the values
+        CTF correction uses. They differ from ``true_defocus_u/v`` by the defocus mismatch.
     astigmatism_angle
         ``(n_tilts,)`` degrees from the detector image x axis to the u axis, counter-clockwise.
     tilt_axis_angle
         Nominal in-plane tilt-axis angle, degrees counter-clockwise from the image y axis (the
         per-tilt rotation errors are ``scheme.rotations``).
-    voltage_kv, cs_mm, amplitude_contrast, phase_shift
-        Optics of the CTF (kV, mm, fraction, degrees).
+    optics
+        The optics (voltage, aberrations, amplitude contrast, phase shift, envelopes).
     mean_phase
         ``(n_tilts,)`` mean exit-wave phase (ice slab plus sample), radians: informative only.
     noise_free
@@ -109,8 +116,8 @@ class TiltSeries:
     true_defocus_u, true_defocus_v
         ``(n_tilts,)`` defocus the images were formed with, Å; None = ``defocus_u/v``.
     acquisition
-        The drawn acquisition imperfections (:mod:`tomosim.microscope.acquisition`), or None.
-        Their shifts, rotations and angle errors are already included in ``scheme``.
+        The drawn acquisition imperfections (:mod:`tomosim.microscope.acquisition`), or None;
+        their shifts, rotations and angle errors are already in ``scheme``.
     odd, even
         ``(n_tilts, ny, nx)`` float32 half-dose images (``odd + even == images`` up to float32
         rounding), or None.
@@ -124,10 +131,7 @@ class TiltSeries:
     defocus_v: np.ndarray
     astigmatism_angle: np.ndarray
     tilt_axis_angle: float
-    voltage_kv: float
-    cs_mm: float
-    amplitude_contrast: float
-    phase_shift: float
+    optics: Optics
     mean_phase: np.ndarray
     noise_free: np.ndarray | None = None
     odd: np.ndarray | None = None
@@ -138,18 +142,136 @@ class TiltSeries:
 
     @property
     def n_tilts(self) -> int:
+        """Number of tilt images."""
         return int(self.images.shape[0])
 
 
-def acquisition_settings(config: AcquisitionConfig) -> AcquisitionSettings:
-    """Return the profile's sizes with the fields set in ``config`` replacing them."""
-    base = ACQUISITION_PROFILES[config.profile]
-    given = {
-        name: value
-        for name, value in config.model_dump().items()
-        if name != "profile" and value is not None
-    }
-    return replace(base, **given)
+@dataclass(frozen=True)
+class TiltSettings:
+    """The tilt scheme: range, step, order and the per-tilt error spreads.
+
+    Attributes
+    ----------
+    min_angle, max_angle, step
+        Nominal tilt range and increment, degrees.
+    order
+        ``"unidirectional"``, ``"bidirectional"`` or ``"dose_symmetric"``.
+    group_size
+        Dose-symmetric group size (Hagen scheme).
+    start_angle
+        First tilt of a bidirectional scheme, degrees (None: 0).
+    tilt_axis_angle
+        In-plane tilt-axis angle, degrees counter-clockwise from the image y axis.
+    angle_error, shift_error, rotation_error
+        Standard deviations of the per-tilt tilt-angle error (degrees), image shift (Å) and
+        in-plane rotation (degrees).
+    """
+
+    min_angle: float
+    max_angle: float
+    step: float
+    order: str
+    group_size: int
+    start_angle: float | None
+    tilt_axis_angle: float
+    angle_error: float
+    shift_error: float
+    rotation_error: float
+
+
+@dataclass(frozen=True)
+class Focus:
+    """Defocus of the series (CTFFIND convention: positive = underfocus).
+
+    Attributes
+    ----------
+    defocus_um, astigmatism_um, astigmatism_angle
+        Mean defocus and ``defocus_u - defocus_v`` in µm; astigmatism angle in degrees from the
+        image x axis.
+    defocus_jitter_um
+        Standard deviation of the per-tilt defocus, µm.
+    defocus_gradient
+        Defocus varies across tilted images.
+    depth_defocus
+        Defocus varies through the sample thickness (projection in z slabs).
+    padding
+        Fractional zero padding of the images against CTF wrap-around.
+    """
+
+    defocus_um: float
+    astigmatism_um: float
+    astigmatism_angle: float
+    defocus_jitter_um: float
+    defocus_gradient: bool
+    depth_defocus: bool
+    padding: float
+
+
+@dataclass(frozen=True)
+class DoseSettings:
+    """Electron dose and inelastic scattering.
+
+    Attributes
+    ----------
+    total_dose_e_per_a2
+        Dose of the whole series, e⁻/Å².
+    weighting
+        ``"uniform"`` or ``"cosine"`` dose per tilt.
+    exposure_filter
+        Attenuate with the radiation-damage exposure filter.
+    energy_filter
+        Zero-loss energy filter in the beam path.
+    inelastic_mean_free_path
+        Å, for the zero-loss fraction.
+    """
+
+    total_dose_e_per_a2: float
+    weighting: str
+    exposure_filter: bool
+    energy_filter: bool
+    inelastic_mean_free_path: float
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The detector and which extra series to keep.
+
+    Attributes
+    ----------
+    detector
+        DQE, MTF and pixel aperture (:func:`~tomosim.microscope.detector.detector_model`).
+    read_noise
+        Gaussian read noise, electrons.
+    noise
+        Poisson shot noise on.
+    write_noise_free, write_half_sets
+        Keep the expected (noise-free) series; keep odd/even half-dose series.
+    binning
+        Fourier binning from the physical pixel ``pixel_size / binning`` to the simulation pixel
+        (:mod:`tomosim.microscope.binning`); 1 = the simulation pixel is the detector pixel.
+    """
+
+    detector: DetectorModel
+    read_noise: float
+    noise: bool
+    write_noise_free: bool
+    write_half_sets: bool
+    binning: int = 1
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How a tilt series is acquired: tilt scheme, focus, dose, detector and imperfections.
+
+    ``imperfections`` (:mod:`tomosim.microscope.acquisition`) defaults to none here; the
+    config's ``microscope.acquisition.profile`` defaults to ``realistic``.
+    """
+
+    tilt: TiltSettings
+    focus: Focus
+    dose: DoseSettings
+    detector: DetectorSettings
+    imperfections: AcquisitionSettings = field(default_factory=AcquisitionSettings)
 
 
 def depth_slabs(
@@ -176,7 +298,8 @@ def simulate_tilt_series(
     *,
     pixel_size: float,
     ice_thickness: float | None,
-    microscope: MicroscopeConfig,
+    acquisition: Acquisition,
+    optics: Optics,
     ice_potential_v: float,
     rng: np.random.Generator,
 ) -> TiltSeries:
@@ -191,8 +314,11 @@ def simulate_tilt_series(
     ice_thickness
         Thickness of the ice slab in Å (sets the zero-loss fraction and the mean phase); None =
         the z extent of the volume.
-    microscope
-        Tilt scheme, optics, dose and detector settings (:class:`tomosim.config.MicroscopeConfig`).
+    acquisition
+        Tilt scheme, focus, dose and detector (:func:`tomosim.recipe.acquisition` makes it from
+        a :class:`~tomosim.config.MicroscopeConfig`).
+    optics
+        Voltage, aberrations, amplitude contrast, phase shift and envelopes.
     ice_potential_v
         Mean potential of vitreous ice, V (only the mean phase depends on it).
     rng
@@ -221,11 +347,11 @@ def simulate_tilt_series(
     if ice_potential_v < 0:
         raise TomosimError(f"ice_potential_v must be >= 0, got {ice_potential_v}")
 
-    tilt, optics, dose_config, detector_config = (
-        microscope.tilt, microscope.optics, microscope.dose, microscope.detector
+    tilt, focus, dose, camera = (
+        acquisition.tilt, acquisition.focus, acquisition.dose, acquisition.detector
     )
     scheme_rng, noise_rng = rng.spawn(2)
-    acquisition_rng = rng.spawn(1)[0]  # spawned after: the streams above are unchanged
+    imperfection_rng = rng.spawn(1)[0]  # spawned after: the streams above are unchanged
     scheme = build_tilt_scheme(
         min_angle=tilt.min_angle,
         max_angle=tilt.max_angle,
@@ -233,56 +359,55 @@ def simulate_tilt_series(
         order=tilt.order,
         group_size=tilt.group_size,
         start_angle=tilt.start_angle,
-        total_dose=dose_config.total_dose_e_per_a2,
-        weighting=dose_config.weighting,
-        defocus=optics.defocus_um * 1e4,
-        defocus_jitter=optics.defocus_jitter_um * 1e4,
+        total_dose=dose.total_dose_e_per_a2,
+        weighting=dose.weighting,
+        defocus=focus.defocus_um * 1e4,
+        defocus_jitter=focus.defocus_jitter_um * 1e4,
         angle_error=tilt.angle_error,
         shift_error=tilt.shift_error,
         rotation_error=tilt.rotation_error,
         rng=scheme_rng,
     )
     n_tilts = scheme.n_tilts
-    acquisition = draw_acquisition_errors(
-        acquisition_settings(microscope.acquisition), scheme.acquisition_index, acquisition_rng
+    errors = draw_acquisition_errors(
+        acquisition.imperfections, scheme.acquisition_index, imperfection_rng
     )
     scheme = replace(
         scheme,
-        shifts=scheme.shifts + acquisition.shifts,
-        rotations=scheme.rotations + acquisition.rotations,
-        angle_errors=scheme.angle_errors + acquisition.angle_errors,
+        shifts=scheme.shifts + errors.shifts,
+        rotations=scheme.rotations + errors.rotations,
+        angle_errors=scheme.angle_errors + errors.angle_errors,
     )
     if np.any(np.abs(scheme.true_angles_deg) >= 90):
         raise TomosimError("tilt angle errors and offset push a tilt beyond ±90 degrees")
-    astigmatism = optics.astigmatism_um * 1e4
+    astigmatism = focus.astigmatism_um * 1e4
     defocus_u = scheme.defocus + astigmatism / 2
     defocus_v = scheme.defocus - astigmatism / 2
-    binning = detector_config.binning
-    detector = detector_model(
-        detector_config.preset, dqe=detector_config.dqe, mtf_falloff=detector_config.mtf_falloff
-    )
+    binning = int(camera.binning)
+    if binning < 1:
+        raise TomosimError(f"detector binning must be a positive integer, got {binning}")
     sigma = interaction_constant(optics.voltage_kv)
     true_angles = scheme.true_angles_deg
     axis_angles = tilt.tilt_axis_angle + scheme.rotations
     zero_loss = zero_loss_fraction(
-        thickness, true_angles, mean_free_path=dose_config.inelastic_mean_free_path
+        thickness, true_angles, mean_free_path=dose.inelastic_mean_free_path
     )
     defocus_step = pixel_size**2 / electron_wavelength(optics.voltage_kv)
 
     images = np.empty((n_tilts, n_y, n_x), dtype=np.float32)
-    noise_free = np.empty_like(images) if detector_config.write_noise_free else None
-    halves = detector_config.write_half_sets
+    noise_free = np.empty_like(images) if camera.write_noise_free else None
+    halves = camera.write_half_sets
     odd = np.empty_like(images) if halves else None
     even = np.empty_like(images) if halves else None
     mean_phase = np.empty(n_tilts)
     ice_phase = sigma * ice_projection(thickness, true_angles, ice_potential_v=ice_potential_v)
-    k_y, k_x = frequency_grid(padded_shape((n_y, n_x), optics.padding), pixel_size)
+    k_y, k_x = frequency_grid(padded_shape((n_y, n_x), focus.padding), pixel_size)
     frequency = np.sqrt(k_y**2 + k_x**2)
-    # the detector pixel is pixel_size / binning; images are Fourier-binned to pixel_size, so the
-    # MTF is the fine pixel's only (tomosim.microscope.binning)
+    # the detector pixel is pixel_size / binning and images are Fourier-binned to pixel_size, so
+    # the MTF is the fine pixel's only (tomosim.microscope.binning)
     mtf = detector_mtf(
-        k_y, k_x, pixel_size=pixel_size / binning, mtf_falloff=detector.mtf_falloff,
-        pixel_aperture=detector.pixel_aperture,
+        k_y, k_x, pixel_size=pixel_size / binning, mtf_falloff=camera.detector.mtf_falloff,
+        pixel_aperture=camera.detector.pixel_aperture,
     )
 
     for index in range(n_tilts):
@@ -291,77 +416,41 @@ def simulate_tilt_series(
         p0 = float(zero_loss[index])
 
         transfer = mtf * inelastic_transfer(
-            frequency, zero_loss=p0, energy_filter=dose_config.energy_filter
+            frequency, zero_loss=p0, energy_filter=dose.energy_filter
         )
+        if dose.exposure_filter:
+            transfer *= exposure_filter(
+                frequency, dose_start=float(scheme.dose_before[index]),
+                dose_end=float(scheme.dose_after[index]), voltage_kv=optics.voltage_kv,
+            )
         if binning > 1:  # undo the voxel averaging of the coarse potential: no double integration
             transfer = transfer / voxel_average_transfer(
                 k_y, k_x, pixel_size=pixel_size, tilt_angle=angle,
                 tilt_axis_angle=float(axis_angles[index]),
             )
-        if acquisition.motion_blur[index] > 0:
+        if errors.motion_blur[index] > 0:
             transfer = transfer * motion_blur_transfer(
-                k_y, k_x, length=float(acquisition.motion_blur[index]),
-                angle_deg=float(acquisition.motion_angle[index]),
+                k_y, k_x, length=float(errors.motion_blur[index]),
+                angle_deg=float(errors.motion_angle[index]),
             )
-        if dose_config.exposure_filter:
-            transfer *= exposure_filter(
-                frequency, dose_start=float(scheme.dose_before[index]),
-                dose_end=float(scheme.dose_after[index]), voltage_kv=optics.voltage_kv,
-            )
-
-        if optics.depth_defocus:
-            slabs = depth_slabs(
-                n_z, pixel_size=pixel_size, tilt_angle=angle, defocus_step=defocus_step
-            )
-        else:
-            slabs = [(0, n_z, 0.0)]
-        contrast = np.zeros((n_y, n_x), dtype=np.float32)
-        total_phase = 0.0
-        for z_start, z_stop, height in slabs:
-            projection = project_volume(
-                volume, [angle], pixel_size=pixel_size, tilt_axis_angle=float(axis_angles[index]),
-                shifts=shift[None, :], z_range=(z_start, z_stop),
-            )[0]
-            phase = projection * np.float32(sigma)
-            slab_mean = float(phase.mean(dtype=np.float64))
-            total_phase += slab_mean
-            phase -= np.float32(slab_mean)
-            contrast += apply_ctf(
-                phase,
-                pixel_size=pixel_size,
-                defocus_u=float(defocus_u[index]),
-                defocus_v=float(defocus_v[index]),
-                astigmatism_angle=optics.astigmatism_angle,
-                voltage_kv=optics.voltage_kv,
-                cs_mm=optics.cs_mm,
-                amplitude_contrast=optics.amplitude_contrast,
-                phase_shift=optics.phase_shift,
-                b_factor=optics.b_factor,
-                source_spread_mrad=optics.source_spread_mrad,
-                energy_spread_ev=optics.energy_spread_ev,
-                chromatic_aberration_mm=optics.chromatic_aberration_mm,
-                tilt_angle=angle,
-                tilt_axis_angle=float(axis_angles[index]),
-                tilt_axis_offset=(float(shift[0]), float(shift[1])),
-                height=height,
-                defocus_gradient=optics.defocus_gradient,
-                defocus_step=defocus_step,
-                padding=optics.padding,
-                extra_filter=transfer.astype(np.float32),
-                workers=-1,
-            )
+        contrast, total_phase = _phase_contrast(
+            volume, angle, pixel_size=pixel_size, optics=optics, focus=focus,
+            defocus=(float(defocus_u[index]), float(defocus_v[index])),
+            tilt_axis_angle=float(axis_angles[index]), shift=shift, defocus_step=defocus_step,
+            transfer=transfer.astype(np.float32),
+        )
         mean_phase[index] = total_phase + ice_phase[index]
-        mean_intensity = p0 if dose_config.energy_filter else 1.0
+        mean_intensity = p0 if dose.energy_filter else 1.0
         intensity = np.float32(mean_intensity) + np.float32(2.0) * contrast
         expected = expected_counts(
             intensity, dose=float(scheme.dose[index]), pixel_size=pixel_size
         )
         detected = detect_electrons(
             expected,
-            dqe=detector.dqe,
+            dqe=camera.detector.dqe,
             rng=noise_rng,
-            read_noise=detector_config.read_noise,
-            noise=detector_config.noise,
+            read_noise=camera.read_noise,
+            noise=camera.noise,
             half_sets=halves,
         )
         images[index] = detected.image
@@ -376,19 +465,73 @@ def simulate_tilt_series(
         angles_deg=scheme.angles_deg.copy(),
         pixel_size=float(pixel_size),
         scheme=scheme,
-        defocus_u=defocus_u + acquisition.defocus_mismatch,
-        defocus_v=defocus_v + acquisition.defocus_mismatch,
-        astigmatism_angle=np.full(n_tilts, float(optics.astigmatism_angle)),
+        defocus_u=defocus_u + errors.defocus_mismatch,
+        defocus_v=defocus_v + errors.defocus_mismatch,
+        astigmatism_angle=np.full(n_tilts, float(focus.astigmatism_angle)),
         tilt_axis_angle=float(tilt.tilt_axis_angle),
-        voltage_kv=float(optics.voltage_kv),
-        cs_mm=float(optics.cs_mm),
-        amplitude_contrast=float(optics.amplitude_contrast),
-        phase_shift=float(optics.phase_shift),
+        optics=optics,
         mean_phase=mean_phase,
         noise_free=noise_free,
         odd=odd,
         even=even,
         true_defocus_u=defocus_u,
         true_defocus_v=defocus_v,
-        acquisition=acquisition,
+        acquisition=errors,
     )
+
+
+def _phase_contrast(
+    volume: np.ndarray,
+    angle: float,
+    *,
+    pixel_size: float,
+    optics: Optics,
+    focus: Focus,
+    defocus: tuple[float, float],
+    tilt_axis_angle: float,
+    shift: np.ndarray,
+    defocus_step: float,
+    transfer: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """CTF-filtered phase contrast of one tilt (z slabs with depth defocus) and its mean phase.
+
+    Returns the ``(y, x)`` float32 contrast ``F⁻¹[CTF · transfer · F[φ − ⟨φ⟩]]`` summed over
+    the slabs, and the summed mean phase (radians) of the slabs.
+    """
+    n_z, n_y, n_x = volume.shape
+    sigma = interaction_constant(optics.voltage_kv)
+    if focus.depth_defocus:
+        slabs = depth_slabs(
+            n_z, pixel_size=pixel_size, tilt_angle=angle, defocus_step=defocus_step
+        )
+    else:
+        slabs = [(0, n_z, 0.0)]
+    contrast = np.zeros((n_y, n_x), dtype=np.float32)
+    total_phase = 0.0
+    for z_start, z_stop, height in slabs:
+        projection = project_volume(
+            volume, [angle], pixel_size=pixel_size, tilt_axis_angle=tilt_axis_angle,
+            shifts=shift[None, :], z_range=(z_start, z_stop),
+        )[0]
+        phase = projection * np.float32(sigma)
+        slab_mean = float(phase.mean(dtype=np.float64))
+        total_phase += slab_mean
+        phase -= np.float32(slab_mean)
+        contrast += apply_ctf(
+            phase,
+            pixel_size=pixel_size,
+            optics=optics,
+            defocus_u=defocus[0],
+            defocus_v=defocus[1],
+            astigmatism_angle=focus.astigmatism_angle,
+            tilt_angle=angle,
+            tilt_axis_angle=tilt_axis_angle,
+            tilt_axis_offset=(float(shift[0]), float(shift[1])),
+            height=height,
+            defocus_gradient=focus.defocus_gradient,
+            defocus_step=defocus_step,
+            padding=focus.padding,
+            extra_filter=transfer,
+            workers=-1,
+        )
+    return contrast, total_phase

@@ -25,7 +25,7 @@ _HOMES = {
     "segment_tomogram": "inference",
     "cl_dice": "metrics", "segmentation_scores": "metrics",
     "build_network": "model",
-    "pick_particles": "picking", "write_particles_star": "picking",
+    "pick_particles": "picking",
     "finetune_network": "training", "segmentation_loss": "training", "train_network": "training",
 }
 

@@ -22,7 +22,8 @@ import torch
 from tomosim.config import NetworkConfig
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path
-from tomosim.train.data import ClassTable, make_class_table
+from tomosim.labels import ClassTable, make_class_table
+from tomosim.train.model import build_network
 
 CHECKPOINT_FORMAT = "tomosim-model"
 CHECKPOINT_VERSION = 1
@@ -181,8 +182,6 @@ def network_from_checkpoint(checkpoint: ModelCheckpoint) -> torch.nn.Module:
     TomosimError
         If the weights do not fit the stored architecture.
     """
-    from tomosim.train.model import build_network
-
     network = build_network(checkpoint.network, classes=len(checkpoint.classes.ids))
     try:
         network.load_state_dict(checkpoint.weights, strict=True)

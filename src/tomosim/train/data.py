@@ -1,4 +1,4 @@
-"""Training data: class tables, normalisation, resampling and class-balanced patches.
+"""Training data: label channels, normalisation, resampling and class-balanced patches.
 
 A simulation output folder holds ``tomogram.mrc`` (float32, voxel size set), ``labels.mrc``
 (uint8 class ids, 0 = background, 255 = not labelled) and ``classes.csv`` (columns
@@ -19,130 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc, write_text
-
-IGNORE_LABEL = 255
-"""Label value meaning "not labelled": such voxels contribute no loss and no score."""
+from tomosim.io import read_mrc
+from tomosim.labels import IGNORE_LABEL, ClassTable, make_class_table, read_class_table
 
 NORMALISATION = {"method": "median_iqr", "clip": 10.0}
 """How tomograms are normalised (stored in every checkpoint; see :func:`robust_normalise`)."""
 
 
 # --------------------------------------------------------------------------------------------
-# Class tables
+# Label ids -> network channels
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """Label ids and their names; id 0 is always ``background``.
-
-    Attributes
-    ----------
-    ids
-        Label ids in increasing order, starting with 0.
-    names
-        One name per id.
-    colours
-        One colour string per id (as read, e.g. ``#ff8800``; empty if unknown).
-    """
-
-    ids: tuple[int, ...]
-    names: tuple[str, ...]
-    colours: tuple[str, ...]
-
-    def name_of(self, label_id: int) -> str:
-        """The name of ``label_id`` (``class_<id>`` if the table does not list it)."""
-        lookup = dict(zip(self.ids, self.names))
-        return lookup.get(int(label_id), f"class_{int(label_id)}")
-
-    def id_of(self, name: str) -> int:
-        """The id of class ``name``; raises :class:`TomosimError` if unknown."""
-        lookup = dict(zip(self.names, self.ids))
-        if name not in lookup:
-            raise TomosimError(f"unknown class name {name!r}; known classes: {list(self.names)}")
-        return lookup[name]
-
-
-def make_class_table(
-    ids: Sequence[int], names: Sequence[str], colours: Sequence[str] | None = None
-) -> ClassTable:
-    """Validate ids/names (unique, 0..254) and add ``background`` = 0 if absent; sorted by id."""
-    colours = list(colours) if colours is not None else [""] * len(ids)
-    rows = {}
-    for label_id, name, colour in zip(ids, names, colours):
-        label_id = int(label_id)
-        name = str(name).strip()
-        if not 0 <= label_id < IGNORE_LABEL:
-            raise TomosimError(f"class id {label_id} ({name!r}) is outside 0..254")
-        if label_id in rows or not name:
-            raise TomosimError(f"class id {label_id} is repeated or has no name")
-        rows[label_id] = (name, str(colour) if colour == colour else "")  # NaN colour -> ""
-    rows.setdefault(0, ("background", "#000000"))
-    names_only = [n for n, _ in rows.values()]
-    if len(set(names_only)) != len(names_only):
-        raise TomosimError(f"class names must be unique, got {sorted(names_only)}")
-    order = sorted(rows)
-    return ClassTable(
-        ids=tuple(order),
-        names=tuple(rows[i][0] for i in order),
-        colours=tuple(rows[i][1] for i in order),
-    )
-
-
-def read_class_table(path: str | os.PathLike[str]) -> ClassTable:
-    """Read ``classes.csv`` (columns ``id,name,colour``; colour optional).
-
-    Raises
-    ------
-    TomosimError
-        Missing file, missing columns, repeated or out-of-range ids, repeated names.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise TomosimError(f"class table not found: {p}")
-    try:
-        table = pd.read_csv(p)
-    except (OSError, ValueError) as exc:
-        raise TomosimError(f"class table is not readable CSV ({exc}): {p}") from None
-    if not {"id", "name"} <= set(table.columns):
-        raise TomosimError(f"class table needs columns id,name (got {list(table.columns)}): {p}")
-    try:
-        ids = [int(v) for v in table["id"]]
-    except (TypeError, ValueError):
-        raise TomosimError(f"class table has a non-integer id: {p}") from None
-    colours = list(table["colour"]) if "colour" in table.columns else None
-    try:
-        return make_class_table(ids, list(table["name"]), colours)
-    except TomosimError as exc:
-        raise TomosimError(f"{exc}: {p}") from None
-
-
-def write_class_table(path: str | os.PathLike[str], table: ClassTable) -> None:
-    """Write ``table`` as ``classes.csv`` (``id,name,colour``) atomically."""
-    frame = pd.DataFrame({"id": table.ids, "name": table.names, "colour": table.colours})
-    write_text(path, frame.to_csv(index=False))
-
-
-def merge_class_tables(tables: Sequence[ClassTable]) -> ClassTable:
-    """The union of several tables; the same name must have the same id everywhere."""
-    by_id: dict[int, tuple[str, str]] = {}
-    for table in tables:
-        for label_id, name, colour in zip(table.ids, table.names, table.colours):
-            if label_id == 0:
-                continue
-            if label_id in by_id and by_id[label_id][0] != name:
-                raise TomosimError(
-                    f"class id {label_id} is {by_id[label_id][0]!r} in one folder and {name!r} in "
-                    "another; give the data sets the same class list"
-                )
-            by_id.setdefault(label_id, (name, colour))
-    ids = sorted(by_id)
-    return make_class_table(ids, [by_id[i][0] for i in ids], [by_id[i][1] for i in ids])
 
 
 def label_lookup(table: ClassTable) -> np.ndarray:

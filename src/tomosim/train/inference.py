@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from tomosim.array_statistics import summary_statistics
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path
+from tomosim.io import atomic_path, set_header_statistics
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
 from tomosim.train.data import needs_resampling, resample_volume, robust_normalise
 from tomosim.train.model import predict_logits
@@ -175,8 +176,6 @@ def probability_map_files(
     """
     import mrcfile
 
-    from tomosim.array_statistics import summary_statistics
-    from tomosim.io import set_header_statistics
 
     if dtype not in ("float16", "float32"):
         raise TomosimError(f"probability dtype must be float16 or float32, got {dtype!r}")

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tomosim.errors import TomosimError
-from tomosim.train.data import IGNORE_LABEL
+from tomosim.labels import IGNORE_LABEL
 
 FILAMENT_WORDS = ("actin", "filament", "microtubule", "tubul", "fiber", "fibre")
 """A class whose name contains one of these is treated as a filament (clDice reported)."""
@@ -60,6 +60,12 @@ class ClassScores:
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator) if denominator else None
+
+
+def dice(predicted: np.ndarray, true: np.ndarray) -> float | None:
+    """Dice ``2 |P ∩ T| / (|P| + |T|)`` of two boolean masks; None where both are empty."""
+    overlap = int(np.count_nonzero(predicted & true))
+    return _ratio(2 * overlap, int(np.count_nonzero(predicted)) + int(np.count_nonzero(true)))
 
 
 def is_filament_name(name: str) -> bool:
@@ -131,7 +137,7 @@ def segmentation_scores(
                 true_voxels=n_true,
                 predicted_voxels=n_predicted,
                 overlap_voxels=overlap,
-                dice=_ratio(2 * overlap, n_predicted + n_true),
+                dice=dice(predicted, true),
                 iou=_ratio(overlap, n_predicted + n_true - overlap),
                 precision=_ratio(overlap, n_predicted),
                 recall=_ratio(overlap, n_true),

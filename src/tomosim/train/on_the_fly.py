@@ -45,25 +45,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
-from tomosim.dataset import (
-    checked_seed,
-    draw_phantom,
-    limit_threads,
-    phantom_folder,
-    threads_per_worker,
-)
+from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.io import read_mrc
+from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
 from tomosim.train.data import (
-    ClassTable,
     PatchSource,
-    make_class_table,
     make_patch_source,
-    merge_class_tables,
     prepare_training_volume,
     read_simulation_folder,
 )
+from tomosim.workers import limit_threads, threads_per_worker
 
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
 
@@ -203,7 +197,7 @@ class PhantomStream(IterableDataset):
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(k, 0)))
         simulate = self.simulate
         if simulate is None:
-            from tomosim.pipeline import simulate
+            simulate = pipeline.simulate
         scratch = Path(tempfile.mkdtemp(prefix="tomosim-stream-", dir=self.scratch_dir))
         try:
             folder = scratch / phantom_folder(k)
@@ -280,17 +274,12 @@ def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTabl
     across phantoms (always, with a top-level ``classes`` list); when sampled species lists number
     the classes differently, names keep their order of first appearance and get ids 1, 2, ...
     """
-    from tomosim.labels import class_table
-
     tables, order = [], []
     for k in range(count):
         config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")
-        rows = class_table(config)
-        tables.append(make_class_table(
-            [i for i, _, _ in rows], [n for _, n, _ in rows],
-            [f"#{r:02x}{g:02x}{b:02x}" for _, _, (r, g, b) in rows],
-        ))
-        order.extend(n for _, n, _ in rows if n not in order)
+        table = class_table(config.class_ids())
+        tables.append(table)
+        order.extend(n for n in table.names if n not in order)
     try:
         return merge_class_tables(tables)
     except TomosimError:

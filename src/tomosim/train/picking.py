@@ -9,7 +9,6 @@ style STAR table: ``rlnCoordinateX/Y/Z`` in pixels (0-based voxel index, voxel `
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +16,6 @@ import pandas as pd
 from scipy import ndimage
 
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path
 
 CLASS_NAME_COLUMN = "tomosimClassName"
 SIZE_COLUMN = "tomosimSizeVoxels"
@@ -96,11 +94,3 @@ def pick_particles(
         "rlnClassNumber", CLASS_NAME_COLUMN, SIZE_COLUMN,
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-def write_particles_star(path: str | os.PathLike[str], particles: pd.DataFrame) -> None:
-    """Write the table as the ``particles`` data block of a STAR file, atomically."""
-    import starfile
-
-    with atomic_path(path) as tmp:
-        starfile.write({"particles": particles}, tmp, overwrite=True)

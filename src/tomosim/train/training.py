@@ -30,8 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from tomosim.config import TrainConfig, dump_train_config
+from tomosim.dataset import checked_seed, draw_phantom
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path, write_text
+from tomosim.labels import IGNORE_LABEL, ClassTable, write_class_table
 from tomosim.train.augmentation import augment_batch
 from tomosim.train.checkpoint import (
     MODEL_FILE,
@@ -42,16 +44,15 @@ from tomosim.train.checkpoint import (
     save_checkpoint,
 )
 from tomosim.train.data import (
-    IGNORE_LABEL,
     NORMALISATION,
-    ClassTable,
     PatchSource,
     TrainingVolume,
     sample_patches,
     split_sources,
-    write_class_table,
 )
+from tomosim.train.metrics import dice
 from tomosim.train.model import build_network
+from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -124,13 +125,7 @@ def segmentation_loss(
 def hard_dice(prediction: np.ndarray, truth: np.ndarray, *, classes: int) -> list[float | None]:
     """Dice per class channel over labelled voxels (truth != 255); None where both are empty."""
     valid = truth != IGNORE_LABEL
-    scores: list[float | None] = []
-    for c in range(classes):
-        p = (prediction == c) & valid
-        t = truth == c
-        denominator = int(p.sum()) + int(t.sum())
-        scores.append(2.0 * int((p & t).sum()) / denominator if denominator else None)
-    return scores
+    return [dice((prediction == c) & valid, truth == c) for c in range(classes)]
 
 
 def learning_rate_at(iteration: int, *, total: int, base: float, schedule: str) -> float:
@@ -228,7 +223,11 @@ def _fit(
     """
     from rich.console import Console
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
     )
 
     optimizer = torch.optim.AdamW(
@@ -546,8 +545,6 @@ def train_on_the_fly(
     """
     import yaml
 
-    from tomosim.dataset import checked_seed, draw_phantom
-    from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
 
     phantom_seed = checked_seed(phantom_seed, "phantom config seed")
     root = Path(output_dir)

@@ -1,0 +1,394 @@
+"""helix: auto: screw fits of real filament models, shipped templates, the microtubule lattice.
+
+Independent references: helical parameters derived here from subunit centroids only (a
+least-squares helix through the centroids, no superposition of atoms), the real models
+in ../shared/structures (skipped with a reason when absent) and published values:
+
+- F-actin: twist −166.7°, rise 27.5 Å (Fujii et al. 2010; von der Ecken et al. 2015); the
+  CryoTomoSim actin file stores −166.15°, 27.3 Å (MANIFEST.md).
+- cofilactin: twist ≈ −162°, rise ≈ 27 Å (Galkin et al. 2011; Huehn et al. 2018); the
+  CryoTomoSim cofilactin file stores −162°, 24 Å.
+- microtubule: lateral neighbours 360°/N apart, the 3-start helix left-handed (the neighbour
+  at negative azimuth higher), monomer repeat ≈ 41 Å (Alushin et al. 2014; Zhang et al. 2015).
+"""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+from scipy.spatial import cKDTree
+
+from conftest import shared_structure
+from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
+from tomosim.errors import TomosimError
+from tomosim.filament_templates import (
+    find_subunits,
+    helix_template,
+    preset_template_path,
+    read_filament_model,
+)
+from tomosim.filaments import (
+    PRESETS,
+    decoration_parameters,
+    helical_lattice,
+    resolved_species,
+    species_parameters,
+)
+from tomosim.helix import RigidMotion, fit_helix, superpose
+
+ACTIN_MODEL = "6BNO_A15.pdb.gz"
+COFILACTIN_MODEL = "cofilactin_18mer_flow.0ns.nowater.pdb.gz"
+PATCH = "3J6E_3PF_lattice_patch_TubulinNCs_SystemA.pdb.gz"
+DECORATED = [f"A{i}" for i in range(9, 17)] + [f"C{i}" for i in range(9, 17)]
+
+
+def wrap(angle):
+    return (np.asarray(angle) + 180.0) % 360.0 - 180.0
+
+
+def centroid_helix(centroids: np.ndarray) -> tuple[float, float]:
+    """Twist (°) and rise (Å) per subunit from subunit centroids alone, no superposition.
+
+    A least-squares fit of the helix ``c_k = p + (z0 + k·rise) d + r (cos(φ0 + k·twist) u +
+    sin(φ0 + k·twist) v)`` (axis point ``p``, direction ``d``, ``u ⊥ v ⊥ d``) to the centroids,
+    started from the first principal axis and a circle fit in the perpendicular plane.
+    """
+    centred = centroids - centroids.mean(axis=0)
+    axis0 = np.linalg.svd(centred)[2][0]
+    if centred[-1] @ axis0 < centred[0] @ axis0:
+        axis0 = -axis0
+    u0 = np.cross(axis0, [1.0, 0.0, 0.0])
+    u0 /= np.linalg.norm(u0)
+    v0 = np.cross(axis0, u0)
+    x, y = centred @ u0, centred @ v0
+    a = np.column_stack([x, y, np.ones_like(x)])
+    cx, cy = np.linalg.lstsq(a, x**2 + y**2, rcond=None)[0][:2] / 2.0
+    azimuth = np.degrees(np.arctan2(y - cy, x - cx))
+    k = np.arange(len(centroids))
+
+    def model(q: np.ndarray) -> np.ndarray:
+        tilt_u, tilt_v, px, py, radius, phase, z0, twist, rise = q
+        d = axis0 + tilt_u * u0 + tilt_v * v0
+        d /= np.linalg.norm(d)
+        u = np.cross(d, v0)
+        u /= np.linalg.norm(u)
+        v = np.cross(d, u)
+        angle = np.radians(phase + k * twist)
+        return (px * u0 + py * v0 + (z0 + k * rise)[:, None] * d
+                + radius * (np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * v))
+
+    start = np.array([0.0, 0.0, cx, cy, np.hypot(x - cx, y - cy).mean(), azimuth[0],
+                      centred[0] @ axis0, np.mean(wrap(np.diff(azimuth))),
+                      np.mean(np.diff(centred @ axis0))])
+    result = least_squares(lambda q: (model(q) - centred).ravel(), start)
+    return float(wrap(result.x[7])), float(abs(result.x[8]))
+
+
+def subunit_centroids(source, **selection) -> np.ndarray:
+    _, structure = read_filament_model(str(source), **selection)
+    return np.array([s.positions.mean(axis=0) for s in find_subunits(structure)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The fit itself, on an analytic helix
+# ---------------------------------------------------------------------------------------------
+
+
+def screw(twist: float, rise: float, axis: np.ndarray, point: np.ndarray) -> RigidMotion:
+    axis = axis / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = np.radians(twist)
+    r = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+    return RigidMotion(r, point - r @ point + rise * axis)
+
+
+def test_fit_recovers_an_analytic_screw_and_flags_a_non_screw() -> None:
+    rng = np.random.default_rng(0)
+    motion = screw(-166.7, 27.5, np.array([0.3, -0.2, 1.0]), np.array([5.0, -8.0, 2.0]))
+    subunits = [rng.normal(scale=12.0, size=(50, 3)) + [20.0, 0.0, 0.0]]
+    for _ in range(6):
+        subunits.append(motion.apply(subunits[-1]))
+    fit = fit_helix(list(zip(subunits[:-1], subunits[1:], strict=True)))
+    assert fit.twist == pytest.approx(-166.7, abs=1e-6)
+    assert fit.rise == pytest.approx(27.5, abs=1e-6)
+    assert fit.residual < 1e-6
+    # the axis passes through the chosen point along the chosen direction
+    direction = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
+    assert abs(fit.axis_direction @ direction) == pytest.approx(1.0, abs=1e-9)
+    offset = fit.axis_point - np.array([5.0, -8.0, 2.0])
+    assert np.linalg.norm(np.cross(offset, direction)) < 1e-6
+    # reversing the order reverses the axis, keeps the handedness (twist sign at positive rise)
+    back = fit_helix(list(zip(subunits[:0:-1], subunits[-2::-1], strict=True)))
+    assert back.twist == pytest.approx(-166.7, abs=1e-6)
+    np.testing.assert_allclose(back.axis_direction, -fit.axis_direction, atol=1e-9)
+    # shuffled subunits are not one screw apart
+    shuffled = [subunits[i] for i in (0, 2, 1, 3)]
+    bad = fit_helix(list(zip(shuffled[:-1], shuffled[1:], strict=True)))
+    assert bad.residual > 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Real models
+# ---------------------------------------------------------------------------------------------
+
+
+def test_actin_6bno_fit_matches_centroids_and_literature() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    template = helix_template(str(model))
+    assert -167.0 <= template.twist <= -166.0
+    assert 27.0 <= template.rise <= 28.5
+    assert template.n_subunits == 15 and template.residual < 0.5
+    twist, rise = centroid_helix(subunit_centroids(model))
+    print(f"6BNO_A15: fit {template.twist:.2f} deg / {template.rise:.2f} A, centroids "
+          f"{twist:.2f} deg / {rise:.2f} A; literature -166.7 / 27.5, CryoTomoSim -166.15 / 27.3")
+    assert template.twist == pytest.approx(twist, abs=2.0)
+    assert template.rise == pytest.approx(rise, abs=1.0)
+    assert template.twist == pytest.approx(-166.7, abs=1.0)  # Fujii 2010, von der Ecken 2015
+    assert template.rise == pytest.approx(27.5, abs=1.0)
+    # crossover (half pitch of the two long-pitch strands): 180° / (180° − |twist|) subunits
+    crossover = 180.0 / (180.0 - abs(template.twist)) * template.rise
+    assert 330.0 <= crossover <= 390.0
+
+
+def test_cofilactin_decorated_part_fit_matches_centroids_and_literature() -> None:
+    model = shared_structure(COFILACTIN_MODEL)
+    template = helix_template(str(model), segments=DECORATED)
+    assert template.n_subunits == 8
+    # independently: centroids of the decorated actins (A9..A16 only)
+    twist, rise = centroid_helix(subunit_centroids(model, segments=DECORATED[:8]))
+    print(f"cofilactin 9-16: fit {template.twist:.2f} deg / {template.rise:.2f} A (residual "
+          f"{template.residual:.2f} A), centroids {twist:.2f} deg / {rise:.2f} A; literature "
+          "-162 / 27, CryoTomoSim file -162 / 24")
+    assert template.twist == pytest.approx(twist, abs=2.0)
+    assert template.rise == pytest.approx(rise, abs=1.0)
+    assert template.twist == pytest.approx(-162.0, abs=2.0)  # Galkin 2011, Huehn 2018
+    assert template.rise == pytest.approx(27.0, abs=1.0)
+    assert abs(template.rise - 24.0) > 3.0  # the CryoTomoSim file's 24 Å is not this lattice
+    crossover = 180.0 / (180.0 - abs(template.twist)) * template.rise
+    assert 240.0 <= crossover <= 300.0
+    # the subunit: actin + cofilin, referenced to the actin (the core)
+    assert abs(template.core_radius - PRESETS["actin"].radius) < 1.5
+    assert template.radius > template.core_radius + 3.0  # cofilin sits outside
+
+
+def _atoms(path) -> np.ndarray:
+    structure = gemmi.read_structure(str(path))
+    structure.remove_hydrogens()
+    return np.array([[a.pos.x, a.pos.y, a.pos.z] for ch in structure[0] for r in ch for a in r])
+
+
+def _build(template_xyz: np.ndarray, params, n: int) -> list[np.ndarray]:
+    """Subunits of a straight lattice: the template reference (mean atom) moved to each row."""
+    positions, rotations = helical_lattice(n, params)
+    centred = template_xyz - template_xyz.mean(axis=0)
+    return [centred @ r.T + p for p, r in zip(positions, rotations, strict=True)]
+
+
+def test_shipped_actin_rebuilds_the_6bno_filament() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    built = np.concatenate(_build(_atoms(preset_template_path("actin")), PRESETS["actin"], 15))
+    _, structure = read_filament_model(str(model))
+    subunits = find_subunits(structure)
+    source = np.concatenate([s.positions for s in subunits])
+    assert built.shape == source.shape
+    motion = superpose(built, source)
+    rmsd = np.sqrt(np.mean(np.sum((motion.apply(built) - source) ** 2, axis=1)))
+    assert rmsd < 0.5, rmsd
+
+
+def overlap_fraction(subunits: list[np.ndarray], middle: int, clash: float = 2.2) -> float:
+    """Fraction of one subunit's heavy atoms closer than ``clash`` Å to another subunit's atom.
+
+    2.2 Å is below any non-bonded heavy-atom contact (van der Waals radii ≥ 1.5 Å each, minus
+    the usual 0.4–0.8 Å allowance), so these atoms sit inside a neighbour's envelope.
+    """
+    others = np.concatenate([s for i, s in enumerate(subunits) if i != middle])
+    distance, _ = cKDTree(others).query(subunits[middle])
+    return float(np.mean(distance < clash))
+
+
+def test_actin_filament_has_no_more_overlap_than_6bno() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    built = _build(_atoms(preset_template_path("actin")), PRESETS["actin"], 7)
+    _, structure = read_filament_model(str(model))
+    source = [s.positions for s in find_subunits(structure)]
+    ours, theirs = overlap_fraction(built, 3), overlap_fraction(source, 7)
+    print(f"actin overlap fraction: built {ours:.4f}, 6BNO_A15 {theirs:.4f}")
+    assert ours <= theirs + 0.002
+
+
+def test_decorated_subunit_rebuilds_the_cofilactin_model() -> None:
+    model = shared_structure(COFILACTIN_MODEL)
+    species = FilamentSpecies(
+        name="actin", preset="actin",
+        decoration=DecorationConfig(source=str(model), helix="auto",
+                                    structure={"segments": DECORATED}),
+    )
+    params = decoration_parameters(species)
+    template = helix_template(str(model), segments=DECORATED)
+    assert params.twist == pytest.approx(template.twist) and params.rise == pytest.approx(
+        template.rise)
+    built = _build(_atoms(template.path), params, 8)
+    _, structure = read_filament_model(str(model), segments=DECORATED)
+    source = [s.positions for s in find_subunits(structure)]
+    motion = superpose(np.concatenate(built), np.concatenate(source))
+    deviation = np.linalg.norm(
+        motion.apply(np.concatenate(built)) - np.concatenate(source), axis=1)
+    rmsd = float(np.sqrt(np.mean(deviation**2)))
+    print(f"cofilactin rebuilt from one subunit: RMSD {rmsd:.2f} A (fit residual "
+          f"{template.residual:.2f} A)")
+    assert rmsd < 2.0 * template.residual
+    ours, theirs = overlap_fraction(built, 4), overlap_fraction(source, 4)
+    print(f"cofilactin overlap fraction: built {ours:.4f}, MD model {theirs:.4f}")
+    assert ours <= theirs + 0.002
+    # the resolved species writes the fitted lattice into the config
+    resolved = resolved_species(species)
+    assert resolved.decoration.twist == pytest.approx(template.twist, abs=1e-3)
+    assert resolved.decoration.rise == pytest.approx(template.rise, abs=1e-3)
+    assert decoration_parameters(resolved).twist == pytest.approx(params.twist, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The microtubule lattice against the 3J6E patch
+# ---------------------------------------------------------------------------------------------
+
+
+def _dimer_parts(path) -> tuple[np.ndarray, np.ndarray]:
+    structure = gemmi.read_structure(str(path))
+    structure.remove_hydrogens()
+    alpha = [[a.pos.x, a.pos.y, a.pos.z] for r in structure[0]["A"] for a in r]
+    beta = [[a.pos.x, a.pos.y, a.pos.z] for r in structure[0]["B"] for a in r]
+    return np.array(alpha), np.array(beta)
+
+
+def _placed_monomer_centres(params, n_rings: int) -> np.ndarray:
+    """``(rings, pf, 2, 3)`` centroids of α and β of every placed 5IJ0 dimer."""
+    alpha, beta = _dimer_parts(preset_template_path("microtubule"))
+    centre = np.concatenate([alpha, beta]).mean(axis=0)
+    positions, rotations = helical_lattice(n_rings * params.protofilaments, params)
+    out = []
+    for part in (alpha, beta):
+        local = part.mean(axis=0) - centre
+        out.append(positions + rotations @ local)
+    return np.stack(out, axis=1).reshape(n_rings, params.protofilaments, 2, 3)
+
+
+def test_microtubule_lattice_matches_the_3j6e_patch() -> None:
+    patch = shared_structure(PATCH)
+    structure = gemmi.read_structure(str(patch))
+    structure.remove_hydrogens()
+    chain_centres = {ch.name: np.mean([[a.pos.x, a.pos.y, a.pos.z] for r in ch for a in r], axis=0)
+                     for ch in structure[0]}
+    # the patch's own lateral order (α chains A, C, E; β B, D, F)
+    alphas = np.array([chain_centres[c] for c in "ACE"])
+    spread = alphas - alphas.mean(axis=0)
+    order = np.argsort(spread @ np.linalg.svd(spread)[2][0])
+    chains = [("ACE"[i], "BDF"[i]) for i in order]
+    reference = np.array([chain_centres[c] for pair in chains for c in pair])
+    tube = FilamentSpecies(name="mt", preset="microtubule", protofilaments=14)
+    params = species_parameters(tube)
+    assert params.protofilaments == 14 and params.start == -3
+    centres = _placed_monomer_centres(params, 1)[0]  # (14, 2, 3)
+    best = np.inf
+    for pfs in ([0, 1, 2], [2, 1, 0]):
+        ours = centres[pfs].reshape(6, 3)
+        motion = superpose(ours, reference)
+        best = min(best, float(np.linalg.norm(motion.apply(ours) - reference, axis=1).max()))
+    print(f"14-pf lattice vs 3J6E patch: largest monomer-centroid deviation {best:.2f} A")
+    assert best < 2.0
+    # a right-handed lattice (start +3) does not fit the patch
+    mirror = FilamentSpecies(name="mt", preset="microtubule", protofilaments=14, start=3)
+    wrong = _placed_monomer_centres(species_parameters(mirror), 1)[0]
+    worst = np.inf
+    for pfs in ([0, 1, 2], [2, 1, 0]):
+        ours = wrong[pfs].reshape(6, 3)
+        motion = superpose(ours, reference)
+        worst = min(worst, float(np.linalg.norm(motion.apply(ours) - reference, axis=1).max()))
+    assert worst > 5.0, worst
+
+
+def test_microtubule_is_left_handed_with_one_seam_and_plus_end_up() -> None:
+    params = PRESETS["microtubule"]
+    centres = _placed_monomer_centres(params, 6)  # (rings, 13, 2, 3)
+    # plus end = +z: β (plus-end monomer) above α in every dimer
+    assert np.all(centres[..., 1, 2] > centres[..., 0, 2] + 35.0)
+    alpha = centres[:, :, 0]  # (rings, 13, 3)
+    azimuth = np.degrees(np.arctan2(alpha[..., 1], alpha[..., 0]))
+    kinds = []
+    for q in range(13):
+        nxt = (q + 1) % 13
+        a, b = alpha[2, q], alpha[:, nxt]
+        nearest = b[np.argmin(np.linalg.norm(b - a, axis=1))]
+        dz = nearest[2] - a[2]
+        lateral = wrap(azimuth[2, nxt] - azimuth[2, q])
+        assert lateral == pytest.approx(360.0 / 13, abs=0.5)
+        kinds.append(dz)
+    kinds = np.array(kinds)
+    # B-lattice contacts: the neighbour at larger azimuth is lower by 3 × 40.9 / 13 Å, i.e. the
+    # one at negative azimuth is higher (left-handed); one seam (α next to β), between 12 and 0
+    b_contacts = np.abs(kinds + 3 * 40.9 / 13) < 0.5
+    assert b_contacts[:12].all() and not b_contacts[12]
+    assert abs(abs(kinds[12]) - (40.9 - 3 * 40.9 / 13)) < 0.5 or abs(kinds[12]) > 20.0
+    # lateral contacts: α–α across a B contact as far apart as in the 3J6E patch (53.4 Å)
+    lateral_distance = np.linalg.norm(alpha[2, 1] - alpha[2, 0])
+    assert lateral_distance == pytest.approx(53.4, abs=1.5)
+
+
+def test_microtubule_overlap_no_worse_than_the_patch() -> None:
+    patch = shared_structure(PATCH)
+    structure = gemmi.read_structure(str(patch))
+    structure.remove_hydrogens()
+    chains = {ch.name: np.array([[a.pos.x, a.pos.y, a.pos.z] for r in ch for a in r])
+              for ch in structure[0]}
+    source = [np.concatenate([chains["A"], chains["B"]]), np.concatenate([chains["C"],
+              chains["D"]]), np.concatenate([chains["E"], chains["F"]])]
+    theirs = overlap_fraction(source, 0)
+    alpha, beta = _dimer_parts(preset_template_path("microtubule"))
+    built = _build(np.concatenate([alpha, beta]), PRESETS["microtubule"], 13 * 3)
+    ours = overlap_fraction(built, 13 + 5)
+    print(f"microtubule overlap fraction: built (13 pf) {ours:.4f}, 3J6E patch {theirs:.4f}")
+    assert ours <= theirs + 0.002
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bad_filament_models_are_one_line_errors() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    with pytest.raises(TomosimError, match=r"at least 2 subunits.*6BNO_A15.*has 1"):
+        helix_template(str(model), chains=["A"])
+    with pytest.raises(TomosimError, match=r"not one screw transform apart \(RMS residual"):
+        helix_template(str(model), chains=["A", "B", "D", "E"])
+    with pytest.raises(TomosimError, match=r"6BNO_A15.*has no chain Z"):
+        helix_template(str(model), chains=["Z"])
+    patch = shared_structure(PATCH)
+    tubulin_decoration = FilamentSpecies(
+        name="actin", preset="actin",
+        decoration=DecorationConfig(source=str(patch), helix="auto"),
+    )
+    with pytest.raises(TomosimError, match="does not contain the bare subunit"):
+        decoration_parameters(tubulin_decoration)
+
+
+def test_config_refuses_negative_protofilaments_and_helix_without_source() -> None:
+    with pytest.raises(TomosimError, match="protofilaments"):
+        config_from_dict({"filaments": [{"name": "mt", "preset": "microtubule",
+                                         "protofilaments": -13}]})
+    with pytest.raises(TomosimError, match="helix: auto needs a source"):
+        config_from_dict({"filaments": [{"name": "a", "preset": "actin", "helix": "auto"}]})
+    # a negative start (left-handed user lattice) is valid
+    config_from_dict({"filaments": [{"name": "t", "source": "x.pdb", "rise": 80.0, "twist": 0.0,
+                                     "radius": 100.0, "protofilaments": 13, "start": -3}]})
+
+
+def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
+    monkeypatch.setenv("TOMOSIM_OFFLINE", "1")
+    species = FilamentSpecies(name="cof", preset="cofilactin")
+    with pytest.raises(TomosimError) as error:
+        species_parameters(species)
+    message = str(error.value)
+    assert "5YU8" in message and "\n" not in message

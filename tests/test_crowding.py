@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tomosim.assemble import assemble_phantom
-from tomosim.packing import ENVELOPE_FRACTION
 from tomosim.config import config_from_dict
 from tomosim.errors import TomosimError
+from tomosim.packing import ENVELOPE_FRACTION
 from tomosim.potential import Potential
 from tomosim.recipe import phantom_recipe
 
@@ -118,7 +118,8 @@ def test_crowding_is_fast_and_reproducible():
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            runs.append(assemble_phantom(phantom_recipe(config), templates, np.random.default_rng(8)))
+            recipe = phantom_recipe(config)
+            runs.append(assemble_phantom(recipe, templates, np.random.default_rng(8)))
         elapsed = time.perf_counter() - start
     assert elapsed < 20.0  # generous: the benchmark measures speed, this catches a hang
     assert runs[0].instances.tobytes() == runs[1].instances.tobytes()

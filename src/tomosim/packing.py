@@ -797,7 +797,8 @@ def place_proteins(
     a stream of candidates (uniform positions, or with probability ``clustering`` positions next to
     an already placed particle, each with a bank slot) in a compiled loop
     (:mod:`tomosim.crowding`); a slot whose mask was placed gets a new orientation. This reaches
-    cellular densities (volume fractions of 0.35–0.40) in seconds. Grid placement puts particles on a regular grid of ``grid_spacing`` (default: the
+    cellular densities (volume fractions of 0.35–0.40) in seconds.
+    Grid placement puts particles on a regular grid of ``grid_spacing`` (default: the
     largest envelope diameter + ``min_gap``) centred in the volume, each site a random species and
     orientation, as in the seed method; sites that collide with filaments or membranes stay empty.
     """

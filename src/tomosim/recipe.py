@@ -137,7 +137,7 @@ def phantom_recipe(config: SimulationConfig) -> PhantomRecipe:
 def membrane_protein_targets(
     proteins: ProteinsConfig, class_ids: Mapping[str, int]
 ) -> tuple[MembraneProteinTarget, ...]:
-    """The ``in_membrane`` species of the ``proteins`` section."""
+    """Return the ``in_membrane`` species of the ``proteins`` section."""
     return tuple(
         MembraneProteinTarget(
             name=s.name,
@@ -152,7 +152,7 @@ def membrane_protein_targets(
 
 
 def sample_context(section: ContextConfig, class_ids: Mapping[str, int]) -> SampleContext:
-    """Slab, carbon, fiducials and contamination of the ``context`` section."""
+    """Return slab, carbon, fiducials and contamination of the ``context`` section."""
     slab = section.slab
     return SampleContext(
         slab=SlabSettings(
@@ -238,7 +238,7 @@ def acquisition(microscope: MicroscopeConfig) -> Acquisition:
 
 
 def acquisition_settings(section: AcquisitionConfig) -> AcquisitionSettings:
-    """The sizes of the acquisition imperfections: the profile's, overridden by set fields."""
+    """Return the imperfections' sizes: the profile's, overridden by the fields set."""
     base = ACQUISITION_PROFILES[section.profile]
     given = {
         name: float(value)

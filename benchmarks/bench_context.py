@@ -65,9 +65,10 @@ os.environ.setdefault(
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from tomosim.assemble import place_proteins  # noqa: E402
 from tomosim.config import config_from_dict, load_config  # noqa: E402
+from tomosim.packing import place_proteins  # noqa: E402
 from tomosim.pipeline import compute_templates, simulate  # noqa: E402
+from tomosim.recipe import packing_rules, protein_targets  # noqa: E402
 
 CROWDERS = [("ribosome", 0.25), ("proteasome", 0.2), ("apoferritin", 0.2), ("tubulin", 0.2),
             ("actin", 0.15)]
@@ -92,9 +93,10 @@ def crowding() -> dict:
         clock = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            section = (warm if small else config).proteins
             placements, report = place_proteins(
-                (warm if small else config).proteins, templates,
-                shape=tuple(occupancy.shape), pixel_size=10.0, class_ids=config.class_ids(),
+                protein_targets(section, config.class_ids()), templates,
+                rules=packing_rules(section), shape=tuple(occupancy.shape), pixel_size=10.0,
                 rng=np.random.default_rng(rep), label_threshold=0.5, occupancy=occupancy,
             )
         seconds = time.perf_counter() - clock

@@ -13,8 +13,10 @@ Three parts (issue 11), written to ``docs/context_realism.md`` and
    with the defaults this work started from (ideal acquisition, detector pixel = simulation
    pixel, no slab, no crowders, no fiducials or contamination, plain WBP):
 
-   - *low-frequency share of background power*: in background patches (64 × 64 px of central
-     xy slices with no labelled voxel), the share of the power spectrum below 1/(200 Å);
+   - *low-frequency share of background power*: in background patches (32 × 32 px of central
+     xy slices with no labelled voxel within 2 px; crowders labelled background count as
+     background, as unannotated content does in real data), the share of the power spectrum
+     below 1/(100 Å);
    - *background correlation length*: the lag (Å) at which the patches' mean autocorrelation
      falls to 1/e;
    - *MT wall contrast*: (mean background − mean of microtubule voxels) / background s.d.;
@@ -112,7 +114,7 @@ def crowding() -> dict:
     return {"shape": shape, "target_fraction": ARGS.fraction, "best": best, "runs": runs}
 
 
-def _background_patches(tomogram, labels, size=64):
+def _background_patches(tomogram, labels, size=32):
     nz = tomogram.shape[0]
     patches = []
     for z in range(nz // 2 - 10, nz // 2 + 11, 5):
@@ -139,7 +141,7 @@ def realism(folder: Path, config) -> dict:
         size = patches[0].shape[0]
         k = np.hypot(*np.meshgrid(np.fft.fftfreq(size, pixel), np.fft.fftfreq(size, pixel)))
         power = np.mean([np.abs(np.fft.fft2(p - p.mean())) ** 2 for p in patches], axis=0)
-        low = (k > 0) & (k < 1 / 200.0)
+        low = (k > 0) & (k < 1 / 100.0)
         out["low_frequency_share"] = float(power[low].sum() / power[k > 0].sum())
         auto = np.real(np.fft.ifft2(power))
         auto /= auto[0, 0]
@@ -214,6 +216,9 @@ def cell(overrides: list[str], name: str) -> tuple[dict, dict]:
         timing = {"total_seconds": seconds, "stages": result.timings,
                   "phantom_stages": result.phantom.timings}
         figures = {} if ARGS.skip_realism else realism(Path(tmp), config)
+        preview = Path(tmp) / "preview.png"
+        if name == "cell" and preview.exists():
+            ARGS.doc.with_name("cell_context_preview.png").write_bytes(preview.read_bytes())
     return timing, figures
 
 

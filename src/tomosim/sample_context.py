@@ -233,11 +233,14 @@ def slab_surfaces(
 
 def _z_coverage(low: np.ndarray, high: np.ndarray, nz: int, pixel_size: float) -> np.ndarray:
     """``(nz, ny, nx)`` float32: fraction of each voxel's z extent inside ``[low, high]`` (Å)."""
-    edges = (np.arange(nz) - 0.5) * pixel_size
-    lower = edges[:, None, None]
-    upper = lower + pixel_size
-    inside = np.minimum(upper, high[None]) - np.maximum(lower, low[None])
-    return np.clip(inside / pixel_size, 0.0, 1.0).astype(np.float32)
+    low32 = np.asarray(low, np.float32) / np.float32(pixel_size)
+    high32 = np.asarray(high, np.float32) / np.float32(pixel_size)
+    out = np.empty((nz, *low32.shape), np.float32)
+    for iz in range(nz):  # plane by plane: no full-volume float64 temporaries
+        lower = np.float32(iz - 0.5)
+        plane = np.minimum(high32, lower + 1) - np.maximum(low32, lower)
+        np.clip(plane, 0.0, 1.0, out=out[iz])
+    return out
 
 
 def apply_slab(
@@ -262,8 +265,12 @@ def apply_slab(
         ``(z, y, x)`` float32 coverage ``c`` of each voxel by the slab.
     """
     coverage = _z_coverage(surfaces.bottom, surfaces.top, potential.shape[0], pixel_size)
-    potential *= coverage
-    potential -= np.float32(ice_potential_v) * (1 - coverage)
+    ice = np.float32(ice_potential_v)
+    for iz in range(potential.shape[0]):  # V c − V_ice (1 − c), plane by plane
+        plane = potential[iz]
+        plane += ice
+        plane *= coverage[iz]
+        plane -= ice
     return coverage
 
 

@@ -24,12 +24,18 @@ SCENE = {
             {"name": "decoy", "source": "builtin:apoferritin", "count": 50, "label": "background"},
         ],
     },
+    # the coarse built-in subunits on the lattices of earlier versions, so that the timings stay
+    # comparable and offline; bench_real_filaments.py times the real-structure presets
     "filaments": [
-        {"name": "actin", "preset": "actin", "count": 28, "length": [1000, 3000],
-         "arrangement": "random",
-         "decoration": {"label": "cofilactin", "fraction": 0.4, "mean_segment_subunits": 25}},
-        {"name": "microtubule", "preset": "microtubule", "count": 12, "length": [1500, 3500],
-         "arrangement": "random"},
+        {"name": "actin", "preset": "actin", "source": "builtin:actin", "rise": 27.5,
+         "twist": -166.7, "radius": 15.8, "outer_radius": 48.0, "count": 28,
+         "length": [1000, 3000], "arrangement": "random",
+         "decoration": {"preset": None, "source": "builtin:cofilactin", "rise": 27.0,
+                        "twist": -162.0, "radius": 16.0, "outer_radius": 72.0,
+                        "label": "cofilactin", "fraction": 0.4, "mean_segment_subunits": 25}},
+        {"name": "microtubule", "preset": "microtubule", "source": "builtin:tubulin",
+         "radius": 110.0, "start": 3, "outer_radius": 140.0, "count": 12,
+         "length": [1500, 3500], "arrangement": "random"},
     ],
     "vesicles": {"count": 2, "radius": [400, 700]},
 }

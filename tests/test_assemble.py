@@ -14,8 +14,9 @@ from tomosim.assemble import assemble_phantom
 from tomosim.config import ProteinsConfig, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.labels import labels_consistent
+from tomosim.occupancy import mark_boxes
 from tomosim.orientations import euler_to_matrix, random_rotations, sample_orientations
-from tomosim.packing import mark_boxes, place_proteins
+from tomosim.packing import place_proteins
 from tomosim.phantom import Placements, PotentialBox, instance_class_table
 from tomosim.potential import Potential
 from tomosim.recipe import packing_rules, phantom_recipe, protein_targets, vesicle_population
@@ -35,7 +36,7 @@ def gaussian_template(
     """Gaussians (sigma in Å) at ``offsets`` (Å, x y z, from the reference voxel size // 2)."""
     z, y, x = (np.indices((size,) * 3, dtype=float) - size // 2) * FINE
     data = np.zeros((size,) * 3)
-    for (ox, oy, oz), a in zip(offsets, amplitudes):
+    for (ox, oy, oz), a in zip(offsets, amplitudes, strict=False):
         data += a * np.exp(-((x - ox) ** 2 + (y - oy) ** 2 + (z - oz) ** 2) / (2 * sigma**2))
     return Potential(data.astype(np.float32), FINE, (0.0, 0.0, 0.0), "ice", name)
 
@@ -184,7 +185,7 @@ def test_position_and_euler_convention_with_analytic_gaussians():
     z, y, x = np.indices(shape, dtype=float) * PIXEL
     moved = position + offsets @ rotation.T
     expected = np.zeros(shape)
-    for (px, py, pz), a in zip(moved, amplitudes):
+    for (px, py, pz), a in zip(moved, amplitudes, strict=False):
         expected += a * np.exp(-((x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2) / (2 * sigma**2))
     assert correlation(potential, expected) > 0.97
     # the potential-weighted centroid moves exactly with the copy
@@ -300,7 +301,7 @@ def test_render_is_identical_in_batches():
         serial = render_objects(placements, templates, **kwargs)
     finally:
         numba.set_num_threads(threads)
-    for a, b, c in zip(whole, batched, serial):
+    for a, b, c in zip(whole, batched, serial, strict=False):
         assert a.tobytes() == b.tobytes() == c.tobytes()
     assert {1, 2} <= set(np.unique(whole[2]))
 

@@ -189,7 +189,7 @@ def test_existing_scheduler_by_address(tmp_path):
         index = generate_dataset(TREE, 3, tmp_path / "d", scheduler=cluster.scheduler_address,
                                  simulate=fake_simulate, progress=False)
     assert index.done == 3
-    reference = generate_dataset(TREE, 3, tmp_path / "r", simulate=fake_simulate, progress=False)
+    generate_dataset(TREE, 3, tmp_path / "r", simulate=fake_simulate, progress=False)
     assert folder_bytes(tmp_path / "d") == folder_bytes(tmp_path / "r")
 
 

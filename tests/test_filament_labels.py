@@ -10,6 +10,7 @@ from tomosim.assemble import assemble_phantom
 from tomosim.config import config_from_dict
 from tomosim.filaments import PRESETS
 from tomosim.pipeline import compute_templates
+from tomosim.recipe import phantom_recipe
 
 PIXEL = 10.0
 
@@ -34,7 +35,8 @@ def phantoms(tmp_path_factory):
         for rule in ("potential", "envelope", "filled"):
             config = config_from_dict(microtubule_config(rule))
             templates = templates or compute_templates(config)
-            out[rule] = assemble_phantom(config, templates, np.random.default_rng(0))
+            rng = np.random.default_rng(0)
+            out[rule] = assemble_phantom(phantom_recipe(config), templates, rng)
     return out
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 import pytest
+import yaml
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from conftest import shared_structure
+from tomosim.assemble import assemble_phantom
 from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.filament_templates import (
@@ -31,12 +33,17 @@ from tomosim.filament_templates import (
 )
 from tomosim.filaments import (
     PRESETS,
+    _lattice_on_path,
     decoration_parameters,
+    decoration_template,
     helical_lattice,
+    place_filaments,
     resolved_species,
     species_parameters,
+    straight_path,
 )
 from tomosim.helix import RigidMotion, fit_helix, superpose
+from tomosim.recipe import phantom_recipe
 
 ACTIN_MODEL = "6BNO_A15.pdb.gz"
 COFILACTIN_MODEL = "cofilactin_18mer_flow.0ns.nowater.pdb.gz"
@@ -53,7 +60,8 @@ def centroid_helix(centroids: np.ndarray) -> tuple[float, float]:
 
     A least-squares fit of the helix ``c_k = p + (z0 + k·rise) d + r (cos(φ0 + k·twist) u +
     sin(φ0 + k·twist) v)`` (axis point ``p``, direction ``d``, ``u ⊥ v ⊥ d``) to the centroids,
-    started from the first principal axis and a circle fit in the perpendicular plane.
+    started from the first principal axis, a circle fit in the perpendicular plane and twists
+    every 10°, keeping the best.
     """
     centred = centroids - centroids.mean(axis=0)
     axis0 = np.linalg.svd(centred)[2][0]
@@ -79,11 +87,15 @@ def centroid_helix(centroids: np.ndarray) -> tuple[float, float]:
         return (px * u0 + py * v0 + (z0 + k * rise)[:, None] * d
                 + radius * (np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * v))
 
-    start = np.array([0.0, 0.0, cx, cy, np.hypot(x - cx, y - cy).mean(), azimuth[0],
-                      centred[0] @ axis0, np.mean(wrap(np.diff(azimuth))),
-                      np.mean(np.diff(centred @ axis0))])
-    result = least_squares(lambda q: (model(q) - centred).ravel(), start)
-    return float(wrap(result.x[7])), float(abs(result.x[8]))
+    best = None
+    for twist0 in range(-175, 180, 10):  # several starts: the twist has many local minima
+        start = np.array([0.0, 0.0, cx, cy, np.hypot(x - cx, y - cy).mean(), azimuth[0],
+                          centred[0] @ axis0, float(twist0), np.mean(np.diff(centred @ axis0))])
+        result = least_squares(lambda q: (model(q) - centred).ravel(), start)
+        if best is None or result.cost < best.cost:
+            best = result
+    assert best is not None
+    return float(wrap(best.x[7])), float(abs(best.x[8]))
 
 
 def subunit_centroids(source, **selection) -> np.ndarray:
@@ -392,3 +404,171 @@ def test_cofilactin_preset_offline_is_one_clear_line(monkeypatch) -> None:
         species_parameters(species)
     message = str(error.value)
     assert "5YU8" in message and "\n" not in message
+    # a cofilactin species with count 0 needs no entry: nothing is placed, nothing is fetched
+    config = config_from_dict({"classes": ["cof"], "sample": {"shape": [16, 16, 16]},
+                               "filaments": [{"name": "cof", "preset": "cofilactin"}]})
+    phantom = assemble_phantom(phantom_recipe(config), {}, np.random.default_rng(0))
+    assert len(phantom.placements) == 0
+
+
+def test_fitted_helix_is_saved_in_the_resolved_config(run_cli, tmp_path) -> None:
+    model = shared_structure(ACTIN_MODEL)
+    config = tmp_path / "actin.yaml"
+    config.write_text(
+        "classes: [actin]\n"
+        "sample: {shape: [24, 40, 64], pixel_size: 10.0}\n"
+        "microscope: {tilt: {min_angle: -30, max_angle: 30, step: 30}}\n"
+        f"filaments:\n  - {{name: actin, source: '{model}', helix: auto, count: 1,\n"
+        "     length: [300, 320], arrangement: sheets}\n"
+    )
+    code, stdout, err = run_cli("simulate", config, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert "helix fitted to" in stdout and "twist -166.65°, rise 28.11 Å" in stdout
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
+    species = resolved["filaments"][0]
+    assert species["helix"] == "auto"
+    assert species["twist"] == pytest.approx(-166.648, abs=0.01)
+    assert species["rise"] == pytest.approx(28.111, abs=0.01)
+    assert species["radius"] == pytest.approx(15.806, abs=0.01)
+
+
+def test_cli_refuses_a_one_subunit_helix_in_one_line(run_cli, tmp_path) -> None:
+    model = shared_structure(ACTIN_MODEL)
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "classes: [actin]\n"
+        "sample: {shape: [24, 40, 64], pixel_size: 10.0}\n"
+        f"filaments:\n  - {{name: actin, source: '{model}', helix: auto, count: 1,\n"
+        "     structure: {chains: [A]}, length: [300, 320], arrangement: sheets}\n"
+    )
+    out = tmp_path / "out"
+    code, _, err = run_cli("simulate", config, "-o", out)
+    assert code == 2
+    assert "at least 2 subunits" in err and "6BNO_A15" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (out / "config.resolved.yaml").exists()
+
+
+def test_cofilactin_preset_groups_chains_of_a_fetched_entry(tmp_path, monkeypatch) -> None:
+    """The preset's path for a PDB entry (chains, no segments), offline from a local copy.
+
+    The stand-in entry is the decorated part of the 18-mer rewritten with one chain per
+    molecule (actins A-H, cofilins I-P, in shuffled order): the preset must pair each cofilin
+    with its actin and find the same helix as the segment-based fit.
+    """
+    model = shared_structure(COFILACTIN_MODEL)
+    _, structure = read_filament_model(str(model), segments=DECORATED)
+    out = gemmi.Structure()
+    new_model = gemmi.Model(1)
+    names = iter("AIBJCKDLEMFNGOHP")
+    chains: dict[str, gemmi.Chain] = {}
+    for chain in structure[0]:
+        for res in chain:
+            segment = res.segment.strip()
+            if segment not in chains:
+                chains[segment] = gemmi.Chain(next(names))
+            copy = res.clone()
+            copy.segment = ""
+            chains[segment].add_residue(copy)
+    order = list(chains)
+    for segment in order[::3] + order[1::3] + order[2::3]:  # not in helical order
+        new_model.add_chain(chains[segment])
+    out.add_model(new_model)
+    out.setup_entities()
+    (tmp_path / "5yu8.pdb").write_text(out.make_pdb_string())
+    monkeypatch.setenv("TOMOSIM_STRUCTURES", str(tmp_path))
+    monkeypatch.setenv("TOMOSIM_OFFLINE", "1")
+    params = species_parameters(FilamentSpecies(name="cof", preset="cofilactin"))
+    reference = helix_template(str(model), segments=DECORATED)
+    assert params.twist == pytest.approx(reference.twist, abs=0.5)
+    assert params.rise == pytest.approx(reference.rise, abs=0.3)
+    assert params.radius == pytest.approx(reference.radius, abs=1.0)
+
+
+def test_partial_decoration_uses_the_decorated_lattice_and_keeps_the_actin_in_line() -> None:
+    model = shared_structure(COFILACTIN_MODEL)
+    species = FilamentSpecies(
+        name="actin", preset="actin", count=2, length=(1500.0, 2000.0), arrangement="sheets",
+        filaments_per_sheet=2,
+        decoration=DecorationConfig(source=str(model), helix="auto", label="cofilactin",
+                                    structure={"segments": DECORATED}, fraction=0.5,
+                                    mean_segment_subunits=10),
+    )
+    placed = place_filaments(
+        species, shape=(40, 256, 256), pixel_size=10.0, rng=np.random.default_rng(2),
+        class_ids={"background": 0, "actin": 1, "cofilactin": 2}, first_instance_id=1,
+        first_filament_id=0,
+    )
+    bare, decorated = species_parameters(species), decoration_parameters(species)
+    fitted = helix_template(str(model), segments=DECORATED)
+    steps_bare, steps_decorated, steps_junction = [], [], []
+    for filament in np.unique(placed.filament_id):
+        rows = np.flatnonzero(placed.filament_id == filament)
+        state = placed.template[rows] == 1
+        assert state.any() and (~state).any()
+        rot = placed.rotations[rows]
+        relative = np.einsum("nji,njk->nik", rot[:-1], rot[1:])
+        twist = np.degrees(np.arctan2(relative[:, 1, 0], relative[:, 0, 0]))
+        both = state[1:] & state[:-1]
+        np.testing.assert_allclose(twist[both], fitted.twist, atol=1e-6)
+        np.testing.assert_allclose(twist[~both], bare.twist, atol=1e-6)
+        # the actin core of every subunit (template frame: radius core_radius, azimuth 0)
+        core = np.empty((len(rows), 3))
+        for i, row in enumerate(rows):
+            p = decorated if state[i] else bare
+            a = np.radians(p.reference_azimuth)
+            reference = np.array([p.radius * np.cos(a), p.radius * np.sin(a), p.reference_height])
+            core_radius = fitted.core_radius if state[i] else bare.radius
+            core[i] = placed.positions[row] + rot[i] @ (np.array([core_radius, 0, 0]) - reference)
+        step = np.linalg.norm(np.diff(core, axis=0), axis=1)
+        steps_bare += step[~state[1:] & ~state[:-1]].tolist()
+        steps_decorated += step[both].tolist()
+        steps_junction += step[state[1:] != state[:-1]].tolist()
+    # consecutive actins (1-start helix) are ~ 2 r sin(twist/2) and one rise apart, also across
+    # the junctions between bare and decorated runs
+    expected = np.hypot(2 * bare.radius * np.sin(np.radians(bare.twist) / 2), bare.rise)
+    np.testing.assert_allclose(steps_bare, expected, atol=0.01)
+    assert np.allclose(steps_decorated, np.mean(steps_decorated), atol=0.01)
+    assert abs(np.mean(steps_decorated) - expected) < 1.5
+    assert np.all(np.abs(np.array(steps_junction) - expected) < 1.5)
+
+
+def test_arp23_mother_filament_fits_as_f_actin() -> None:
+    """The mother filament of the 7TPT branch junction (segments MA1-10 with nucleotides MN,
+    Mg MM) is F-actin: its fit agrees with its centroid helix and the literature."""
+    model = shared_structure("7TPT_seglabel.pdb.gz")
+    segments = [f"{p}{i}" for p in ("MA", "MN", "MM") for i in range(1, 11)]
+    template = helix_template(str(model), segments=segments)
+    assert template.n_subunits == 10 and template.residual < 2.0
+    twist, rise = centroid_helix(subunit_centroids(model, segments=segments[:10]))
+    print(f"7TPT mother filament: fit {template.twist:.2f} deg / {template.rise:.2f} A, "
+          f"centroids {twist:.2f} deg / {rise:.2f} A")
+    assert template.twist == pytest.approx(twist, abs=2.0)
+    assert template.rise == pytest.approx(rise, abs=1.0)
+    assert template.twist == pytest.approx(-166.7, abs=1.0)
+    assert template.rise == pytest.approx(27.5, abs=1.0)
+
+
+def test_bare_decorated_junction_overlap_is_reported_and_small() -> None:
+    """Across a bare (6BNO) / decorated (MD model) junction the subunits come from different
+    models; their overlap stays within 0.5 percentage points of the bare filament's own."""
+    model = shared_structure(COFILACTIN_MODEL)
+    species = FilamentSpecies(
+        name="actin", preset="actin",
+        decoration=DecorationConfig(source=str(model), helix="auto",
+                                    structure={"segments": DECORATED}),
+    )
+    bare, decorated = species_parameters(species), decoration_parameters(species)
+    bare_xyz = _atoms(preset_template_path("actin"))
+    decorated_xyz = _atoms(decoration_template(species).path)
+    states = np.array([False] * 6 + [True] * 6)
+    path = straight_path(np.zeros(3), np.array([0.0, 0.0, 1.0]), 400.0)
+    positions, rotations, is_decorated = _lattice_on_path(path, bare, decorated, states, 0.0)
+    subunits = []
+    for p, r, d in zip(positions, rotations, is_decorated, strict=True):
+        xyz = decorated_xyz if d else bare_xyz
+        subunits.append((xyz - xyz.mean(axis=0)) @ r.T + p)
+    overlap = {i: overlap_fraction(subunits[i - 3:i + 4], 3) for i in range(3, 10)}
+    print("overlap fraction around the junction (5 bare | 6 decorated):",
+          {i: round(v, 4) for i, v in overlap.items()})
+    assert max(overlap.values()) <= overlap[3] + 0.005

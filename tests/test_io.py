@@ -39,7 +39,8 @@ def test_write_mrc_header_is_valid_mrc2014_and_stats_are_of_the_stored_values(tm
     labels[1, 2:5, 3:9] = 255
     labels[2] = 7
     write_mrc(tmp_path / "labels.mrc", labels, voxel_size=(12.0, 10.0, 8.0), origin=(1.0, 2.0, 3.0))
-    assert mrcfile.validate(str(tmp_path / "labels.mrc"), print_file=open(tmp_path / "log", "w"))
+    with open(tmp_path / "log", "w") as log:  # closed: an open file warns (warnings are errors)
+        assert mrcfile.validate(str(tmp_path / "labels.mrc"), print_file=log)
     with mrcfile.open(tmp_path / "labels.mrc") as mrc:
         header = mrc.header
         assert int(header.mode) == 0 and (int(header.nx), int(header.ny), int(header.nz)) == (30, 20, 4)

@@ -10,10 +10,10 @@ from tomosim.labels import (
     class_table,
     classes_csv_text,
     colour_hex,
-    make_class_table,
     label_colours,
     label_mismatches,
     labels_consistent,
+    make_class_table,
 )
 
 

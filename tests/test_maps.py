@@ -8,8 +8,8 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 import pytest
-from conftest import shared_structure
 
+from conftest import shared_structure
 from tomosim.errors import TomosimError
 from tomosim.io import write_mrc
 from tomosim.structures import DensityMap, read_map, resample_map, threshold_mask

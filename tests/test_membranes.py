@@ -149,7 +149,7 @@ def test_box_is_clipped_to_the_volume() -> None:
     vesicle = sphere(100.0, (10.0, 300.0, 20.0))
     box = vesicle_potential(vesicle, pixel_size=10.0, shape=(40, 40, 40), thickness=40.0)
     assert min(box.corner) >= 0
-    assert all(c + n <= 40 for c, n in zip(box.corner, box.data.shape))
+    assert all(c + n <= 40 for c, n in zip(box.corner, box.data.shape, strict=False))
     assert box.data.max() > 0
 
 
@@ -199,7 +199,7 @@ def test_place_vesicles_without_overlap() -> None:
     again = place_vesicles(
         population, shape=shape, pixel_size=pixel_size, rng=np.random.default_rng(2)
     )
-    for a, b in zip(vesicles, again):
+    for a, b in zip(vesicles, again, strict=False):
         np.testing.assert_array_equal(a.centre, b.centre)
         np.testing.assert_array_equal(a.semi_axes, b.semi_axes)
 

@@ -11,8 +11,7 @@ import yaml
 
 from tomosim.config import config_from_dict
 from tomosim.io import read_mrc, read_tlt
-from tomosim.orientations import euler_to_matrix
-from tomosim.particles import read_particles
+from tomosim.particles import read_particles, relion_rotations
 from tomosim.pipeline import output_paths, simulate
 from tomosim.potential import atoms_to_potential
 from tomosim.structures import read_structure
@@ -85,7 +84,8 @@ def _recomputed_particle(row, pixel_size, solvent="ice"):
     half the pixel size and averaged in 2x2x2 blocks aligned with the sample grid (the solvent
     envelope is non-linear, so it is evaluated finely, as the simulator's templates are)."""
     atoms = read_structure(SOURCES[row.tomosimTemplate])
-    rotation = euler_to_matrix(np.array([row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi]))
+    # RELION's Euler_angles2matrix of the row's angles maps reference into tomogram coordinates
+    rotation = relion_rotations(np.array([row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi]))[0]
     position = np.array([row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ]) * pixel_size
     moved = dataclasses.replace(atoms, positions=atoms.positions @ rotation.T + position)
     snapped = np.round(position / pixel_size) * pixel_size  # a voxel centre of the sample grid
@@ -106,8 +106,8 @@ def _recomputed_particle(row, pixel_size, solvent="ice"):
 def _crop(volume, corner, shape):
     lo = np.maximum(corner, 0)
     hi = np.minimum(corner + np.array(shape), volume.shape)
-    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, corner))
-    outer = tuple(slice(a, b) for a, b in zip(lo, hi))
+    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, corner, strict=False))
+    outer = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
     return volume[outer], inner
 
 
@@ -117,7 +117,7 @@ def _correlation_on_support(truth, pieces):
     hi = np.max([c + np.array(d.shape) for d, c in pieces], axis=0)
     expected = np.zeros(hi - lo, np.float64)
     for data, corner in pieces:
-        sl = tuple(slice(a, a + n) for a, n in zip(corner - lo, data.shape))
+        sl = tuple(slice(a, a + n) for a, n in zip(corner - lo, data.shape, strict=False))
         expected[sl] += data
     got, inner = _crop(truth, lo, expected.shape)
     expected = expected[inner]
@@ -162,7 +162,7 @@ def test_labels_match_the_class_table_and_instances(simulation):
                for line in (out / "classes.csv").read_text().splitlines()[1:]}
     assert classes == {0: "background", 1: "apoferritin", 2: "proteasome", 3: "ribosome",
                        4: "actin", 5: "cofilactin"}
-    instance_class = dict(zip(table.tomosimInstanceId, table.rlnClassNumber))
+    instance_class = dict(zip(table.tomosimInstanceId, table.rlnClassNumber, strict=False))
     ids = np.unique(instances[instances > 0])
     for i in ids:
         if i in instance_class:  # vesicles have no particle rows

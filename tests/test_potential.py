@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import shared_structure
 from tomosim.cache import load_potential
 from tomosim.config import PotentialConfig, StructureOptions
 from tomosim.errors import TomosimError
+from tomosim.gaussian_grid import _ERF_SLOPES, _ERF_VALUES, _accumulate_gaussians
 from tomosim.potential import (
-    _ERF_SLOPES,
-    _ERF_VALUES,
     ICE_POTENTIAL_V,
-    _accumulate_gaussians,
     atoms_to_potential,
     independent_atom_ice_potential,
     map_to_potential,
@@ -28,8 +27,6 @@ from tomosim.potential import (
     resolution_to_b_factor,
 )
 from tomosim.structures import Atoms, DensityMap
-
-from conftest import shared_structure
 
 # (a_1..a_5 in Å, b_1..b_5 in Å²), Peng et al. 1996, fit range 0 < s < 2 Å⁻¹
 PENG = {
@@ -76,9 +73,9 @@ def expected_integral(atoms: Atoms, *, hydrogens: bool = True) -> float:
 def reference_potential(points: np.ndarray, atoms: Atoms) -> np.ndarray:
     """Σ_atoms Σ_i 47.878 a_i (4π/(b_i+B))^{3/2} exp(-4π² r²/(b_i+B)) at ``points`` (n, 3)."""
     values = np.zeros(len(points))
-    for position, element, b_atom in zip(atoms.positions, atoms.elements, atoms.b_factors):
+    for position, element, b_atom in zip(atoms.positions, atoms.elements, atoms.b_factors, strict=False):
         r2 = ((points - position) ** 2).sum(axis=1)
-        for a, b in zip(*PENG[str(element)]):
+        for a, b in zip(*PENG[str(element)], strict=False):
             width = b + b_atom
             values += VOLT_A2 * a * (4 * math.pi / width) ** 1.5 * np.exp(-4 * math.pi**2 * r2 / width)
     return values
@@ -161,7 +158,7 @@ def test_b_factor_widens_profile_as_predicted(b_factor: float) -> None:
     data = potential.data.astype(np.float64)
     a, b = (np.array(v) for v in PENG["C"])
     predicted = float((a * (b + 10.0 + b_factor)).sum() / a.sum()) / (8 * math.pi**2) + pixel**2 / 12
-    for axis, position in zip((2, 1, 0), (0.2, -0.3, 0.1)):
+    for axis, position in zip((2, 1, 0), (0.2, -0.3, 0.1), strict=False):
         profile = data.sum(axis=tuple(i for i in range(3) if i != axis))
         coords = (np.arange(data.shape[axis]) - data.shape[axis] // 2) * pixel
         mean = (profile * coords).sum() / profile.sum()
@@ -221,7 +218,7 @@ def _gemmi_structure(atoms: Atoms, cell: float):
     model = gemmi.Model("1")
     chain = gemmi.Chain("A")
     for index, (position, element, b_iso) in enumerate(
-        zip(atoms.positions, atoms.elements, atoms.b_factors)
+        zip(atoms.positions, atoms.elements, atoms.b_factors, strict=False)
     ):
         residue = gemmi.Residue()
         residue.name = "UNK"

@@ -428,7 +428,7 @@ def ctf_point_image(shape, pixel_size, positions, defoci):
     """Points at ``positions`` (row, column) imaged with their own defocus (on a 3× larger grid)."""
     big = (3 * shape[0], 3 * shape[1])
     image = np.zeros(big)
-    for (row, column), defocus in zip(positions, defoci):
+    for (row, column), defocus in zip(positions, defoci, strict=False):
         delta = np.zeros(big)
         delta[row + shape[0], column + shape[1]] = 1.0
         ctf = reference_ctf(big, pixel_size, defocus)
@@ -472,7 +472,7 @@ def test_phase_flip_in_strips_follows_the_defocus_gradient() -> None:
     image = ctf_point_image(shape, pixel_size, positions, local)
     big = (3 * shape[0], 3 * shape[1])
     ideal = np.zeros(big)
-    for (row, column), value in zip(positions, local):
+    for (row, column), value in zip(positions, local, strict=False):
         delta = np.zeros(big)
         delta[row + shape[0], column + shape[1]] = 1.0
         flipped_ctf = -np.abs(reference_ctf(big, pixel_size, value))

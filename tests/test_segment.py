@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from scipy import ndimage  # noqa: E402
-from test_train import dice, prepared, render_phantom, tiny_config, write_phantom_folder  # noqa: E402
 
+from test_train import dice, prepared, render_phantom, tiny_config, write_phantom_folder  # noqa: E402
 from tomosim.io import read_mrc, write_mrc  # noqa: E402
 
 torch.set_num_threads(1)
@@ -145,7 +145,7 @@ def test_checkpoint_round_trip_reproduces_predictions_exactly(trained, tmp_path)
         labels = segment_tomogram(model, image, voxel_size=(10.0,) * 3, probabilities=maps)
         outputs.append((labels, maps))
     assert np.array_equal(outputs[0][0], outputs[1][0])
-    assert all(np.array_equal(a, b) for a, b in zip(outputs[0][1], outputs[1][1]))
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[0][1], outputs[1][1], strict=False))
 
 
 def test_chunking_does_not_change_the_result(trained):
@@ -159,7 +159,7 @@ def test_chunking_does_not_change_the_result(trained):
                      probabilities=first)
     segment_tomogram(checkpoint, image, voxel_size=(10.0,) * 3, chunk_slices=64, batch_size=8,
                      probabilities=second)
-    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, second))
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, second, strict=False))
 
 
 class _WritesAFile:

@@ -7,8 +7,8 @@ folder) that the base-URL environment variables point at; nothing is mocked.
 from __future__ import annotations
 
 import gzip
-import os
 import http.server
+import os
 import socket
 import threading
 from collections.abc import Iterator

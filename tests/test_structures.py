@@ -14,9 +14,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 import pytest
-from conftest import shared_structure
 from scipy.spatial import cKDTree
 
+from conftest import shared_structure
 from tomosim.errors import TomosimError
 from tomosim.structures import HYDROGEN_TABLE, implicit_hydrogens, read_structure
 
@@ -74,7 +74,7 @@ def _pdb_text(*, with_assembly: bool = True) -> str:
                     f"{shift[row]:15.5f}"
                 )
     for serial, ((record, atom, residue, chain, number, element, _), xyz) in enumerate(
-        zip(_ATOMS, _XYZ), start=1
+        zip(_ATOMS, _XYZ, strict=False), start=1
     ):
         name = f"{atom:<4}" if len(element) == 2 else f" {atom:<3}"
         lines.append(
@@ -115,7 +115,7 @@ def _mmcif_text() -> str:
     ]
     entity = {"A": 1, "B": 2, "C": 3, "D": 4}
     for serial, ((record, atom, residue, chain, number, element, _), xyz) in enumerate(
-        zip(_ATOMS, _XYZ), start=1
+        zip(_ATOMS, _XYZ, strict=False), start=1
     ):
         het = residue if residue in ("HOH", "ZN") else False
         label = _LABEL_ASYM[(chain, het)]
@@ -206,7 +206,7 @@ def test_filters(kind, options, indices, pdb_file, cif_file):
 def test_implicit_hydrogens_table(kind, pdb_file, cif_file):
     atoms = read_structure(pdb_file if kind == "pdb" else cif_file, keep_water=True)
     expected = {tuple(np.round(_XYZ[i], 3)): _ATOMS[i][6] for i in range(len(_ATOMS))}
-    for position, count in zip(np.round(atoms.positions, 3), atoms.hydrogens):
+    for position, count in zip(np.round(atoms.positions, 3), atoms.hydrogens, strict=False):
         assert count == expected[tuple(position)]
     # ALA CB methyl, GLY CA, PRO N and CD, the zinc ion
     assert implicit_hydrogens("ALA", "CB") == 3

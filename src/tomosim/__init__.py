@@ -8,7 +8,8 @@ models and maps), :mod:`~tomosim.potential` (volts on a grid), :mod:`~tomosim.as
 :mod:`~tomosim.filaments` and :mod:`~tomosim.membranes` (the phantom), :mod:`~tomosim.labels`,
 :mod:`~tomosim.microscope` (tilt scheme, projection, CTF, dose, detector),
 :mod:`~tomosim.reconstruct` (weighted backprojection), :mod:`~tomosim.pipeline` (all of it, to
-files), :mod:`~tomosim.dataset` (many phantoms, Dask), :mod:`~tomosim.train` (U-Net, extra).
+files), :mod:`~tomosim.dataset` (many phantoms, Dask), :mod:`~tomosim.train` (U-Net, extra),
+:mod:`~tomosim.formats` (RELION 5, IMOD/AreTomo, OME-Zarr, copick, napari).
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ _EXPORTS = {
     "generate_dataset": "tomosim.dataset",
     "read_mrc": "tomosim.io",
     "write_mrc": "tomosim.io",
+    "read_volume": "tomosim.formats.volumes",
+    "read_ome_zarr": "tomosim.formats.omezarr",
+    "write_ome_zarr": "tomosim.formats.omezarr",
+    "read_run_folder": "tomosim.formats.run_folder",
+    "write_relion_project": "tomosim.formats.relion",
+    "write_alignment_files": "tomosim.formats.alignment",
+    "export_copick": "tomosim.formats.copick",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -9,7 +9,7 @@ The steps, in the order :func:`assemble_phantom` runs them:
 
 1. **Placement** (vesicles, then filaments, then proteins; :mod:`tomosim.membranes`,
    :mod:`tomosim.filaments`, :mod:`tomosim.packing`). Every placed object marks its voxels in a
-   boolean *occupancy* grid, so objects never overlap.
+   boolean *occupancy* grid (:mod:`tomosim.occupancy`), so objects never overlap.
 2. **Rendering and labels** (:func:`tomosim.rendering.render_objects`): each copy's template is
    resampled onto the output grid; a voxel takes an object's class where that object's own
    potential exceeds ``label_threshold`` (the largest own potential wins).
@@ -33,15 +33,8 @@ from tomosim.membrane_proteins import (
     place_membrane_proteins,
 )
 from tomosim.membranes import SheetPopulation, VesiclePopulation
-from tomosim.packing import (
-    ENVELOPE_FRACTION,
-    PackingRules,
-    ProteinTarget,
-    mark_boxes,
-    mark_occupancy,
-    place_proteins,
-    slab_planes,
-)
+from tomosim.occupancy import ENVELOPE_FRACTION, mark_boxes, mark_occupancy
+from tomosim.packing import PackingRules, ProteinTarget, place_proteins, slab_planes
 from tomosim.phantom import Phantom, Placements, PotentialBox, SpeciesReport
 from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.rendering import render_objects, template_pixel_size
@@ -152,7 +145,8 @@ def _place_vesicles(
         )
         boxes.append(
             PotentialBox(
-                box.data, tuple(box.corner), recipe.vesicle_class_id, len(boxes) + 1, "vesicle"
+                box.data, (int(box.corner[0]), int(box.corner[1]), int(box.corner[2])),
+                recipe.vesicle_class_id, len(boxes) + 1, "vesicle",
             )
         )
     for sheet in sheets:
@@ -162,7 +156,8 @@ def _place_vesicles(
         )
         boxes.append(
             PotentialBox(
-                box.data, tuple(box.corner), recipe.vesicle_class_id, len(boxes) + 1, "sheet"
+                box.data, (int(box.corner[0]), int(box.corner[1]), int(box.corner[2])),
+                recipe.vesicle_class_id, len(boxes) + 1, "sheet",
             )
         )
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold
@@ -327,8 +322,9 @@ def _place_filaments(
     envelope_parts: list[tuple[FilamentSpecies, Placements]] = []
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold
     for species in recipe.filaments:
-        needed = [n for n in filaments.filament_templates(species) if n not in templates]
-        if species.count and needed:
+        needed = [n for n in filaments.filament_templates(species) if n not in templates] if (
+            species.count) else []  # a species with count 0 reads and fetches nothing
+        if needed:
             raise TomosimError(f"filament {species.name!r}: no template for {needed}")
         part = filaments.place_filaments(
             species, shape=recipe.shape, pixel_size=recipe.pixel_size, rng=rng,

@@ -65,8 +65,11 @@ MEAN_HYDROGENS = {"C": 1.22, "N": 1.19, "O": 0.10, "S": 0.40}
 
 @dataclass(frozen=True)
 class _Solid:
-    """A super-ellipsoid ``|x/a|^p + |y/b|^p + |z/c|^p <= 1`` in its own frame, placed at
-    ``centre`` and rotated by ``rotation`` (active, acting on (x, y, z) column vectors)."""
+    """A super-ellipsoid ``|x/a|^p + |y/b|^p + |z/c|^p <= 1`` in its own frame.
+
+    It is placed at ``centre`` and rotated by ``rotation`` (active, acting on (x, y, z) column
+    vectors).
+    """
 
     centre: tuple[float, float, float]
     semi_axes: tuple[float, float, float]
@@ -121,7 +124,7 @@ def builtin_names() -> list[str]:
     return sorted(BUILTINS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_atoms(name: str) -> Atoms:
     """The coarse pseudo-atomic model ``name`` (see the module docstring for frames and filling).
 
@@ -256,13 +259,15 @@ def _fill(
     seed: int,
     extra: tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray] | None = None,
 ) -> Atoms:
-    """Stratified random atoms inside the union of ``solids`` (or the ``extra`` chain function,
-    which returns a chain id per point, "" outside, with its bounding box)."""
+    """Stratified random atoms inside the union of ``solids`` (or of the ``extra`` chain function).
+
+    ``extra`` returns a chain id per point ("" outside) and comes with its bounding box.
+    """
     rng = np.random.default_rng(seed)
     if extra is not None:
         chain_of, low, high = extra
     else:
-        lows, highs = zip(*(solid.bounds() for solid in solids))
+        lows, highs = zip(*(solid.bounds() for solid in solids), strict=False)
         low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     spacing = VOLUME_PER_ATOM ** (1 / 3)
     counts = np.ceil((high - low) / spacing).astype(int) + 1

@@ -177,6 +177,11 @@ def simulate(
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
     run_simulation(cfg, output, progress=True)
+    from tomosim.filaments import fitted_helix_lines
+
+    for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)
+        for line in fitted_helix_lines(species) if species.count else []:
+            typer.echo(line)
     typer.echo(f"simulation written to {output}/")
 
 
@@ -339,6 +344,14 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="segmentation (labels.mrc) or picking (balls at the particles of "
+            "particles.star); overrides the config's task.",
+        ),
+    ] = None,
 ) -> None:
     """Train a 2.5D U-Net on simulated tomograms and their labels.
 
@@ -362,7 +375,27 @@ def train(
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
+    if task is not None:
+        overrides = [*(overrides or []), f"task={task}"]
     settings = load_train_config(config, overrides=list(overrides or []), seed=seed, base=base)
+    if settings.task == "picking":
+        from tomosim.train.localisation import read_picking_folder
+
+        if on_the_fly is not None:
+            raise TomosimError("--task picking trains on simulation folders, not --on-the-fly")
+        radii = dict(settings.picking.radii)
+        folders = []
+        for folder in data or []:  # the first folder with a class fixes its estimated radius
+            labelled, used = read_picking_folder(
+                folder, radii=radii, target_fraction=settings.picking.target_fraction
+            )
+            radii = {**used, **radii}
+            folders.append(labelled)
+        settings = settings.model_copy(
+            update={"picking": settings.picking.model_copy(update={"radii": radii})}
+        )
+    elif on_the_fly is None:
+        folders = [read_simulation_folder(folder) for folder in data or []]
     if on_the_fly is not None:
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
@@ -371,7 +404,6 @@ def train(
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
     else:
-        folders = [read_simulation_folder(folder) for folder in data or []]
         classes = merge_class_tables([folder.classes for folder in folders])
         pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
         volumes = []
@@ -398,7 +430,9 @@ def train(
 @app.command()
 def segment(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Tomogram MRC (voxel size set).")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="Tomogram: MRC (voxel size set), OME-Zarr or copick run.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
         Optional[Path],
@@ -422,7 +456,8 @@ def segment(
     _require_torch(threads)
     import contextlib
 
-    from tomosim.io import read_mrc, write_mrc
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import write_class_table
     from tomosim.train.inference import probability_map_files, segment_tomogram
@@ -434,7 +469,7 @@ def segment(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
     checkpoint = load_checkpoint(model)
-    volume = read_mrc(tomogram)
+    volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
@@ -461,8 +496,10 @@ def segment(
 @app.command()
 def finetune(
     model: Annotated[Path, typer.Argument(help="Model file (model.pt) or model folder.")],
-    tomogram: Annotated[Path, typer.Argument(help="Real tomogram MRC.")],
-    labels: Annotated[Path, typer.Argument(help="Its labels MRC (uint8; 255 = not labelled).")],
+    tomogram: Annotated[Path, typer.Argument(help="Real tomogram (MRC, OME-Zarr, copick run).")],
+    labels: Annotated[
+        Path, typer.Argument(help="Its labels, MRC or OME-Zarr (uint8; 255 = not labelled).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
         Optional[Path],
@@ -517,8 +554,10 @@ def finetune(
 
 @app.command()
 def evaluate(
-    prediction: Annotated[Path, typer.Argument(help="Predicted label MRC.")],
-    truth: Annotated[Path, typer.Argument(help="True label MRC (255 = not labelled, ignored).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted labels (MRC or OME-Zarr).")],
+    truth: Annotated[
+        Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
+    ],
     classes: Annotated[
         Optional[Path],
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
@@ -539,11 +578,12 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from tomosim.io import read_mrc, write_text
+    from tomosim.formats.volumes import read_volume
+    from tomosim.io import write_text
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_mrc(prediction, require_voxel_size=False).data
-    true = read_mrc(truth, require_voxel_size=False).data
+    predicted = read_volume(prediction, require_voxel_size=False).data
+    true = read_volume(truth, require_voxel_size=False).data
     if predicted.shape != true.shape:
         raise TomosimError(
             f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
@@ -583,23 +623,54 @@ def evaluate(
 
 @app.command()
 def pick(
-    labels: Annotated[Path, typer.Argument(help="Label MRC (voxel size set).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output particles STAR file.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A picking model (model folder or .pt) followed by TOMOGRAM, or a label MRC "
+            "(voxel size set) whose connected components are picked."
+        ),
+    ],
+    tomogram: Annotated[
+        Path | None, typer.Argument(help="Tomogram MRC to pick (with a model only).")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output particles STAR file.")
+    ] = ...,  # type: ignore[assignment]
     classes: Annotated[
-        Optional[Path], typer.Option("--classes", help="classes.csv (default: beside LABELS).")
+        Path | None,
+        typer.Option("--classes", help="classes.csv (labels only; default: beside LABELS)."),
     ] = None,
     class_names: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
-            "--class", help="Class to pick (repeatable; default: all but membrane/filament names)."
+            "--class",
+            help="Class to pick (repeatable; default: the model's classes, or for labels all "
+            "but membrane/filament names).",
         ),
     ] = None,
-    min_size: Annotated[int, typer.Option("--min-size", help="Smallest component kept, voxels.")] = 1,
+    min_size: Annotated[
+        int, typer.Option("--min-size", help="Labels: smallest component kept, voxels.")
+    ] = 1,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Model: smallest peak score (default: the model's)."),
+    ] = None,
     tomo_name: Annotated[
         str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")
     ] = "TS_01",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Model: z-slices per network call.")
+    ] = 4,
+    threads: ThreadsOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Particles from labels: centroids of connected components, as a RELION 5 style STAR file."""
+    """Particles as a RELION 5 style STAR file, from a picking network or from labels.
+
+    With a model: peaks of the network's smoothed class probabilities, at least nms_fraction x
+    radius apart (class-dependent), scores in rlnAutopickFigureOfMerit. With a label MRC:
+    centroids of connected components. Coordinates: rlnCoordinateX/Y/Z in voxels of the input
+    (voxel i centred at i) and rlnCenteredCoordinateX/Y/ZAngst from the centre voxel shape // 2.
+    """
     import numpy as np
 
     from tomosim.io import read_mrc
@@ -607,21 +678,48 @@ def pick(
     from tomosim.particles import write_particles_star
     from tomosim.train.picking import is_globular_name, pick_particles
 
-    if min_size < 1:
-        raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")
-    volume = read_mrc(labels)
-    table = _class_table_near(labels, classes)
-    if table is None:
-        present = [int(v) for v in np.unique(volume.data) if int(v) not in (0, 255)]
-        table = make_class_table(present, [f"class_{v}" for v in present])
-    if class_names:
-        wanted = {table.id_of(name): name for name in class_names}
+    if source.is_dir() or source.suffix == ".pt":
+        if tomogram is None:
+            raise TomosimError(f"give the TOMOGRAM to pick with the model {source}")
+        if batch_size < 1:
+            raise TomosimError(f"--batch-size must be at least 1, got {batch_size}")
+        _require_torch(threads)
+        from tomosim.train.checkpoint import load_checkpoint
+        from tomosim.train.picking_network import pick_tomogram
+
+        checkpoint = load_checkpoint(source)
+        volume = read_mrc(tomogram)
+        try:
+            particles = pick_tomogram(
+                checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
+                threshold=threshold, tomogram_name=tomo_name, batch_size=batch_size,
+                progress=not quiet,
+            )
+        except TomosimError as exc:
+            raise TomosimError(f"{exc}: {source}") from None
     else:
-        wanted = {i: n for i, n in zip(table.ids, table.names) if i != 0 and is_globular_name(n)}
-    particles = pick_particles(
-        volume.data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size,
-        tomogram_name=tomo_name,
-    )
+        if tomogram is not None:
+            raise TomosimError(
+                f"{source} is not a model folder or .pt file; a label MRC takes no TOMOGRAM"
+            )
+        if min_size < 1:
+            raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")
+        volume = read_mrc(source)
+        table = _class_table_near(source, classes)
+        if table is None:
+            present = [int(v) for v in np.unique(volume.data) if int(v) not in (0, 255)]
+            table = make_class_table(present, [f"class_{v}" for v in present])
+        if class_names:
+            wanted = {table.id_of(name): name for name in class_names}
+        else:
+            wanted = {
+                i: n for i, n in zip(table.ids, table.names, strict=True)
+                if i != 0 and is_globular_name(n)
+            }
+        particles = pick_particles(
+            volume.data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size,
+            tomogram_name=tomo_name,
+        )
     write_particles_star(output, particles)
     per_class = particles.groupby("tomosimClassName").size().to_dict() if len(particles) else {}
     typer.echo(f"{output}: {len(particles)} particles {per_class}")
@@ -663,6 +761,163 @@ def dataset_command(
     typer.echo(
         f"{index.done} phantoms in {output}/ (index.csv, index.json) "
         f"in {time.monotonic() - start:.1f} s"
+    )
+
+
+# ---- commands: evaluate-picks -----------------------------------------------------------
+
+
+@app.command("evaluate-picks")
+def evaluate_picks(
+    truth: Annotated[Path, typer.Argument(help="True particles STAR (e.g. particles.star).")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted particles STAR (tomosim pick).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Scores JSON.")] = None,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--radius",
+            help="Particle radius NAME=Å (repeatable; the CZII class names have the challenge's).",
+        ),
+    ] = None,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            help="Class weight NAME=W in the weighted F-beta (repeatable; default 1, or the "
+            "challenge's with --czii-weights).",
+        ),
+    ] = None,
+    czii_weights: Annotated[
+        bool, typer.Option("--czii-weights", help="Start from the CZII challenge's class weights.")
+    ] = False,
+    beta: Annotated[
+        float, typer.Option("--beta", help="F-beta's beta (recall weighs beta²).")
+    ] = 4.0,
+    distance_fraction: Annotated[
+        float,
+        typer.Option("--distance-fraction", help="Match within this fraction of the radius."),
+    ] = 0.5,
+    matching: Annotated[
+        str, typer.Option("--matching", help="hungarian (one-to-one) or czii (challenge counting).")
+    ] = "hungarian",
+    pixel_size: Annotated[
+        float | None,
+        typer.Option("--pixel-size", help="Å/pixel if the files have only rlnCoordinateX/Y/Z."),
+    ] = None,
+) -> None:
+    """Score picked particles against the truth: per-class precision, recall and F-beta.
+
+    A pick is a true positive within DISTANCE_FRACTION x radius (inclusive) of an unmatched true
+    particle of its class in its tomogram (rlnTomoName); counts are summed over tomograms.
+    Distractors (class 0) and filament subunits in either file are not scored.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tomosim.io import write_text
+    from tomosim.train.picking_metrics import (
+        CZII_WEIGHTS,
+        evaluate_pick_files,
+        parse_name_values,
+    )
+
+    if matching not in ("hungarian", "czii"):
+        raise TomosimError(f"--matching must be hungarian or czii, got {matching!r}")
+    weights = dict(CZII_WEIGHTS) if czii_weights else {}
+    weights.update(parse_name_values(weight or [], option="--weight"))
+    result = evaluate_pick_files(
+        truth, prediction, radii=parse_name_values(radius or [], option="--radius"),
+        distance_fraction=distance_fraction, beta=beta, weights=weights,
+        matching=matching,  # type: ignore[arg-type]
+        pixel_size=pixel_size,
+    )
+    title = f"{prediction} vs {truth} (F{beta:g}, within {distance_fraction:g} x radius)"
+    grid = Table(title=title)
+    for column in ("class", "radius Å", "weight", "true", "picked", "TP", "FP", "FN",
+                   "precision", "recall", f"F{beta:g}"):
+        grid.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for c in result.classes:
+        grid.add_row(c.name, f"{c.radius:g}", f"{c.weight:g}", str(c.true_particles),
+                     str(c.predicted_particles), str(c.true_positives), str(c.false_positives),
+                     str(c.false_negatives), show(c.precision), show(c.recall), show(c.fbeta))
+    grid.add_row("weighted", "", "", "", "", "", "", "", "", "", show(result.weighted_fbeta))
+    Console(width=None if sys.stdout.isatty() else 160).print(grid)
+    if output is not None:
+        report = {"truth": str(truth), "prediction": str(prediction), **result.as_dict()}
+        write_text(output, json.dumps(report, indent=2) + "\n")
+
+
+# ---- commands: export (copick, RELION 5) -------------------------------------------------
+
+export_app = typer.Typer(
+    help="Export run folders to other tools' formats: copick projects, RELION 5 projects.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+RunsArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Run folders of tomosim simulate, or dataset folders (their phantoms)."),
+]
+
+
+def _expand_run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders; a dataset folder (index.json) stands for its complete phantom folders."""
+    out: list[Path] = []
+    for path in paths:
+        if (path / "index.json").is_file() and not (path / "config.resolved.yaml").exists():
+            phantoms = sorted(
+                p for p in path.glob("phantom_*") if (p / "config.resolved.yaml").is_file()
+            )
+            if not phantoms:
+                raise TomosimError(f"dataset folder has no complete phantom folders: {path}")
+            out.extend(phantoms)
+        else:
+            out.append(path)
+    return out
+
+
+@export_app.command("copick")
+def export_copick_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="copick project folder.")],
+    names: Annotated[
+        Optional[list[str]],
+        typer.Option("--name", help="Run name, one per run folder (default: tomogram names)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace runs the project already holds.")
+    ] = False,
+) -> None:
+    """Write run folders as runs of a copick project (tomogram, labels, picks per class)."""
+    from tomosim.formats.copick import export_copick
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    result = export_copick(folders, output, names=names, overwrite=overwrite)
+    typer.echo(f"{result.config}: runs {', '.join(result.runs)}")
+
+
+@export_app.command("relion")
+def export_relion_command(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="RELION 5 project folder.")],
+) -> None:
+    """Write tomograms.star, tilt-series STAR files, particles.star and optimisation_set.star."""
+    from tomosim.formats.relion import write_relion_project
+    from tomosim.formats.run_folder import read_run_folder
+
+    folders = [read_run_folder(path) for path in _expand_run_folders(runs)]
+    project = write_relion_project(folders, output)
+    typer.echo(
+        f"{project.optimisation_set}: {len(project.tilt_series)} tilt series, "
+        f"particles in {project.particles.name}"
     )
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tomosim.errors import TomosimError
 from tomosim.microscope.ctf import Optics
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Literal[1] = 1
 
 PositiveLength = Annotated[float, Field(gt=0, le=1e6)]
 Angle = Annotated[float, Field(ge=-360, le=360)]
@@ -44,13 +44,16 @@ class PotentialConfig(Section):
 
     solvent: Literal["none", "ice"] = "ice"
     hydrogens: bool = Field(True, description="add implicit hydrogens to heavy atoms")
-    b_factor: float = Field(0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²")
+    b_factor: float = Field(
+        0.0, ge=0, le=5000, description="global B-factor added to every atom, Å²"
+    )
     resolution: float | None = Field(
         None, gt=0, le=200, description="optional low-pass to this resolution, Å"
     )
     hydration_shell: bool = False
     ice_potential_v: float | None = Field(
-        None, gt=0, le=20, description="mean potential of vitreous ice, V; None = documented default"
+        None, gt=0, le=20,
+        description="mean potential of vitreous ice, V; None = documented default",
     )
     cache: bool = Field(True, description="reuse potentials from the on-disk cache")
 
@@ -60,11 +63,15 @@ class StructureOptions(Section):
 
     assembly: str | None = Field(None, description="biological assembly id to expand, e.g. '1'")
     chains: list[str] | None = None
-    segments: list[str] | None = Field(None, description="segment ids to keep (CHARMM-style models)")
+    segments: list[str] | None = Field(
+        None, description="segment ids to keep (CHARMM-style models)"
+    )
     keep_water: bool = False
     keep_ligands: bool = True
     keep_hydrogens: bool = False
-    map_mass_kda: float | None = Field(None, gt=0, le=1e6, description="molecular mass for maps, kDa")
+    map_mass_kda: float | None = Field(
+        None, gt=0, le=1e6, description="molecular mass for maps, kDa"
+    )
     map_scale_v: float | None = Field(None, gt=0, le=1e6, description="map value -> volts factor")
     map_threshold: float | None = Field(None, description="map values below this are set to 0")
 
@@ -87,7 +94,8 @@ class SampleConfig(Section):
         None, gt=0, le=1e5, description="ice slab thickness, Å; None = the whole z extent"
     )
     label_threshold: float = Field(
-        0.5, gt=0, le=1e3, description="an object labels voxels where its own potential exceeds this, V"
+        0.5, gt=0, le=1e3,
+        description="an object labels voxels where its own potential exceeds this, V",
     )
 
 
@@ -103,7 +111,9 @@ class ProteinSpecies(Section):
     """
 
     name: str = Field(min_length=1)
-    source: str = Field(min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome")
+    source: str = Field(
+        min_length=1, description="file path or identifier: pdb:4V1W, builtin:ribosome"
+    )
     label: str | None = None
     count: int | None = Field(None, ge=0, le=10_000_000)
     concentration_nm: float | None = Field(None, ge=0, le=1e7)
@@ -125,7 +135,8 @@ class ProteinSpecies(Section):
         given = [x is not None for x in (self.count, self.concentration_nm, self.volume_fraction)]
         if sum(given) != 1:
             raise ValueError(
-                f"species {self.name!r}: give exactly one of count, concentration_nm, volume_fraction"
+                f"species {self.name!r}: give exactly one of count, concentration_nm, "
+                "volume_fraction"
             )
         if self.in_membrane:
             axis = self.membrane_axis
@@ -186,7 +197,9 @@ class DecorationConfig(Section):
     structure: StructureOptions = StructureOptions()
     label: str = "cofilactin"
     fraction: float = Field(0.5, ge=0, le=1, description="fraction of subunits decorated")
-    mean_segment_subunits: float = Field(30.0, ge=1, le=1e5, description="mean decorated run length")
+    mean_segment_subunits: float = Field(
+        30.0, ge=1, le=1e5, description="mean decorated run length"
+    )
     rise: float | None = Field(None, gt=0, le=1e3, description="decorated rise, Å; None = preset")
     twist: float | None = Field(None, ge=-360, le=360, description="decorated twist; None = preset")
     radius: float | None = Field(
@@ -259,7 +272,9 @@ class FilamentSpecies(Section):
         if self.preset is None and self.source is None:
             raise ValueError(f"filament {self.name!r}: give a preset or a source")
         if self.helix == "auto" and self.source is None:
-            raise ValueError(f"filament {self.name!r}: helix: auto needs a source (a filament model)")
+            raise ValueError(
+                f"filament {self.name!r}: helix: auto needs a source (a filament model)"
+            )
         if self.decoration is not None and self.decoration.helix == "auto" and (
             self.decoration.source is None
         ):
@@ -273,7 +288,9 @@ class VesiclesConfig(Section):
     """Lipid vesicles: spherical or ellipsoidal bilayers labelled as ``label``."""
 
     count: int = Field(0, ge=0, le=100_000)
-    radius: tuple[PositiveLength, PositiveLength] = Field((300.0, 800.0), description="(min, max) Å")
+    radius: tuple[PositiveLength, PositiveLength] = Field(
+        (300.0, 800.0), description="(min, max) Å"
+    )
     max_aspect: float = Field(1.0, ge=1, le=5, description="largest ellipsoid axis ratio")
     thickness: float = Field(40.0, gt=0, le=200, description="bilayer thickness, Å")
     label: str = "membrane"
@@ -458,6 +475,8 @@ class AcquisitionConfig(Section):
 
 
 class MicroscopeConfig(Section):
+    """The microscope: tilt scheme, optics, dose and detector."""
+
     tilt: TiltConfig = TiltConfig()
     optics: OpticsConfig = OpticsConfig()
     dose: DoseConfig = DoseConfig()
@@ -478,8 +497,15 @@ class ReconstructionConfig(Section):
 
 
 class OutputConfig(Section):
+    """What is written besides the volumes."""
+
     previews: bool = True
     tomogram_name: str = Field("TS_01", min_length=1, description="rlnTomoName in particles.star")
+    volume_format: Literal["mrc", "ome-zarr", "both"] = Field(
+        "mrc", description="volumes (ground truth, labels, instances, tomogram) as MRC, OME-Zarr"
+    )
+    ome_zarr_levels: int = Field(3, ge=1, le=8, description="OME-Zarr resolution levels")
+    ome_zarr_chunk_px: int = Field(64, ge=8, le=1024, description="OME-Zarr chunk edge, voxels")
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +753,8 @@ class NetworkConfig(Section):
     """The 2.5D U-Net (see :func:`tomosim.train.model.build_network`).
 
     ``slices`` adjacent z-slices enter as channels; the network scores the centre slice. Level
-    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the top.
+    ``i`` of the U-Net has ``base_channels * 2**i`` feature channels, ``depth`` levels below the
+    top.
     """
 
     slices: int = Field(5, ge=1, le=31, description="adjacent z-slices fed as channels (odd)")
@@ -777,7 +804,7 @@ class FinetuneConfig(Section):
 
 
 class OnTheFlyConfig(Section):
-    """``tomosim train --on-the-fly``: phantoms simulated in the background while the network trains.
+    """``tomosim train --on-the-fly``: phantoms simulated in the background during training.
 
     Patches are drawn from a pool of ``pool_size`` phantoms; every ``refresh_every`` iterations
     the oldest is replaced by the next phantom of the stream, so a run of ``I`` iterations sees
@@ -785,13 +812,38 @@ class OnTheFlyConfig(Section):
     simulated first, are set aside for validation.
     """
 
-    pool_size: int = Field(4, ge=1, le=10_000, description="phantoms patches are drawn from at a time")
+    pool_size: int = Field(
+        4, ge=1, le=10_000, description="phantoms patches are drawn from at a time"
+    )
     refresh_every: int = Field(
         20, ge=1, le=10_000_000, description="iterations between replacing the oldest phantom"
     )
     workers: int = Field(1, ge=1, le=256, description="background processes simulating phantoms")
     threads: int = Field(1, ge=1, le=1024, description="numba threads of each background process")
     validation_phantoms: int = Field(1, ge=0, le=10_000, description="phantoms kept for validation")
+
+
+ParticleRadius = Annotated[float, Field(gt=0, le=5000)]
+
+
+class PickingConfig(Section):
+    """Picking networks (``task: picking``): sphere targets and peak finding.
+
+    The network is trained to segment a ball of ``target_fraction x radius`` around every particle
+    centre of ``particles.star`` (:func:`tomosim.train.localisation.sphere_labels`); picking takes
+    peaks of the smoothed class probability at least ``nms_fraction x radius`` apart and scoring
+    at least ``threshold``.
+    """
+
+    radii: dict[str, ParticleRadius] = Field(
+        default_factory=dict,
+        description="particle radius per class name, Å; classes not listed: estimated from the "
+        "first training phantom's labels (radius of a ball of the mean labelled volume per "
+        "particle)",
+    )
+    target_fraction: float = Field(0.5, gt=0, le=1.5, description="target ball radius / radius")
+    nms_fraction: float = Field(1.0, ge=0, le=4, description="peak suppression distance / radius")
+    threshold: float = Field(0.3, gt=0, lt=1, description="smallest smoothed class probability")
 
 
 class TrainConfig(Section):
@@ -810,7 +862,9 @@ class TrainConfig(Section):
     learning_rate: float = Field(1e-3, gt=0, le=1)
     schedule: Literal["constant", "cosine"] = "cosine"
     weight_decay: float = Field(1e-5, ge=0, le=1)
-    dice_weight: float = Field(1.0, ge=0, le=100, description="soft Dice term added to cross-entropy")
+    dice_weight: float = Field(
+        1.0, ge=0, le=100, description="soft Dice term added to cross-entropy"
+    )
     validation_fraction: float = Field(
         0.1, ge=0, le=0.5, description="share of each tomogram's y extent held out"
     )
@@ -818,6 +872,10 @@ class TrainConfig(Section):
     augmentation: AugmentationConfig = AugmentationConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     on_the_fly: OnTheFlyConfig = OnTheFlyConfig()
+    task: Literal["segmentation", "picking"] = Field(
+        "segmentation", description="segmentation: labels.mrc; picking: balls at particles.star"
+    )
+    picking: PickingConfig = PickingConfig()
 
     @model_validator(mode="after")
     def _patch_fits_network(self) -> TrainConfig:

@@ -31,7 +31,7 @@ __all__ = [
     "CANDIDATE_BLOCK",
     "CLUSTER_BLOCK",
     "first_fit_stream",
-    "mark_mask",
+    "mark_slot",
     "mask_capacity",
     "volume_fraction",
 ]
@@ -124,7 +124,7 @@ def first_fit_stream(
 
 
 @numba.njit(cache=True)
-def mark_mask(occupancy, offsets, core, size, base):  # pragma: no cover - numba
+def mark_slot(occupancy, offsets, core, size, base):  # pragma: no cover - numba
     """Set the core voxels of one bank slot's mask at ``base`` ``(z, y, x)``."""
     nz, ny, nx = occupancy.shape
     for j in range(size):

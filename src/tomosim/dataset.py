@@ -36,9 +36,9 @@ Parallelism
 phantom at a time (``LocalCluster(n_workers=K, threads_per_worker=1, processes=True)``); each
 worker limits numba and BLAS/OpenMP threads to ``max(1, cores // K)`` so workers do not
 oversubscribe the cores, and starts without Dask's ``MALLOC_TRIM_THRESHOLD_`` (which makes
-phantoms ~40 % slower, see :func:`tomosim.workers.local_cluster`). Separate phantoms scale better than the
-threads inside one phantom: on 2 cores, 2 workers simulate 1.4-1.8x the phantoms per hour of
-``workers=1`` (docs/benchmarks.md).
+phantoms ~40 % slower, see :func:`tomosim.workers.local_cluster`). Separate phantoms scale
+better than the threads inside one phantom: on 2 cores, 2 workers simulate 1.4-1.8x the
+phantoms per hour of ``workers=1`` (docs/benchmarks.md).
 ``scheduler="tcp://host:port"`` (or the path of a Dask scheduler JSON file) sends the phantoms to
 an existing cluster instead; a scheduler that does not answer within ``connect_timeout`` seconds
 raises :class:`TomosimError`. Every worker must see the output folder (a shared file system) and
@@ -76,7 +76,7 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ def phantom_folder(index: int) -> str:
 
 
 def phantom_seed_sequence(dataset_seed: int, index: int) -> np.random.SeedSequence:
-    """The seed sequence of phantom ``index``: equal to ``SeedSequence(dataset_seed).spawn(n)[index]``."""
+    """The seed sequence of phantom ``index``: ``SeedSequence(dataset_seed).spawn(n)[index]``."""
     return np.random.SeedSequence(dataset_seed, spawn_key=(index,))
 
 
@@ -313,7 +313,9 @@ def generate_dataset(
             folder = phantom_folder(i)
             done = _clean_phantom(root, folder)
             parameters = {k: v for k, v in values.items() if k != "seed"}
-            entries.append(PhantomEntry(i, folder, cfg.seed, "done" if done else "pending", parameters))
+            entries.append(
+                PhantomEntry(i, folder, cfg.seed, "done" if done else "pending", parameters)
+            )
         index = _IndexWriter(root, config_hash, seed, n, entries)
         index.write()
         pending = [e.index for e in entries if e.status != "done"]
@@ -361,7 +363,9 @@ def read_index(output_dir: str | os.PathLike[str]) -> DatasetIndex:
         )
         for row in header.get("phantoms", [])
     )
-    return DatasetIndex(root, str(header["config_hash"]), int(header["seed"]), int(header["n"]), phantoms)
+    return DatasetIndex(
+        root, str(header["config_hash"]), int(header["seed"]), int(header["n"]), phantoms
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +423,7 @@ Outcome = tuple[int, "BaseException | None", tuple[str, ...]]
 def _run_local(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     **_: Any,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     for i, config in tasks:
         try:
             caught = simulate_phantom(config, root, phantom_folder(i), simulate=simulate)
@@ -432,7 +436,7 @@ def _run_local(
 def _run_dask(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     *, workers: int, scheduler: str | None, connect_timeout: float,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -591,7 +595,10 @@ class _IndexWriter:
         for e in self.entries:
             flat = flatten_values(e.parameters)
             writer.writerow(
-                [e.index, e.folder, e.seed, e.status, len(e.warnings), *(flat.get(k, "") for k in columns)]
+                [
+                    e.index, e.folder, e.seed, e.status, len(e.warnings),
+                    *(flat.get(k, "") for k in columns),
+                ]
             )
         return buffer.getvalue()
 
@@ -617,7 +624,9 @@ def _progress_bar(show: bool, total: int, done: int) -> Iterator[Callable[[], No
     class PerHour(ProgressColumn):
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
-            return Text("?/h" if speed is None else f"{speed * 3600:,.0f}/h", style="progress.data.speed")
+            return Text(
+                "?/h" if speed is None else f"{speed * 3600:,.0f}/h", style="progress.data.speed"
+            )
 
     bar = Progress(
         TextColumn("phantoms"), BarColumn(), MofNCompleteColumn(), PerHour(),

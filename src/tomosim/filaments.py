@@ -482,6 +482,20 @@ def species_outer_radius(species: FilamentSpecies) -> float:
     return radius
 
 
+def fitted_helix_lines(species: FilamentSpecies) -> list[str]:
+    """Describe the fitted helices of a species in one line each (none for fixed lattices)."""
+    out = []
+    for what, fitted in (("", species_template(species)),
+                         (" decoration", decoration_template(species))):
+        if fitted is not None:
+            out.append(
+                f"filament {species.name!r}{what}: helix fitted to {fitted.source}: twist "
+                f"{fitted.twist:.2f}°, rise {fitted.rise:.2f} Å, radius {fitted.radius:.2f} Å "
+                f"(RMS residual {fitted.residual:.2f} Å over {fitted.n_subunits} subunits)"
+            )
+    return out
+
+
 def resolved_species(species: FilamentSpecies) -> FilamentSpecies:
     """Return the species with its fitted helices written out (for ``config.resolved.yaml``).
 
@@ -1316,6 +1330,8 @@ def place_filaments(
     TomosimError
         Unknown label, impossible lattice or arrangement (see :func:`filament_paths`).
     """
+    if species.count == 0:  # nothing to place: no template is read or fetched
+        return Placements.empty()
     bare = species_parameters(species)
     decorated = decoration_parameters(species)
     templates = filament_templates(species)

@@ -81,12 +81,12 @@ class ClassTable:
 
     def name_of(self, label_id: int) -> str:
         """The name of ``label_id`` (``class_<id>`` if the table does not list it)."""
-        lookup = dict(zip(self.ids, self.names))
+        lookup = dict(zip(self.ids, self.names, strict=False))
         return lookup.get(int(label_id), f"class_{int(label_id)}")
 
     def id_of(self, name: str) -> int:
         """The id of class ``name``; raises :class:`TomosimError` if unknown."""
-        lookup = dict(zip(self.names, self.ids))
+        lookup = dict(zip(self.names, self.ids, strict=False))
         if name not in lookup:
             raise TomosimError(f"unknown class name {name!r}; known classes: {list(self.names)}")
         return lookup[name]
@@ -98,7 +98,7 @@ def make_class_table(
     """Validate ids/names (unique, 0..254) and add ``background`` = 0 if absent; sorted by id."""
     colours = list(colours) if colours is not None else [""] * len(ids)
     rows = {}
-    for label_id, name, colour in zip(ids, names, colours):
+    for label_id, name, colour in zip(ids, names, colours, strict=False):
         label_id = int(label_id)
         name = str(name).strip()
         if not 0 <= label_id < IGNORE_LABEL:
@@ -147,7 +147,7 @@ def read_class_table(path: str | os.PathLike[str]) -> ClassTable:
 
 
 def classes_csv_text(table: ClassTable) -> str:
-    """The ``classes.csv`` text: header ``id,name,colour`` and one row per class (``\\n`` ends)."""
+    """The ``classes.csv`` text: header ``id,name,colour`` and one row per class, newline-ended."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "name", "colour"])
@@ -164,7 +164,7 @@ def merge_class_tables(tables: Sequence[ClassTable]) -> ClassTable:
     """The union of several tables; the same name must have the same id everywhere."""
     by_id: dict[int, tuple[str, str]] = {}
     for table in tables:
-        for label_id, name, colour in zip(table.ids, table.names, table.colours):
+        for label_id, name, colour in zip(table.ids, table.names, table.colours, strict=False):
             if label_id == 0:
                 continue
             if label_id in by_id and by_id[label_id][0] != name:
@@ -205,7 +205,7 @@ def class_table(class_ids: Mapping[str, int]) -> ClassTable:
 
 
 def label_colours(labels: np.ndarray) -> np.ndarray:
-    """RGB image of a label array: ``labels.shape + (3,)`` uint8, colours of :func:`class_colour`."""
+    """RGB image of a label array: ``labels.shape + (3,)`` uint8 colours of :func:`class_colour`."""
     lookup = np.array([class_colour(i) for i in range(256)], np.uint8)
     return lookup[np.asarray(labels, np.uint8)]
 
@@ -241,6 +241,8 @@ def label_mismatches(labels: np.ndarray, instances: np.ndarray, instance_class: 
     return int(np.count_nonzero(expected != labels))
 
 
-def labels_consistent(labels: np.ndarray, instances: np.ndarray, instance_class: np.ndarray) -> bool:
+def labels_consistent(
+    labels: np.ndarray, instances: np.ndarray, instance_class: np.ndarray
+) -> bool:
     """True when every voxel's label is the class of its instance (and 0 where there is none)."""
     return label_mismatches(labels, instances, instance_class) == 0

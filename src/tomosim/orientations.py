@@ -1,9 +1,10 @@
 """Orientations: RELION ZYZ Euler angles, rotation matrices, uniform sampling on SO(3).
 
-Convention (CONVENTIONS.md): a particle with Euler angles ``(rot, tilt, psi)`` in degrees is the
-reference actively rotated by ``R = Rz(rot) @ Ry(tilt) @ Rz(psi)`` acting on column vectors
-``(x, y, z)``. ``R`` equals ``Rotation.from_euler("ZYZ", [rot, tilt, psi], degrees=True)`` and is
-the transpose of RELION's ``Euler_angles2matrix``.
+Convention (CONVENTIONS.md): :func:`euler_to_matrix` gives ``R = Rz(rot) @ Ry(tilt) @ Rz(psi)``
+acting on column vectors ``(x, y, z)``, equal to ``Rotation.from_euler("ZYZ", [rot, tilt, psi],
+degrees=True)`` and the transpose of RELION's ``Euler_angles2matrix``. Particle STAR files hold the
+angles RELION reads, those of the transpose of a particle's active rotation
+(:func:`tomosim.particles.relion_angles`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ the microscope, weighted backprojection — and writes the complete output folde
 ``tiltseries.tlt``          tilt angles, one per line, in stack order
 ``tiltseries.mdoc``         SerialEM-style per-tilt metadata
 ``tilts.csv``               angle, acquisition order, dose, cumulative dose, defocus U/V, astig.
+``tiltseries.xf/.rawtlt``   the true alignment for IMOD (``.xf``, ``.rawtlt``, ``.xtilt``,
+``tiltseries_true.tlt``     ``_true.tlt``) and AreTomo (``.aln``); see tomosim.formats.alignment
+``tiltseries.aln/.xtilt``
 ``tomogram.mrc``            weighted backprojection on the grid of ground_truth.mrc
+``*.zarr``                  with ``output.volume_format`` ome-zarr (instead of the volume MRCs)
+                            or both: the same volumes as multiscale OME-Zarr
 ``config.resolved.yaml``    the fully resolved config (written last: its presence marks a
                             complete folder)
 ``preview.png``             slices with label overlay, tilt images, power spectrum
@@ -35,17 +40,25 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tomosim.assemble import assemble_phantom
 from tomosim.cache import load_potential
-from tomosim.config import SimulationConfig, StructureOptions, config_from_dict, dump_config
+from tomosim.config import (
+    OutputConfig,
+    SimulationConfig,
+    StructureOptions,
+    config_from_dict,
+    dump_config,
+)
 from tomosim.errors import TomosimError
 from tomosim.filaments import filament_template_sources, resolved_species
+from tomosim.formats.alignment import write_alignment_files
+from tomosim.formats.omezarr import write_ome_zarr
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, write_class_table
 from tomosim.microscope import TiltSeries, simulate_tilt_series
-from tomosim.particles import particles_table, write_particles
+from tomosim.particles import optics_table, particles_table, write_particles
 from tomosim.phantom import Phantom
 from tomosim.potential import ICE_POTENTIAL_V, Potential
 from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
@@ -64,19 +77,47 @@ class StageSeeds:
 
     @classmethod
     def from_seed(cls, seed: int) -> StageSeeds:
+        """Independent generators of the assembly and the microscope, spawned from ``seed``."""
         assembly, microscope = np.random.SeedSequence(seed).spawn(2)
         return cls(np.random.default_rng(assembly), np.random.default_rng(microscope))
 
 
-def output_paths(output_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Names of every file ``simulate`` writes into ``output_dir``."""
+VOLUME_STEMS = ("ground_truth", "labels", "instances", "tomogram")
+
+
+def output_paths(output_dir: str | os.PathLike[str], volume_format: str = "mrc") -> dict[str, Path]:
+    """Names of every file ``simulate`` writes into ``output_dir``.
+
+    ``volume_format`` (``output.volume_format``) swaps or adds the ``.zarr`` volumes.
+    """
     d = Path(output_dir)
     names = [
         "ground_truth.mrc", "labels.mrc", "instances.mrc", "classes.csv", "particles.star",
         "particles.csv", "tiltseries.mrc", "tiltseries.tlt", "tiltseries.mdoc", "tilts.csv",
+        "tiltseries.rawtlt", "tiltseries_true.tlt", "tiltseries.xf", "tiltseries.xtilt",
+        "tiltseries.aln",
         "tomogram.mrc", "config.resolved.yaml", "preview.png",
     ]
+    if volume_format != "mrc":
+        names += [f"{stem}.zarr" for stem in VOLUME_STEMS]
+    if volume_format == "ome-zarr":
+        names = [n for n in names if n not in {f"{stem}.mrc" for stem in VOLUME_STEMS}]
     return {n: d / n for n in names}
+
+
+def write_volume(
+    folder: Path, stem: str, data: np.ndarray, *, voxel_size: float, output: OutputConfig,
+    labels: bool = False,
+) -> None:
+    """Write a volume as ``<stem>.mrc`` and/or ``<stem>.zarr`` as ``output.volume_format`` says."""
+    if output.volume_format in ("mrc", "both"):
+        write_mrc(folder / f"{stem}.mrc", data, voxel_size=voxel_size)
+    if output.volume_format in ("ome-zarr", "both"):
+        chunk = output.ome_zarr_chunk_px
+        write_ome_zarr(
+            folder / f"{stem}.zarr", data, voxel_size=voxel_size, levels=output.ome_zarr_levels,
+            labels=labels, chunks=(chunk, chunk, chunk),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +134,9 @@ class SimulationResult:
 def demo_config(*, overrides: list[str] | None = None, seed: int | None = None) -> SimulationConfig:
     """The built-in demo config (``tomosim/data/demo.yaml``): a small mixed phantom, offline."""
     text = resources.files("tomosim").joinpath("data/demo.yaml").read_text()
-    return config_from_dict(yaml.safe_load(text), source="demo.yaml", overrides=overrides, seed=seed)
+    return config_from_dict(
+        yaml.safe_load(text), source="demo.yaml", overrides=overrides, seed=seed
+    )
 
 
 def template_sources(config: SimulationConfig) -> dict[str, tuple[str, StructureOptions]]:
@@ -156,12 +199,13 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise TomosimError(f"output path exists and is not a folder: {out}")
     out.mkdir(parents=True, exist_ok=True)
-    paths = output_paths(out)
+    paths = output_paths(out, config.output.volume_format)
     paths["config.resolved.yaml"].unlink(missing_ok=True)  # the folder is incomplete until the end
     seeds = StageSeeds.from_seed(config.seed)
     # fitted filament helices (helix: auto, cofilactin preset) are written into the config
     config = config.model_copy(
-        update={"filaments": [resolved_species(species) for species in config.filaments]}
+        update={"filaments": [resolved_species(species) if species.count else species
+                              for species in config.filaments]}
     )
     timings: dict[str, float] = {}
     stages = ["potentials", "phantom", "write phantom"]
@@ -233,9 +277,12 @@ def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> n
 
 def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, Path]) -> None:
     px = config.sample.pixel_size
-    write_mrc(paths["ground_truth.mrc"], phantom.potential, voxel_size=px)
-    write_mrc(paths["labels.mrc"], phantom.labels, voxel_size=px)
-    write_mrc(paths["instances.mrc"], phantom.instances, voxel_size=px)
+    folder = paths["classes.csv"].parent
+    write_volume(folder, "ground_truth", phantom.potential, voxel_size=px, output=config.output)
+    write_volume(folder, "labels", phantom.labels, voxel_size=px, output=config.output, labels=True)
+    write_volume(
+        folder, "instances", phantom.instances, voxel_size=px, output=config.output, labels=True
+    )
     write_class_table(paths["classes.csv"], class_table(config.class_ids()))
     table = particles_table(
         phantom.placements,
@@ -244,7 +291,12 @@ def _write_phantom(config: SimulationConfig, phantom: Phantom, paths: dict[str, 
         class_names=phantom.class_names,
         tomogram_name=config.output.tomogram_name,
     )
-    write_particles(table, paths["particles.star"], paths["particles.csv"])
+    optics = config.microscope.optics
+    relion_optics = optics_table(
+        voltage_kv=optics.voltage_kv, cs_mm=optics.cs_mm,
+        amplitude_contrast=optics.amplitude_contrast, pixel_size=px,
+    )
+    write_particles(table, paths["particles.star"], paths["particles.csv"], optics=relion_optics)
 
 
 def _write_microscope(
@@ -258,8 +310,12 @@ def _write_microscope(
     with atomic_path(paths["tilts.csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     write_text(paths["tiltseries.mdoc"], mdoc_text(tilt_series, image_file="tiltseries.mrc"))
+    write_alignment_files(
+        out, table, tilt_axis_angle=tilt_series.tilt_axis_angle, pixel_size=px,
+        image_shape=tilt_series.images.shape[1:],
+    )
     rec_px = px * config.reconstruction.binning
-    write_mrc(paths["tomogram.mrc"], tomogram, voxel_size=rec_px)
+    write_volume(out, "tomogram", tomogram, voxel_size=rec_px, output=config.output)
     extra = {"noise_free": tilt_series.noise_free, "odd": tilt_series.odd, "even": tilt_series.even}
     for name, images in extra.items():
         if images is None:
@@ -267,7 +323,9 @@ def _write_microscope(
         write_mrc(out / f"tiltseries_{name}.mrc", images, voxel_size=px, is_stack=True)
         if name in ("odd", "even"):
             half = replace(tilt_series, images=images, noise_free=None, odd=None, even=None)
-            write_mrc(out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px)
+            write_mrc(
+                out / f"tomogram_{name}.mrc", reconstruct_tomogram(half, config), voxel_size=rec_px
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,8 +340,14 @@ def preview_image(
     colours = {i: class_colour(i) for i in phantom.class_names}
     zc, yc = phantom.potential.shape[0] // 2, phantom.potential.shape[1] // 2
     panels = [
-        ("ground truth xy (labels)", overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours)),
-        ("ground truth xz (labels)", overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours)),
+        (
+            "ground truth xy (labels)",
+            overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours),
+        ),
+        (
+            "ground truth xz (labels)",
+            overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours),
+        ),
     ]
     if tilt_series is not None and tomogram is not None:
         angles = tilt_series.angles_deg
@@ -293,8 +357,12 @@ def preview_image(
             (f"tilt {angles[zero]:+.0f} deg", to_gray(tilt_series.images[zero])),
             (f"tilt {angles[high]:+.0f} deg", to_gray(tilt_series.images[high])),
             ("tomogram xy", to_gray(tomogram[tz])),
-            ("tomogram xy (labels)", overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
-             if tomogram.shape == phantom.labels.shape else to_gray(tomogram[tz])),
+            (
+                "tomogram xy (labels)",
+                overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
+                if tomogram.shape == phantom.labels.shape
+                else to_gray(tomogram[tz]),
+            ),
             ("tomogram xz", to_gray(tomogram[:, min(yc, tomogram.shape[1] - 1)])),
             ("power spectrum, 0 deg image", to_gray(power_spectrum(tilt_series.images[zero]))),
         ]
@@ -309,12 +377,13 @@ class _Stages:
         self.names = names
         self.enabled = enabled
         self.progress: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _Stages:
         if self.enabled:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
                 TimeElapsedColumn(), transient=False,
             )
             self.progress.start()
@@ -327,10 +396,10 @@ class _Stages:
 
     @contextlib.contextmanager
     def __call__(self, name: str, timings: dict[str, float]) -> Iterator[None]:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=f"simulate: {name}")
         start = time.perf_counter()
         yield
         timings[name] = time.perf_counter() - start
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)

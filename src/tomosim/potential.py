@@ -29,9 +29,9 @@ Sampling without aliasing
     at the voxel edges. Per atom and Gaussian, three short 1D arrays over the footprint
     (``±4.5σ`` per axis; the tails beyond it, < 7·10⁻⁶ per side, are given to the outermost
     voxels) are computed and their outer product is accumulated (numba kernel
-    :func:`_accumulate_gaussians`; erf from a cubic Hermite table, error < 10⁻⁹). The volume
-    integral is therefore exact at every pixel size, and coarse maps are the box average of the
-    fine potential (no point-sampling aliasing).
+    :func:`tomosim.gaussian_grid.gaussians_to_grid`; erf from a cubic Hermite table, error
+    < 10⁻⁹). The volume integral is therefore exact at every pixel size, and coarse maps are the
+    box average of the fine potential (no point-sampling aliasing).
 Solvent (``solvent="ice"``)
     The result is the excess over vitreous ice: ``V_atoms - V_ice · E + shell``. ``E`` in [0, 1]
     is the fraction of each voxel occupied by the molecule, built from Gaussian excluded volumes
@@ -71,26 +71,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
-import numba
 import numpy as np
 
 from tomosim.atoms import Atoms
 from tomosim.errors import TomosimError
+from tomosim.gaussian_grid import FOOTPRINT_SIGMAS, gaussians_to_grid
 from tomosim.structures import DensityMap, resample_map, threshold_mask
 
 POTENTIAL_CONSTANT_V_A2 = 47.878
 """``h² / (2π m₀ e)`` in V·Å²: the integral of an atom's potential is this times ``f_e(0)``."""
 
 ICE_POTENTIAL_V = 4.48
-"""Default mean potential of vitreous ice, V (liquid water, Yesibolati et al. 2020, PRL 124, 065502)."""
+"""Default mean potential of vitreous ice, V.
+
+Liquid water, Yesibolati et al. 2020, PRL 124, 065502.
+"""
 
 ICE_DENSITY_G_CM3 = 0.94
 """Density of low-density amorphous (vitreous) ice, g/cm³."""
 
 PROTEIN_DENSITY_G_CM3 = 1.35
-"""Mean protein density, g/cm³ (partial specific volume 0.74 cm³/g; Matthews 1968, J. Mol. Biol. 33, 491)."""
+"""Mean protein density, g/cm³.
+
+Partial specific volume 0.74 cm³/g; Matthews 1968, J. Mol. Biol. 33, 491.
+"""
 
 AVOGADRO = 6.02214076e23
 PROTEIN_VOLUME_A3_PER_DA = 1.0 / (PROTEIN_DENSITY_G_CM3 * AVOGADRO * 1e-24)
@@ -108,10 +114,6 @@ HYDRATION_SHELL_EXCESS = 0.10
 AVERAGINE = {"C": 4.9384, "H": 7.7583, "N": 1.3577, "O": 1.4773, "S": 0.0417}
 """Average amino-acid residue composition, 111.1254 Da ("averagine"; Senko, Beu & McLafferty
 1995, J. Am. Soc. Mass Spectrom. 6, 229)."""
-
-FOOTPRINT_SIGMAS = 4.5
-"""Each Gaussian is evaluated out to this many σ per axis; its tails (< 7·10⁻⁶ per side) are
-added to the outermost voxels, so no integral is lost."""
 
 MAX_PIXEL_SIZE = 50.0
 """Largest accepted pixel size, Å."""
@@ -137,7 +139,7 @@ class Potential:
         Å per voxel (cubic voxels).
     centre_a
         ``(x, y, z)`` model coordinates in Å of the box centre voxel ``shape // 2``: atom position
-        ``r`` lies at array position ``(r - centre_a) / pixel_size + shape // 2`` (in x, y, z order).
+        ``r`` lies at array position ``(r - centre_a) / pixel_size + shape // 2`` (x, y, z order).
     solvent
         ``"none"`` or ``"ice"``.
     name
@@ -161,7 +163,7 @@ class Potential:
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def scattering_coefficients(element: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Peng et al. (1996) five-Gaussian coefficients and atomic mass of an element.
 
@@ -251,210 +253,6 @@ def _check_solvent(solvent: str, ice_potential_v: float | None) -> float:
     if not (math.isfinite(ice) and ice >= 0):
         raise TomosimError(f"ice potential must be a non-negative number of volts, got {ice}")
     return ice
-
-
-# --------------------------------------------------------------------------------------------
-# The kernel: exact voxel averages of 3D Gaussians
-# --------------------------------------------------------------------------------------------
-
-_ERF_SAMPLES_PER_UNIT = 64
-_ERF_LIMIT = 6.0
-
-
-def _erf_table() -> tuple[np.ndarray, np.ndarray]:
-    """erf and its derivative (times the step) on ``[0, 6]`` every 1/64, for :func:`_table_erf`."""
-    from scipy.special import erf
-
-    x = np.arange(int(_ERF_LIMIT * _ERF_SAMPLES_PER_UNIT) + 2) / _ERF_SAMPLES_PER_UNIT
-    slope = 2.0 / math.sqrt(math.pi) * np.exp(-(x**2)) / _ERF_SAMPLES_PER_UNIT
-    return erf(x), slope
-
-
-@numba.njit(cache=True, fastmath=True, inline="always")
-def _table_erf(x: float, values: np.ndarray, slopes: np.ndarray) -> float:  # pragma: no cover
-    """erf(x) by cubic Hermite interpolation of a table (abs. error < 1e-9, 5x faster than libm)."""
-    magnitude = abs(x)
-    if magnitude >= _ERF_LIMIT:
-        result = 1.0
-    else:
-        u = magnitude * _ERF_SAMPLES_PER_UNIT
-        i = int(u)
-        t = u - i
-        t2 = t * t
-        t3 = t2 * t
-        result = (
-            (2.0 * t3 - 3.0 * t2 + 1.0) * values[i]
-            + (t3 - 2.0 * t2 + t) * slopes[i]
-            + (3.0 * t2 - 2.0 * t3) * values[i + 1]
-            + (t3 - t2) * slopes[i + 1]
-        )
-    return result if x >= 0.0 else -result
-
-
-@numba.njit(cache=True, fastmath=True, inline="always")
-def _voxel_profile(
-    out: np.ndarray,
-    centre: float,
-    sigma: float,
-    span: float,
-    lower: int,
-    upper: int,
-    scale: float,
-    values: np.ndarray,
-    slopes: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover
-    """1D voxel means of a unit Gaussian along one axis, written to ``out[0 : hi - lo + 1]``.
-
-    Voxel ``i`` covers ``[i - 0.5, i + 0.5)``; the footprint is the voxels that meet
-    ``centre ± span``, clipped to ``[lower, upper]``. The two outer edges of the unclipped
-    footprint are taken at ±infinity (the tails beyond ``span`` go to the end voxels), so the
-    profile sums exactly to 1 whenever the box holds the footprint; a voxel's value does not
-    depend on the clipping. Returns ``(lo, hi)``; ``lo > hi`` if empty.
-    """
-    first = int(math.floor(centre - span + 0.5))
-    last = int(math.floor(centre + span + 0.5))
-    lo = max(first, lower)
-    hi = min(last, upper)
-    if lo > hi:
-        return lo, hi
-    half_scale = scale / sigma
-    previous = -1.0 if lo == first else _table_erf((lo - 0.5 - centre) * half_scale, values, slopes)
-    for i in range(lo, hi + 1):
-        if i == last:
-            current = 1.0
-        else:
-            current = _table_erf((i + 0.5 - centre) * half_scale, values, slopes)
-        out[i - lo] = 0.5 * (current - previous)
-        previous = current
-    return lo, hi
-
-
-@numba.njit(cache=True, fastmath=True, parallel=True)
-def _accumulate_gaussians(
-    grid: np.ndarray,
-    centres: np.ndarray,
-    weights: np.ndarray,
-    sigmas: np.ndarray,
-    radius: float,
-    n_slabs: int,
-    erf_values: np.ndarray,
-    erf_slopes: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Add the voxel means of isotropic 3D Gaussians to ``grid`` in place.
-
-    Parameters
-    ----------
-    grid
-        ``(nz, ny, nx)`` float32 accumulator.
-    centres
-        ``(n, 3)`` Gaussian centres in voxel units, ``(x, y, z)``; voxel ``i`` covers
-        ``[i - 0.5, i + 0.5)``.
-    weights
-        ``(n, g)`` integral of each Gaussian divided by the voxel volume (so that the voxel mean
-        is ``weight × fraction of the Gaussian inside the voxel``); 0 skips it.
-    sigmas
-        ``(n, g)`` standard deviation per axis, voxels.
-    radius
-        Footprint half-width in σ; the tails beyond it are added to the outermost voxels.
-    n_slabs
-        The box is split into this many z-slabs processed in parallel; each slab visits the atoms
-        in their given order and every voxel value is computed the same way whatever the slab,
-        so the result does not depend on the number of slabs or threads.
-    erf_values, erf_slopes
-        The table of :func:`_erf_table`.
-    """
-    nz, ny, nx = grid.shape
-    n_atoms, n_gauss = weights.shape
-    reach = np.zeros(n_atoms)
-    for atom in range(n_atoms):
-        widest = 0.0
-        for g in range(n_gauss):
-            if weights[atom, g] != 0.0 and sigmas[atom, g] > widest:
-                widest = sigmas[atom, g]
-        reach[atom] = radius * widest
-    longest = int(2.0 * reach.max() + 3.0) if n_atoms > 0 else 1
-    inv_sqrt2 = 1.0 / math.sqrt(2.0)
-    for slab in numba.prange(n_slabs):
-        z_start = slab * nz // n_slabs
-        z_stop = (slab + 1) * nz // n_slabs
-        local = np.zeros((min(longest, nz), min(longest, ny), min(longest, nx)))
-        profile_x = np.empty(min(longest, nx))
-        profile_y = np.empty(min(longest, ny))
-        profile_z = np.empty(min(longest, nz))
-        for atom in range(n_atoms):
-            if reach[atom] == 0.0:
-                continue
-            cx = centres[atom, 0]
-            cy = centres[atom, 1]
-            cz = centres[atom, 2]
-            z_lo = max(int(math.floor(cz - reach[atom] + 0.5)), z_start)
-            z_hi = min(int(math.floor(cz + reach[atom] + 0.5)), z_stop - 1)
-            if z_lo > z_hi:
-                continue
-            y_lo = max(int(math.floor(cy - reach[atom] + 0.5)), 0)
-            y_hi = min(int(math.floor(cy + reach[atom] + 0.5)), ny - 1)
-            x_lo = max(int(math.floor(cx - reach[atom] + 0.5)), 0)
-            x_hi = min(int(math.floor(cx + reach[atom] + 0.5)), nx - 1)
-            if y_lo > y_hi or x_lo > x_hi:
-                continue
-            fz = z_hi - z_lo + 1
-            fy = y_hi - y_lo + 1
-            fx = x_hi - x_lo + 1
-            local[:fz, :fy, :fx] = 0.0
-            for g in range(n_gauss):
-                weight = weights[atom, g]
-                if weight == 0.0:
-                    continue
-                sigma = sigmas[atom, g]
-                span = radius * sigma
-                gz_lo, gz_hi = _voxel_profile(
-                    profile_z, cz, sigma, span, z_lo, z_hi, inv_sqrt2, erf_values, erf_slopes
-                )
-                if gz_lo > gz_hi:
-                    continue
-                gy_lo, gy_hi = _voxel_profile(
-                    profile_y, cy, sigma, span, 0, ny - 1, inv_sqrt2, erf_values, erf_slopes
-                )
-                gx_lo, gx_hi = _voxel_profile(
-                    profile_x, cx, sigma, span, 0, nx - 1, inv_sqrt2, erf_values, erf_slopes
-                )
-                if gy_lo > gy_hi or gx_lo > gx_hi:
-                    continue
-                for k in range(gz_lo, gz_hi + 1):
-                    wz = weight * profile_z[k - gz_lo]
-                    for j in range(gy_lo, gy_hi + 1):
-                        wzy = wz * profile_y[j - gy_lo]
-                        row = local[k - z_lo, j - y_lo]
-                        for i in range(gx_lo, gx_hi + 1):
-                            row[i - x_lo] += wzy * profile_x[i - gx_lo]
-            for k in range(fz):
-                for j in range(fy):
-                    out = grid[z_lo + k, y_lo + j]
-                    row = local[k, j]
-                    for i in range(fx):
-                        out[x_lo + i] += row[i]
-
-
-_ERF_VALUES, _ERF_SLOPES = _erf_table()
-
-
-def _gaussians_to_grid(
-    shape: tuple[int, int, int], centres: np.ndarray, weights: np.ndarray, sigmas: np.ndarray
-) -> np.ndarray:
-    """Voxel means of Gaussians (see :func:`_accumulate_gaussians`) on a new float32 grid."""
-    grid = np.zeros(shape, dtype=np.float32)
-    n_slabs = max(1, min(shape[0], 2 * numba.get_num_threads()))  # measured best on 2 cores
-    _accumulate_gaussians(
-        grid,
-        np.ascontiguousarray(centres, dtype=np.float64),
-        np.ascontiguousarray(weights, dtype=np.float64),
-        np.ascontiguousarray(sigmas, dtype=np.float64),
-        FOOTPRINT_SIGMAS,
-        n_slabs,
-        _ERF_VALUES,
-        _ERF_SLOPES,
-    )
-    return grid
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,9 +404,9 @@ def atoms_to_potential(
     box_centre = np.array(shape[::-1], dtype=np.float64) // 2
     centres_px = (positions - centre_xyz) / pixel + box_centre
 
-    data = _gaussians_to_grid(shape, centres_px, weights / voxel_volume, sigmas / pixel)
+    data = gaussians_to_grid(shape, centres_px, weights / voxel_volume, sigmas / pixel)
     if solvent == "ice":
-        occupied = _gaussians_to_grid(
+        occupied = gaussians_to_grid(
             shape,
             centres_px,
             (volumes / voxel_volume)[:, None],
@@ -617,7 +415,7 @@ def atoms_to_potential(
         envelope = np.clip(occupied, 0.0, 1.0)
         data -= np.float32(ice) * envelope
         if hydration_shell:
-            grown = _gaussians_to_grid(
+            grown = gaussians_to_grid(
                 shape,
                 centres_px,
                 (volumes / voxel_volume)[:, None],
@@ -734,7 +532,7 @@ def map_to_potential(
     envelope = inside
     if threshold is None and mass_kda is not None:
         target_voxels = mass_kda * 1000.0 * PROTEIN_VOLUME_A3_PER_DA / source_pixel**3
-        count = int(min(max(round(target_voxels), 1), np.count_nonzero(inside)))
+        count = min(max(int(round(target_voxels)), 1), int(np.count_nonzero(inside)))
         cut = np.partition(molecule.ravel(), molecule.size - count)[molecule.size - count]
         envelope = molecule >= max(cut, np.nextafter(0.0, 1.0))
     if scale_v is None and mass_kda is None:
@@ -749,12 +547,13 @@ def map_to_potential(
     molecule = np.pad(molecule, pad)
     fraction = np.pad(envelope.astype(np.float64), pad)
     factor = pixel / source_pixel
-    out_shape = tuple(max(1, int(math.ceil(n / factor))) for n in molecule.shape)
+    nz, ny, nx = (max(1, int(math.ceil(n / factor))) for n in molecule.shape)
+    out_shape = (nz, ny, nx)
     resampled = np.maximum(resample_map(molecule, source_pixel, pixel, shape=out_shape), 0.0)
     occupied = np.clip(resample_map(fraction, source_pixel, pixel, shape=out_shape), 0.0, 1.0)
 
     if scale_v is not None:
-        volts = resampled * np.float32(scale_v)
+        volts: np.ndarray = resampled * np.float32(scale_v)
     else:
         integral = float(resampled.sum(dtype=np.float64)) * pixel**3
         if not integral > 0:

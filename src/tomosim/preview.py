@@ -77,14 +77,18 @@ def compose(
         factor = max_panel_size / max(im.size)
         if factor < 1 or max(im.size) < 128:
             size = (max(1, round(im.size[0] * factor)), max(1, round(im.size[1] * factor)))
-            im = im.resize(size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.BILINEAR)
+            im = im.resize(
+                size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.BILINEAR
+            )
         scaled.append((title, im))
     columns = max(1, min(columns, len(scaled)))
     rows = -(-len(scaled) // columns)
     cell_w = max(im.size[0] for _, im in scaled) + pad
     cell_h = max(im.size[1] for _, im in scaled) + title_h + pad
     legend_h = 18 if legend else 0
-    canvas = Image.new("RGB", (cell_w * columns + pad, cell_h * rows + pad + legend_h), (255, 255, 255))
+    canvas = Image.new(
+        "RGB", (cell_w * columns + pad, cell_h * rows + pad + legend_h), (255, 255, 255)
+    )
     draw = ImageDraw.Draw(canvas)
     for k, (title, im) in enumerate(scaled):
         x0 = pad + (k % columns) * cell_w

@@ -98,7 +98,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def is_distribution(node: Any) -> bool:
-    """True when ``node`` is a distribution mapping (``{uniform: [a, b]}``, ``{sample: k, ...}``)."""
+    """True when ``node`` is a distribution mapping (``{uniform: [a, b]}``, ``{sample: k}``)."""
     if not isinstance(node, dict):
         return False
     return "from" in node or any(key in node for key in DISTRIBUTIONS if key != "sample")
@@ -193,7 +193,10 @@ class _Drawer:
             return {key: self.walk(value, (*path, str(key))) for key, value in node.items()}
         if isinstance(node, list):
             labels = _element_labels(node)
-            return [self.walk(item, (*path, label)) for item, label in zip(node, labels)]
+            return [
+                self.walk(item, (*path, label))
+                for item, label in zip(node, labels, strict=False)
+            ]
         return copy.deepcopy(node)
 
     def reject_near_miss(self, node: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -214,7 +217,9 @@ class _Drawer:
             extra = sorted(str(key) for key in node if key not in ("sample", "from"))
             if extra or "sample" not in node:
                 found = ", ".join(str(key) for key in node)
-                raise TomosimError(f"{where}: sampling a list needs exactly the keys sample and from, got {found}")
+                raise TomosimError(
+                    f"{where}: sampling a list needs exactly the keys sample and from, got {found}"
+                )
             return self.draw_sample(node, path)
         kinds = [key for key in DISTRIBUTIONS if key in node and key != "sample"]
         if len(kinds) > 1:
@@ -228,13 +233,17 @@ class _Drawer:
         args = node[kind]
         if kind == "choice":
             if not isinstance(args, list) or not args:
-                raise TomosimError(f"{where}: choice needs a non-empty list of values, got {args!r}")
+                raise TomosimError(
+                    f"{where}: choice needs a non-empty list of values, got {args!r}"
+                )
             index = int(self.rng.integers(len(args)))
             value = self.walk(args[index], path)
         elif kind == "randint":
             low, high = _pair(args, kind, where, integers=True)
             if low > high:
-                raise TomosimError(f"{where}: randint needs [a, b] with a <= b, got [{low}, {high}]")
+                raise TomosimError(
+                    f"{where}: randint needs [a, b] with a <= b, got [{low}, {high}]"
+                )
             value = int(self.rng.integers(low, high, endpoint=True))
         elif kind == "uniform":
             low, high = _pair(args, kind, where)
@@ -276,7 +285,8 @@ class _Drawer:
             raise TomosimError(f"{where}: sample needs an integer count, got {count!r}")
         if not 0 <= count <= len(items):
             raise TomosimError(
-                f"{where}: cannot sample {count} of {len(items)} items (needs 0 <= k <= {len(items)})"
+                f"{where}: cannot sample {count} of {len(items)} items "
+                f"(needs 0 <= k <= {len(items)})"
             )
         chosen = sorted(int(i) for i in self.rng.choice(len(items), size=count, replace=False))
         labels = _element_labels(items)

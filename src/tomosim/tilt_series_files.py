@@ -75,7 +75,8 @@ def mdoc_text(tilt_series: TiltSeries, *, image_file: str) -> str:
         f"ImageSize = {nx} {ny}",
         "DataMode = 2",
         "",
-        f"[T = tomosim simulated tilt series   Tilt axis angle = {tilt_series.tilt_axis_angle:.2f}]",
+        "[T = tomosim simulated tilt series   "
+        f"Tilt axis angle = {tilt_series.tilt_axis_angle:.2f}]",
         f"TiltAxisAngle = {tilt_series.tilt_axis_angle:.2f}",
         "",
     ]

@@ -32,7 +32,7 @@ def usable_cores() -> int:
 
 
 def threads_per_worker(workers: int) -> int:
-    """numba/BLAS threads each of ``workers`` local worker processes uses: ``max(1, cores // workers)``."""
+    """numba/BLAS threads of each of ``workers`` local processes: ``max(1, cores // workers)``."""
     return max(1, usable_cores() // workers)
 
 
@@ -102,7 +102,8 @@ def limit_threads(threads: int) -> None:
     try:
         import numba
 
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        pool = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(threads, pool)))
     except (ImportError, ValueError):  # pragma: no cover - numba missing or pool fixed
         pass
 

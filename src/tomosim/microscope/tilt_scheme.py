@@ -69,6 +69,7 @@ class TiltScheme:
 
     @property
     def n_tilts(self) -> int:
+        """Number of tilts."""
         return int(self.angles_deg.shape[0])
 
     @property
@@ -83,8 +84,10 @@ class TiltScheme:
 
 
 def tilt_angles(min_angle: float, max_angle: float, step: float) -> np.ndarray:
-    """Ascending angles ``min_angle, min_angle + step, …`` up to ``max_angle`` (inclusive within
-    1e-6 of a step), degrees."""
+    """Ascending angles ``min_angle, min_angle + step, …`` up to ``max_angle``, degrees.
+
+    ``max_angle`` is included when within 1e-6 of a step.
+    """
     if not step > 0:
         raise TomosimError(f"tilt step must be positive, got {step}")
     if min_angle > max_angle:

@@ -17,15 +17,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import IGNORE_LABEL, ClassTable, make_class_table, read_class_table
 
-NORMALISATION = {"method": "median_iqr", "clip": 10.0}
+NORMALISATION: dict[str, Any] = {"method": "median_iqr", "clip": 10.0}
 """How tomograms are normalised (stored in every checkpoint; see :func:`robust_normalise`)."""
 
 
@@ -99,13 +100,15 @@ def robust_normalise(
 
 
 def resampled_shape(
-    shape: Sequence[int], voxel_size: Sequence[float], pixel_size: float
+    shape: Sequence[int], voxel_size: Sequence[float] | np.ndarray, pixel_size: float
 ) -> tuple[int, ...]:
     """Grid size after resampling ``shape`` at ``voxel_size`` (z, y, x Å) to ``pixel_size``."""
-    return tuple(max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size))
+    return tuple(
+        max(1, int(round(n * v / pixel_size))) for n, v in zip(shape, voxel_size, strict=False)
+    )
 
 
-def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:
+def needs_resampling(voxel_size: Sequence[float] | np.ndarray, pixel_size: float) -> bool:
     """True unless every axis of ``voxel_size`` equals ``pixel_size`` to 1e-4 relative."""
     return any(abs(v / pixel_size - 1.0) > 1e-4 for v in voxel_size)
 
@@ -113,7 +116,7 @@ def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:
 def resample_volume(
     volume: np.ndarray,
     *,
-    voxel_size: Sequence[float],
+    voxel_size: Sequence[float] | np.ndarray,
     pixel_size: float,
     order: int = 1,
     output_shape: Sequence[int] | None = None,
@@ -203,9 +206,12 @@ def read_labelled_tomogram(
     *,
     classes_path: str | os.PathLike[str] | None = None,
 ) -> LabelledTomogram:
-    """Read a tomogram and its labels; shapes must match and the tomogram needs a voxel size."""
-    volume = read_mrc(tomogram_path)
-    labels = read_mrc(labels_path, require_voxel_size=False)
+    """Read a tomogram and its labels; shapes must match and the tomogram needs a voxel size.
+
+    Either may be MRC, OME-Zarr or a copick run (:func:`tomosim.formats.volumes.read_volume`).
+    """
+    volume = read_volume(tomogram_path)
+    labels = read_volume(labels_path, require_voxel_size=False)
     if labels.data.shape != volume.data.shape:
         raise TomosimError(
             f"labels shape {labels.data.shape} differs from tomogram shape {volume.data.shape}: "
@@ -233,15 +239,15 @@ def read_labelled_tomogram(
 
 
 def read_simulation_folder(folder: str | os.PathLike[str]) -> LabelledTomogram:
-    """Read ``tomogram.mrc``, ``labels.mrc`` and ``classes.csv`` from a simulation output folder."""
+    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a simulation folder."""
     root = Path(folder)
     if not root.is_dir():
         raise TomosimError(f"training data folder not found: {root}")
-    for name in ("tomogram.mrc", "labels.mrc", "classes.csv"):
-        if not (root / name).is_file():
-            raise TomosimError(f"training data folder has no {name}: {root}")
+    if not (root / "classes.csv").is_file():
+        raise TomosimError(f"training data folder has no classes.csv: {root}")
     return read_labelled_tomogram(
-        root / "tomogram.mrc", root / "labels.mrc", read_class_table(root / "classes.csv")
+        volume_in_folder(root, "tomogram"), volume_in_folder(root, "labels"),
+        read_class_table(root / "classes.csv"),
     )
 
 
@@ -439,7 +445,7 @@ def sample_patches(
         jitter = rng.integers(-(patch_size // 4), patch_size // 4 + 1, size=2)
         images[i], labels[i] = extract_patch(
             source.volume,
-            centre=tuple(int(c) for c in centre),
+            centre=(int(centre[0]), int(centre[1]), int(centre[2])),
             y_range=source.y_range,
             patch_size=patch_size,
             slices=slices,

@@ -55,6 +55,7 @@ class ClassScores:
     cl_dice: float | None = None
 
     def as_dict(self) -> dict[str, object]:
+        """The scores as a plain dict."""
         return asdict(self)
 
 

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from tomosim import pipeline
 from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
 from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
 from tomosim.train.data import (
     PatchSource,
@@ -120,7 +121,9 @@ class PhantomStream(IterableDataset):
         seed = checked_seed(seed, "stream seed")
         if patch_shape is not None:
             if len(patch_shape) != 3 or any(int(p) < 1 for p in patch_shape):
-                raise TomosimError(f"patch_shape must be three positive sizes (z, y, x), got {patch_shape}")
+                raise TomosimError(
+                    f"patch_shape must be three positive sizes (z, y, x), got {patch_shape}"
+                )
             patch_shape = tuple(int(p) for p in patch_shape)  # type: ignore[assignment]
         if patches_per_phantom < 1:
             raise TomosimError(f"patches_per_phantom must be >= 1, got {patches_per_phantom}")
@@ -136,7 +139,9 @@ class PhantomStream(IterableDataset):
         if output is None or (isinstance(output, dict) and "previews" not in output):
             tree["output"] = {**(output or {}), "previews": False}
         config, _ = draw_phantom(tree, int(seed), 0, source="on-the-fly config")
-        if patch_shape is not None and any(p > s for p, s in zip(patch_shape, config.sample.shape)):
+        if patch_shape is not None and any(
+            p > s for p, s in zip(patch_shape, config.sample.shape, strict=False)
+        ):
             raise TomosimError(
                 f"patch_shape {patch_shape} is larger than the phantom shape {config.sample.shape}"
             )
@@ -204,21 +209,29 @@ class PhantomStream(IterableDataset):
             simulate(config, folder, progress=False)
             if self.transform is not None:
                 return list(self.transform(folder, rng))
-            tomogram = read_mrc(folder / "tomogram.mrc").data.astype(np.float32, copy=False)
-            labels = read_mrc(folder / "labels.mrc", require_voxel_size=False).data
+            tomogram = read_volume(volume_in_folder(folder, "tomogram")).data
+            tomogram = tomogram.astype(np.float32, copy=False)
+            labels = read_volume(
+                volume_in_folder(folder, "labels"), require_voxel_size=False
+            ).data
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if self.normalise:
             spread = float(tomogram.std())
             tomogram = (tomogram - tomogram.mean()) / (spread if spread > 0 else 1.0)
         if labels.shape != tomogram.shape:
-            raise TomosimError(f"labels shape {labels.shape} differs from tomogram {tomogram.shape}")
+            raise TomosimError(
+                f"labels shape {labels.shape} differs from tomogram {tomogram.shape}"
+            )
         if self.patch_shape is None:
             return [_as_tensors(tomogram, labels)]
         samples = []
         for _ in range(self.patches_per_phantom):
-            corner = [int(rng.integers(0, s - p + 1)) for s, p in zip(tomogram.shape, self.patch_shape)]
-            window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_shape))
+            corner = [
+                int(rng.integers(0, s - p + 1))
+                for s, p in zip(tomogram.shape, self.patch_shape, strict=False)
+            ]
+            window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_shape, strict=False))
             samples.append(_as_tensors(tomogram[window], labels[window]))
         return samples
 
@@ -242,7 +255,9 @@ def phantom_loader(
     safely. A custom ``simulate`` or ``transform`` must therefore be importable (module level).
     """
     if num_workers < 0 or (batch_size is not None and batch_size < 1):
-        raise TomosimError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        raise TomosimError(
+            f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}"
+        )
     extra: dict[str, Any] = (
         {"prefetch_factor": prefetch_factor, "multiprocessing_context": "spawn"}
         if num_workers > 0 else {}
@@ -268,13 +283,14 @@ def on_the_fly_phantom_count(settings: OnTheFlyConfig, iterations: int) -> int:
 
 
 def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTable:
-    """The class table covering phantoms ``0 .. count-1`` of a stream (configs drawn, not simulated).
+    """The class table covering phantoms ``0 .. count-1`` of a stream (configs drawn only).
 
     Ids are the phantoms' own (:meth:`tomosim.config.SimulationConfig.class_ids`) when they agree
     across phantoms (always, with a top-level ``classes`` list); when sampled species lists number
     the classes differently, names keep their order of first appearance and get ids 1, 2, ...
     """
-    tables, order = [], []
+    tables: list[ClassTable] = []
+    order: list[str] = []
     for k in range(count):
         config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")
         table = class_table(config.class_ids())
@@ -300,6 +316,7 @@ class PreparedPhantom:
     pixel_size: float
 
     def __call__(self, folder: Path, rng: np.random.Generator) -> list[PatchSource]:
+        """The patch sources of one simulated phantom folder."""
         volume = prepare_training_volume(
             read_simulation_folder(folder), classes=self.classes, pixel_size=self.pixel_size
         )
@@ -317,8 +334,8 @@ class PhantomPool:
     next one joins. ``settings.workers`` spawned DataLoader processes simulate the upcoming
     phantoms while the network trains (up to two each ahead of need); when training gets ahead of
     them it waits (:attr:`waited_s`). The validation phantoms and the first pool are simulated in
-    this process while the workers start (:attr:`first_fill_s`). Which phantoms a given iteration sees
-    depends on the seed alone, not on timing or worker count, so a run is reproducible and
+    this process while the workers start (:attr:`first_fill_s`). Which phantoms a given iteration
+    sees depends on the seed alone, not on timing or worker count, so a run is reproducible and
     ``start_iteration`` continues a resumed run on the same phantoms.
 
     Use as a context manager (the worker processes stop on exit).
@@ -368,9 +385,9 @@ class PhantomPool:
         start = time.perf_counter()
         try:  # validation phantoms and the first pool here, with every core, while workers start
             for k in range(self.validation_count):
-                self.validation.extend(self._guarded(k, lambda k=k: stream.phantom_samples(k)))
+                self.validation.extend(self._guarded(k, partial(stream.phantom_samples, k)))
             for k in range(oldest, self._next):
-                samples = self._guarded(k, lambda k=k: stream.phantom_samples(k))
+                samples = self._guarded(k, partial(stream.phantom_samples, k))
                 self._pool.extend((k, sample) for sample in samples)
         except BaseException:
             self.close()

@@ -75,7 +75,7 @@ def pick_particles(
             continue
         centroids = ndimage.center_of_mass(components > 0, components, keep)
         centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 3)
-        for index, (z, y, x) in zip(keep, centroids):
+        for index, (z, y, x) in zip(keep, centroids, strict=False):
             rows.append({
                 "rlnTomoName": tomogram_name,
                 "rlnCoordinateX": x,

@@ -192,8 +192,53 @@ def _validate(
     return {
         "validation_loss": float(np.mean(losses)),
         "validation_dice": float(np.mean(foreground)) if foreground else None,
-        "validation_dice_per_class": dict(zip(classes.names, per_class)),
+        "validation_dice_per_class": dict(zip(classes.names, per_class, strict=False)),
     }
+
+
+def _train_step(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rate: float,
+    dice_weight: float,
+) -> float:
+    """One optimiser step on a batch at learning rate ``rate``; returns the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    logits = network(torch.from_numpy(images))
+    loss = segmentation_loss(logits, torch.from_numpy(labels), dice_weight=dice_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
+def _epoch_checkpoint(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    config: TrainConfig,
+    classes: ClassTable,
+    pixel_size: float,
+    epoch: int,
+    history: Sequence[dict[str, Any]],
+) -> ModelCheckpoint:
+    """The checkpoint at the end of ``epoch`` (1-based): weights, optimiser state, history."""
+    return ModelCheckpoint(
+        network=config.network,
+        weights={k: v.detach().clone() for k, v in network.state_dict().items()},
+        classes=classes,
+        pixel_size=pixel_size,
+        normalisation=dict(NORMALISATION),
+        config=config.model_dump(mode="json"),
+        epoch=epoch,
+        iteration=epoch * config.iterations_per_epoch,
+        optimizer=optimizer.state_dict(),
+        history=list(history),
+    )
 
 
 def _fit(
@@ -277,16 +322,12 @@ def _fit(
                 rate = learning_rate_at(
                     iteration, total=total, base=learning_rate, schedule=config.schedule
                 )
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
-                logits = network(torch.from_numpy(images))
-                loss = segmentation_loss(
-                    logits, torch.from_numpy(labels), dice_weight=config.dice_weight
+                losses.append(
+                    _train_step(
+                        network, optimizer, images, labels, rate=rate,
+                        dice_weight=config.dice_weight,
+                    )
                 )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
                 bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
@@ -304,17 +345,9 @@ def _fit(
             if dice is not None:
                 status += f"  val Dice {dice:.3f}"
             bar.update(task, status=status)
-            checkpoint = ModelCheckpoint(
-                network=config.network,
-                weights={k: v.detach().clone() for k, v in network.state_dict().items()},
-                classes=classes,
-                pixel_size=pixel_size,
-                normalisation=dict(NORMALISATION),
-                config=config.model_dump(mode="json"),
-                epoch=epoch + 1,
-                iteration=(epoch + 1) * per_epoch,
-                optimizer=optimizer.state_dict(),
-                history=list(history),
+            checkpoint = _epoch_checkpoint(
+                network, optimizer, config=config, classes=classes, pixel_size=pixel_size,
+                epoch=epoch + 1, history=history,
             )
             save_checkpoint(output_dir / RESUME_FILE, checkpoint)
             save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)
@@ -333,7 +366,7 @@ def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelC
         "epochs": checkpoint.epoch,
         "iterations": checkpoint.iteration,
         "pixel_size": checkpoint.pixel_size,
-        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids)),
+        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids, strict=False)),
         "final": history[-1] if history else None,
         "history": history,
     }
@@ -380,8 +413,9 @@ def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, i
         span = max(1, last - first)
 
         def point(epoch: float, value: float) -> tuple[float, float]:
-            x = left + (epoch - first) / span * (right - left)
-            y = bottom - (value - low) / (high - low) * (bottom - top)
+            # called within this iteration only
+            x = left + (epoch - first) / span * (right - left)  # noqa: B023
+            y = bottom - (value - low) / (high - low) * (bottom - top)  # noqa: B023
             return x, y
 
         for tick in range(5):
@@ -395,7 +429,7 @@ def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, i
             draw.text((x - 6, bottom + 6), str(tick), fill="black")
         draw.text(((left + right) // 2 - 15, height - 16), "epoch", fill="black")
         for line, (name, ys, colour) in enumerate(series):
-            points = [point(e, v) for e, v in zip(epochs, ys) if v is not None]
+            points = [point(e, v) for e, v in zip(epochs, ys, strict=False) if v is not None]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
             for x, y in points:
@@ -553,7 +587,8 @@ def train_on_the_fly(
     if resume and (root / PHANTOM_CONFIG_FILE).is_file():
         if yaml.safe_load((root / PHANTOM_CONFIG_FILE).read_text()) != yaml.safe_load(stored_text):
             raise TomosimError(
-                f"cannot resume: the phantom config or seed differs from {root / PHANTOM_CONFIG_FILE}"
+                "cannot resume: the phantom config or seed differs from "
+                f"{root / PHANTOM_CONFIG_FILE}"
             )
     settings = config.on_the_fly
     total = config.epochs * config.iterations_per_epoch

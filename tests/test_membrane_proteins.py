@@ -83,17 +83,19 @@ def surface_samples(membrane, count=400_000, seed=0):
 
 def check_rows(result, tmp_path: Path, kind):
     table = starfile.read(tmp_path / "particles.star")
-    if isinstance(table, dict):
-        table = next(iter(table.values()))
+    if isinstance(table, dict):  # RELION 5: optics and particles blocks
+        table = table["particles"]
     rows = table[table["tomosimTemplate"] == "channel"]
     assert len(rows) >= 5
     membrane = next(m for m in result.phantom.membranes if isinstance(m, kind))
     points, normals = surface_samples(membrane)
     for _, row in rows.iterrows():
         position = np.array([row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ]) * PIXEL
+        # RELION angles as RELION reads them: Euler_angles2matrix(angles) = R, the scipy ZYZ
+        # matrix of the angles is Rᵀ (CONVENTIONS.md, Orientations)
         rotation = Rotation.from_euler(
             "ZYZ", [row.rlnAngleRot, row.rlnAngleTilt, row.rlnAnglePsi], degrees=True
-        ).as_matrix()
+        ).as_matrix().T
         axis = rotation @ AXIS
         centre = position + OFFSET * axis  # the template's point on the mid-plane
         nearest = np.argmin(np.linalg.norm(points - centre, axis=1))

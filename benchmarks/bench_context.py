@@ -236,6 +236,7 @@ def main() -> int:
     results["cell"], results["cell_realism"] = cell(shape_override, "cell")
     print(json.dumps(results["cell"], indent=1), flush=True)
     _, results["today_realism"] = cell(shape_override + TODAY, "today's defaults")
+    results["load_average_1min"] = os.getloadavg()[0]
     ARGS.output.parent.mkdir(parents=True, exist_ok=True)
     ARGS.output.write_text(json.dumps(results, indent=2) + "\n")
     write_doc(results)
@@ -256,7 +257,9 @@ def write_doc(r: dict) -> None:
         "",
         "Written by `benchmarks/bench_context.py` "
         f"(`--shape {' '.join(map(str, r['shape']))} --threads {r['threads']}`); "
-        "numbers from one run on a shared 2-core machine.",
+        "numbers from one run on a shared 2-core machine"
+        + (f" with a 1-minute load average of {r['load_average_1min']:.0f} (other jobs running: "
+           "times are upper bounds)" if "load_average_1min" in r else "") + ".",
         "",
         "## Crowding",
         "",

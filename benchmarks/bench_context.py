@@ -54,17 +54,17 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--skip-realism", action="store_true")
     parser.add_argument("--from-json", type=Path, default=None,
                         help="only rewrite the doc from a results file of an earlier run")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "context.json")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "context.json"
+    )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "context_realism.md")
     return parser.parse_args()
 
 
 ARGS = _arguments()
 os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)
-os.environ.setdefault(
-    "TOMOSIM_STRUCTURES",
-    f"{ROOT.parent / 'shared' / 'structures'}:{ROOT.parent / 'shared' / 'structures' / 'polnet_pdbs'}",
-)
+SHARED = ROOT.parent / "shared" / "structures"
+os.environ.setdefault("TOMOSIM_STRUCTURES", f"{SHARED}:{SHARED / 'polnet_pdbs'}")
 
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
@@ -185,7 +185,8 @@ def realism(folder: Path, config) -> dict:
             window = (freq > 1 / 80.0) & (freq < 1 / 25.0)
             window[max(0, peak - 1):peak + 2] = False
             if window.any():
-                strengths.append(float(spectrum[peak - 1:peak + 2].max() / np.median(spectrum[window])))
+                peak_power = spectrum[peak - 1:peak + 2].max()
+                strengths.append(float(peak_power / np.median(spectrum[window])))
         out["layer_line_40a"] = float(np.mean(strengths)) if strengths else None
         out["microtubules_measured"] = len(strengths)
     return out
@@ -264,7 +265,8 @@ def write_doc(r: dict) -> None:
         "## Crowding",
         "",
         f"Target volume fraction {r['crowding']['target_fraction']} of five built-in species in "
-        f"{' × '.join(map(str, r['shape']))} voxels at 10 Å: reached **{c['reported_fraction']:.3f}** "
+        f"{' × '.join(map(str, r['shape']))} voxels at 10 Å: reached "
+        f"**{c['reported_fraction']:.3f}** "
         f"(reported) / {c['occupied_voxel_fraction']:.3f} (occupied voxels), "
         f"{c['particles']} particles, in **{c['seconds']:.1f} s**.",
         "",

@@ -14,6 +14,8 @@ in ../shared/structures (skipped with a reason when absent) and published values
 
 from __future__ import annotations
 
+import gzip
+
 import gemmi
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from tomosim.assemble import assemble_phantom
 from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.filament_templates import (
+    _cached_template,
     find_subunits,
     helix_template,
     preset_template_path,
@@ -572,3 +575,19 @@ def test_bare_decorated_junction_overlap_is_reported_and_small() -> None:
     print("overlap fraction around the junction (5 bare | 6 decorated):",
           {i: round(v, 4) for i, v in overlap.items()})
     assert max(overlap.values()) <= overlap[3] + 0.005
+
+
+def test_template_cache_is_reused_and_rebuilt_when_removed() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    first = helix_template(str(model))
+    stamp = first.path.stat().st_mtime_ns
+    _cached_template.cache_clear()  # a new process: read back from the cache folder
+    second = helix_template(str(model))
+    assert second.path == first.path and second.path.stat().st_mtime_ns == stamp
+    assert (second.twist, second.rise, second.radius) == (first.twist, first.rise, first.radius)
+    first.path.unlink()
+    third = helix_template(str(model))
+    assert third.path.is_file() and third.twist == pytest.approx(first.twist)
+    # the shipped actin subunit is exactly this fit's output (scripts/derive_filament_templates.py)
+    shipped = gzip.decompress(preset_template_path("actin").read_bytes())
+    assert third.path.read_bytes() == shipped

@@ -291,6 +291,10 @@ ThreadsOption = Annotated[
     Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto, cpu, cuda or mps (mixed precision on CUDA)."),
+]
 
 
 def _require_torch(threads: int | None) -> None:
@@ -344,6 +348,7 @@ def train(
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
     task: Annotated[
         str | None,
         typer.Option(
@@ -362,7 +367,9 @@ def train(
     config.resolved.yaml.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config, read_config_tree
+    from tomosim.config import read_config_tree
+    from tomosim.train.config import load_train_config
+    from tomosim.train.device import resolve_device
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
     from tomosim.train.data import (
@@ -372,6 +379,7 @@ def train(
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
         base = load_checkpoint(output / RESUME_FILE).config
@@ -400,6 +408,7 @@ def train(
         tree = read_config_tree(on_the_fly)
         result = train_on_the_fly(
             tree, phantom_seed=tree.get("seed", 0), config=settings, output_dir=output,
+            device=device,
             resume=resume, progress=not quiet,
         )
         classes, pixel_size = result.checkpoint.classes, result.checkpoint.pixel_size
@@ -413,7 +422,7 @@ def train(
             )
         result = train_network(
             volumes, classes=classes, pixel_size=pixel_size, config=settings, output_dir=output,
-            resume=resume, progress=not quiet,
+            resume=resume, progress=not quiet, device=device,
         )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -447,11 +456,20 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    match_spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--match-spectrum",
+            help="Filter the tomogram to the amplitude spectrum of the model's training data.",
+        ),
+    ] = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Segment a tomogram: uint8 labels on the input grid (voxel size and origin kept).
 
     The tomogram is resampled to the model's pixel size if needed and the result mapped back.
-    Also writes OUTPUT's class table as <stem>.classes.csv beside it.
+    Also writes OUTPUT's class table as <stem>.classes.csv beside it. MODEL "default" is the
+    pretrained model shipped with tomosim (docs/pretrained_model.md).
     """
     _require_torch(threads)
     import contextlib
@@ -460,8 +478,10 @@ def segment(
     from tomosim.io import write_mrc
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import write_class_table
+    from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
+    resolve_device(device)
     if batch_size < 1 or chunk_slices < 1:
         raise TomosimError("--batch-size and --chunk-slices must be at least 1")
     if probability_dtype not in ("float16", "float32"):
@@ -484,6 +504,7 @@ def segment(
         labels = segment_tomogram(
             checkpoint, volume.data, voxel_size=volume.voxel_size, batch_size=batch_size,
             chunk_slices=chunk_slices, probabilities=arrays, progress=not quiet,
+            match_spectrum=match_spectrum, device=device,
         )
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
@@ -514,6 +535,7 @@ def finetune(
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
 
@@ -521,14 +543,16 @@ def finetune(
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config
+    from tomosim.train.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import read_class_table
     from tomosim.train.data import (
         prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
+    resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
@@ -541,7 +565,7 @@ def finetune(
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
-        progress=not quiet,
+        progress=not quiet, device=device,
     )
     final = result.history[-1] if result.history else {}
     dice = final.get("validation_dice")
@@ -673,6 +697,7 @@ def pick(
     """
     import numpy as np
 
+    from tomosim.formats.volumes import read_volume
     from tomosim.io import read_mrc
     from tomosim.labels import make_class_table
     from tomosim.particles import write_particles_star
@@ -688,7 +713,7 @@ def pick(
         from tomosim.train.picking_network import pick_tomogram
 
         checkpoint = load_checkpoint(source)
-        volume = read_mrc(tomogram)
+        volume = read_volume(tomogram)
         try:
             particles = pick_tomogram(
                 checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
@@ -761,6 +786,110 @@ def dataset_command(
     typer.echo(
         f"{index.done} phantoms in {output}/ (index.csv, index.json) "
         f"in {time.monotonic() - start:.1f} s"
+    )
+
+
+# ---- commands: picking-targets ----------------------------------------------------------
+
+
+@app.command("picking-targets")
+def picking_targets(
+    folder: Annotated[
+        Path, typer.Argument(help="Simulation folder: tomogram.mrc, particles.star, classes.csv.")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="spheres: label MRC; heatmaps: folder of MRCs."),
+    ],
+    kind: Annotated[str, typer.Option("--kind", help="spheres or heatmaps.")] = "spheres",
+    target_fraction: Annotated[
+        float,
+        typer.Option(
+            "--target-fraction",
+            help="Ball radius (spheres) or Gaussian sigma (heatmaps) as a fraction of the radius.",
+        ),
+    ] = 0.5,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option("--radius", help="Particle radius NAME=Å (default: from labels.mrc)."),
+    ] = None,
+) -> None:
+    """Write the localisation targets that --task picking builds on the fly from particles.star.
+
+    spheres: uint8 labels, a ball of TARGET_FRACTION x radius per particle, with
+    <stem>.classes.csv; heatmaps: OUTPUT/<class>.mrc, float32 unit-peak Gaussians of standard
+    deviation TARGET_FRACTION x radius. Radii not given are estimated from labels.mrc.
+    """
+    from tomosim.io import write_mrc
+    from tomosim.labels import write_class_table
+    from tomosim.train.localisation import read_heatmap_targets, read_picking_folder
+    from tomosim.train.picking_metrics import parse_name_values
+
+    if kind not in ("spheres", "heatmaps"):
+        raise TomosimError(f"--kind must be spheres or heatmaps, got {kind!r}")
+    if not 0 < target_fraction <= 5:
+        raise TomosimError(f"--target-fraction must be in (0, 5], got {target_fraction}")
+    radii = parse_name_values(radius or [], option="--radius")
+    if kind == "spheres":
+        data, used = read_picking_folder(folder, radii=radii, target_fraction=target_fraction)
+        write_mrc(output, data.labels, voxel_size=data.voxel_size)
+        stem = output.name.rsplit(".", 1)[0]
+        write_class_table(output.with_name(f"{stem}.classes.csv"), data.classes)
+    else:
+        heatmaps, classes, used, voxel_size = read_heatmap_targets(
+            folder, radii=radii, sigma_fraction=target_fraction
+        )
+        output.mkdir(parents=True, exist_ok=True)
+        for name, heatmap in zip(classes.names[1:], heatmaps, strict=True):
+            write_mrc(output / f"{name}.mrc", heatmap, voxel_size=voxel_size)
+    shown = ", ".join(f"{n} {r:.0f} Å" for n, r in used.items())
+    typer.echo(f"{output}: {kind} for {len(used)} classes (radii {shown})")
+
+
+# ---- commands: match --------------------------------------------------------------------
+
+
+@app.command("match")
+def match_command(
+    tomogram: Annotated[
+        Path, typer.Argument(help="A real tomogram (MRC, OME-Zarr, copick run), beam along z.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
+    pixel_size: Annotated[
+        Optional[float],
+        typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
+    ] = None,
+    base: Annotated[
+        Optional[Path],
+        typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
+    ] = None,
+    seed: SeedOption = None,
+    no_picture: Annotated[
+        bool, typer.Option("--no-picture", help="Skip the phantom and the comparison PNG.")
+    ] = False,
+) -> None:
+    """Measure a tomogram and write a simulation config that resembles it.
+
+    Measures pixel size, sample thickness, contrast polarity, background noise and spectrum, and
+    the apparent tilt range; writes OUTPUT (a config with distributions centred on them),
+    OUTPUT.json (all numbers) and OUTPUT.png (slices and spectra beside a phantom simulated from
+    the config).
+    """
+    from tomosim.config import read_config_tree
+    from tomosim.match import match_tomogram_file
+
+    if pixel_size is not None and not 0 < pixel_size <= 100:
+        raise TomosimError(f"--pixel-size must be in (0, 100] Å, got {pixel_size}")
+    tree = read_config_tree(base) if base is not None else None
+    measured = match_tomogram_file(
+        tomogram, output, pixel_size=pixel_size, base=tree, seed=seed or 0,
+        picture=not no_picture,
+    )
+    low, high = measured.tilt_range
+    typer.echo(
+        f"{output}: pixel size {measured.pixel_size:g} Å, thickness {measured.thickness:.0f} Å, "
+        f"protein {measured.polarity}, tilt range {low:.1f}..{high:.1f} degrees, "
+        f"background noise s.d. {measured.noise_sd:.4g}"
     )
 
 

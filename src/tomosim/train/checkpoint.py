@@ -14,15 +14,16 @@ import io
 import os
 import warnings
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tomosim.config import NetworkConfig
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path
 from tomosim.labels import ClassTable, make_class_table
+from tomosim.train.config import NetworkConfig
 from tomosim.train.model import build_network
 
 CHECKPOINT_FORMAT = "tomosim-model"
@@ -55,6 +56,10 @@ class ModelCheckpoint:
         Optimiser ``state_dict`` for resuming; None in a weights-only model file.
     history
         One record per completed epoch (loss, validation Dice, ...).
+    spectrum
+        Radial amplitude spectrum of the normalised training tomograms
+        (:meth:`tomosim.spectrum.RadialSpectrum.as_dict`), for ``segment --match-spectrum``;
+        None for models trained before it was stored.
     """
 
     network: NetworkConfig
@@ -67,6 +72,7 @@ class ModelCheckpoint:
     iteration: int = 0
     optimizer: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    spectrum: dict[str, Any] | None = None
 
     @property
     def slices(self) -> int:
@@ -90,6 +96,7 @@ def _to_tree(checkpoint: ModelCheckpoint, *, with_optimizer: bool) -> dict[str, 
         "iteration": int(checkpoint.iteration),
         "optimizer": checkpoint.optimizer if with_optimizer else None,
         "history": list(checkpoint.history) if with_optimizer else [],
+        "training_spectrum": checkpoint.spectrum,
     }
 
 
@@ -107,9 +114,27 @@ def save_checkpoint(
         tmp.write_bytes(buffer.getvalue())
 
 
+DEFAULT_MODEL = "default"
+"""Model name of the pretrained model shipped in the package (``tomosim segment default``)."""
+
+
+def default_model_path() -> Path:
+    """Path of the pretrained default model in the installed package (may be absent)."""
+    return Path(str(resources.files("tomosim").joinpath("data/models/default.pt")))
+
+
 def resolve_model_path(path: str | os.PathLike[str]) -> Path:
-    """A model file, or the ``model.pt`` inside a training output folder."""
+    """Find a model: a file, the ``model.pt`` in a folder, or ``default`` (the shipped one).
+
+    ``default`` means the package's pretrained model unless a file or folder of that name
+    exists in the current directory.
+    """
     p = Path(path)
+    if str(path) == DEFAULT_MODEL and not p.exists():
+        p = default_model_path()
+        if not p.is_file():
+            raise TomosimError(f"the pretrained default model is not installed: {p}")
+        return p
     if p.is_dir():
         p = p / MODEL_FILE
     if not p.is_file():
@@ -167,6 +192,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelCheckpoint:
             iteration=int(tree["iteration"]),
             optimizer=tree.get("optimizer"),
             history=list(tree.get("history") or []),
+            spectrum=tree.get("training_spectrum"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TomosimError(

@@ -239,7 +239,7 @@ def read_labelled_tomogram(
 
 
 def read_simulation_folder(folder: str | os.PathLike[str]) -> LabelledTomogram:
-    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a simulation folder."""
+    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a run folder."""
     root = Path(folder)
     if not root.is_dir():
         raise TomosimError(f"training data folder not found: {root}")

@@ -17,6 +17,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,9 @@ from tomosim.errors import TomosimError
 from tomosim.io import atomic_path, set_header_statistics
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
 from tomosim.train.data import needs_resampling, resample_volume, robust_normalise
+from tomosim.train.device import autocast, resolve_device
 from tomosim.train.model import predict_logits
+from tomosim.train.spectrum_matching import match_to_model
 
 
 def _slice_probabilities(
@@ -40,6 +43,7 @@ def _slice_probabilities(
     depth: int,
     batch_size: int,
     classes: int,
+    device: torch.device,
 ) -> np.ndarray:
     """Softmax probabilities ``(classes, stop - start, y, x)`` for z-slices ``start .. stop-1``."""
     nz, ny, nx = image.shape
@@ -50,9 +54,9 @@ def _slice_probabilities(
         stack = np.stack([
             image[np.clip(np.arange(z - half, z + half + 1), 0, nz - 1)] for z in range(first, last)
         ])
-        with torch.inference_mode():
-            logits = predict_logits(network, torch.from_numpy(stack), depth=depth)
-            probabilities = torch.softmax(logits, dim=1).numpy()
+        with torch.inference_mode(), autocast(device):
+            logits = predict_logits(network, torch.from_numpy(stack).to(device), depth=depth)
+            probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
         out[:, first - start : last - start] = probabilities.transpose(1, 0, 2, 3)
     return out
 
@@ -67,6 +71,8 @@ def segment_tomogram(
     probabilities: Sequence[np.ndarray] | None = None,
     network: torch.nn.Module | None = None,
     progress: bool = False,
+    match_spectrum: bool = False,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Label every voxel of ``tomogram`` with the class the model finds most probable.
 
@@ -90,6 +96,11 @@ def segment_tomogram(
         The network built from ``model`` (built here when None).
     progress
         Show a progress bar on stderr.
+    match_spectrum
+        Filter the tomogram (on the model grid, normalised) to the radial amplitude spectrum of
+        the model's training data (:func:`tomosim.train.spectrum_matching.match_to_model`).
+    device
+        ``auto``, ``cpu``, ``cuda`` or ``mps``; mixed precision on CUDA.
 
     Returns
     -------
@@ -99,8 +110,15 @@ def segment_tomogram(
     Raises
     ------
     TomosimError
-        An unsupported normalisation, a non-3D tomogram, or wrongly shaped probability arrays.
+        An unsupported normalisation, a non-3D tomogram, wrongly shaped probability arrays, a
+        model without a training spectrum when ``match_spectrum``, or an unavailable device.
     """
+    target = resolve_device(device)
+    if match_spectrum and model.spectrum is None:
+        raise TomosimError(
+            "the model stores no training spectrum (trained by an older tomosim): retrain it or "
+            "segment without --match-spectrum"
+        )
     if tomogram.ndim != 3:
         raise TomosimError(f"a tomogram must be a 3D (z, y, x) volume, got shape {tomogram.shape}")
     if model.normalisation.get("method") != "median_iqr":
@@ -112,7 +130,7 @@ def segment_tomogram(
         raise TomosimError(f"need {classes} probability arrays of shape {tomogram.shape}")
     if network is None:
         network = network_from_checkpoint(model)
-    network.eval()
+    network = network.to(target).eval()
     ids = np.asarray(model.classes.ids, dtype=np.uint8)
     voxel = np.asarray(voxel_size, dtype=np.float64)
     resample = needs_resampling(voxel, model.pixel_size)
@@ -123,6 +141,9 @@ def segment_tomogram(
         )
     image = robust_normalise(grid, clip=float(model.normalisation.get("clip", 10.0)))
     del grid
+    if match_spectrum:
+        assert model.spectrum is not None
+        image = match_to_model(image, model.spectrum, pixel_size=model.pixel_size)
     scale = voxel / model.pixel_size  # model-grid voxels per input voxel, (z, y, x)
     nz = tomogram.shape[0]
     labels = np.empty(tomogram.shape, dtype=np.uint8)
@@ -130,8 +151,10 @@ def segment_tomogram(
     from rich.console import Console
     from rich.progress import Progress
 
-    options = {"slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
-               "classes": classes}
+    options: dict[str, Any] = {
+        "slices": model.slices, "depth": model.network.depth, "batch_size": batch_size,
+        "classes": classes, "device": target,
+    }
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task("segment", total=nz)
         for start in range(0, nz, chunk_slices):

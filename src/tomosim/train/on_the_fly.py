@@ -47,11 +47,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tomosim import pipeline
-from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
+from tomosim.config import apply_overrides, read_config_tree
 from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
+from tomosim.train.config import OnTheFlyConfig
 from tomosim.train.data import (
     PatchSource,
     make_patch_source,

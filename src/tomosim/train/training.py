@@ -17,7 +17,6 @@ state and history, for ``--resume``), ``config.resolved.yaml``, ``classes.csv``,
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -29,10 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tomosim.config import TrainConfig, dump_train_config
 from tomosim.dataset import checked_seed, draw_phantom
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path, write_text
+from tomosim.io import write_text
 from tomosim.labels import IGNORE_LABEL, ClassTable, write_class_table
 from tomosim.train.augmentation import augment_batch
 from tomosim.train.checkpoint import (
@@ -43,6 +41,7 @@ from tomosim.train.checkpoint import (
     network_from_checkpoint,
     save_checkpoint,
 )
+from tomosim.train.config import TrainConfig, dump_train_config
 from tomosim.train.data import (
     NORMALISATION,
     PatchSource,
@@ -50,9 +49,16 @@ from tomosim.train.data import (
     sample_patches,
     split_sources,
 )
+from tomosim.train.device import autocast, resolve_device
 from tomosim.train.metrics import dice
 from tomosim.train.model import build_network
 from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
+from tomosim.train.report import write_training_report
+from tomosim.train.spectrum_matching import (
+    match_training_volumes,
+    target_spectrum,
+    training_spectrum,
+)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -177,15 +183,18 @@ def _validate(
     *,
     config: TrainConfig,
     classes: ClassTable,
+    device: torch.device,
 ) -> dict[str, Any]:
     network.eval()
     predictions, losses = [], []
     with torch.no_grad():
         for start in range(0, images.shape[0], config.batch_size):
-            logits = network(torch.from_numpy(images[start : start + config.batch_size]))
-            target = torch.from_numpy(labels[start : start + config.batch_size])
+            inputs = torch.from_numpy(images[start : start + config.batch_size]).to(device)
+            with autocast(device):
+                logits = network(inputs).float()
+            target = torch.from_numpy(labels[start : start + config.batch_size]).to(device)
             losses.append(float(segmentation_loss(logits, target, dice_weight=config.dice_weight)))
-            predictions.append(logits.argmax(dim=1).numpy().astype(np.uint8))
+            predictions.append(logits.argmax(dim=1).cpu().numpy().astype(np.uint8))
     network.train()
     per_class = hard_dice(np.concatenate(predictions), labels, classes=len(classes.ids))
     foreground = [d for d in per_class[1:] if d is not None]
@@ -199,20 +208,34 @@ def _validate(
 def _train_step(
     network: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
     images: np.ndarray,
     labels: np.ndarray,
     *,
     rate: float,
     dice_weight: float,
+    device: torch.device,
 ) -> float:
-    """One optimiser step on a batch at learning rate ``rate``; returns the loss."""
+    """One optimiser step on a batch at learning rate ``rate``; returns the loss.
+
+    On CUDA the forward pass runs under mixed precision (:func:`tomosim.train.device.autocast`)
+    and ``scaler`` scales the loss where float16 needs it; on the CPU both are no-ops.
+    """
     for group in optimizer.param_groups:
         group["lr"] = rate
-    logits = network(torch.from_numpy(images))
-    loss = segmentation_loss(logits, torch.from_numpy(labels), dice_weight=dice_weight)
+    with autocast(device):
+        logits = network(torch.from_numpy(images).to(device))
+    loss = segmentation_loss(
+        logits.float(), torch.from_numpy(labels).to(device), dice_weight=dice_weight
+    )
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    if scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
     return float(loss.item())
 
 
@@ -225,11 +248,16 @@ def _epoch_checkpoint(
     pixel_size: float,
     epoch: int,
     history: Sequence[dict[str, Any]],
+    spectrum: dict[str, Any] | None,
 ) -> ModelCheckpoint:
-    """The checkpoint at the end of ``epoch`` (1-based): weights, optimiser state, history."""
+    """Return the checkpoint at the end of ``epoch`` (1-based).
+
+    It holds the weights (on the CPU), the optimiser state, the history and the training data's
+    radial amplitude spectrum.
+    """
     return ModelCheckpoint(
         network=config.network,
-        weights={k: v.detach().clone() for k, v in network.state_dict().items()},
+        weights={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         classes=classes,
         pixel_size=pixel_size,
         normalisation=dict(NORMALISATION),
@@ -238,6 +266,7 @@ def _epoch_checkpoint(
         iteration=epoch * config.iterations_per_epoch,
         optimizer=optimizer.state_dict(),
         history=list(history),
+        spectrum=spectrum,
     )
 
 
@@ -259,12 +288,15 @@ def _fit(
     on_epoch_end: EpochCallback | None,
     title: str,
     record_extra: Callable[[], dict[str, Any]] | None = None,
+    spectrum: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """The training loop shared by every entry point.
 
     ``training`` is a fixed list of patch sources or a function of the iteration number that
     returns the sources of that iteration (:class:`tomosim.train.on_the_fly.PhantomPool`).
-    ``record_extra()`` adds fields to each epoch's record.
+    ``record_extra()`` adds fields to each epoch's record; ``spectrum`` (the training data's
+    radial amplitude spectrum) is stored in every checkpoint.
     """
     from rich.console import Console
     from rich.progress import (
@@ -275,8 +307,14 @@ def _fit(
         TimeRemainingColumn,
     )
 
+    target = resolve_device(device)
+    network = network.to(target)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=learning_rate, weight_decay=config.weight_decay
+    )
+    # float16 autocast needs loss scaling; bfloat16 and the CPU do not
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=target.type == "cuda" and not torch.cuda.is_bf16_supported()
     )
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -324,8 +362,8 @@ def _fit(
                 )
                 losses.append(
                     _train_step(
-                        network, optimizer, images, labels, rate=rate,
-                        dice_weight=config.dice_weight,
+                        network, optimizer, scaler, images, labels, rate=rate,
+                        dice_weight=config.dice_weight, device=target,
                     )
                 )
                 bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
@@ -338,7 +376,9 @@ def _fit(
             if record_extra is not None:
                 record.update(record_extra())
             if validation_set is not None:
-                record.update(_validate(network, *validation_set, config=config, classes=classes))
+                record.update(_validate(
+                    network, *validation_set, config=config, classes=classes, device=target
+                ))
             history.append(record)
             dice = record.get("validation_dice")
             status = f"loss {record['loss']:.4f}"
@@ -347,7 +387,7 @@ def _fit(
             bar.update(task, status=status)
             checkpoint = _epoch_checkpoint(
                 network, optimizer, config=config, classes=classes, pixel_size=pixel_size,
-                epoch=epoch + 1, history=history,
+                epoch=epoch + 1, history=history, spectrum=spectrum,
             )
             save_checkpoint(output_dir / RESUME_FILE, checkpoint)
             save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)
@@ -356,86 +396,6 @@ def _fit(
     assert checkpoint is not None
     write_training_report(output_dir, checkpoint)
     return TrainingResult(checkpoint=checkpoint, output_dir=output_dir)
-
-
-def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelCheckpoint) -> None:
-    """Write ``metrics.json`` (final record, history, classes) and ``training_curve.png``."""
-    root = Path(output_dir)
-    history = checkpoint.history
-    report = {
-        "epochs": checkpoint.epoch,
-        "iterations": checkpoint.iteration,
-        "pixel_size": checkpoint.pixel_size,
-        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids, strict=False)),
-        "final": history[-1] if history else None,
-        "history": history,
-    }
-    write_text(root / "metrics.json", json.dumps(report, indent=2) + "\n")
-    image = draw_training_curve(history)
-    with atomic_path(root / "training_curve.png") as tmp:
-        image.save(tmp, format="PNG")
-
-
-def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, int] = (900, 360)):
-    """Two panels drawn with Pillow: loss (training, validation) and validation Dice per epoch.
-
-    Returns
-    -------
-    PIL.Image.Image
-        An RGB image of ``size`` (width, height) pixels.
-    """
-    from PIL import Image, ImageDraw
-
-    width, height = size
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    epochs = [r["epoch"] for r in history]
-    panels = [
-        ("loss", [("training", [r["loss"] for r in history], (31, 119, 180)),
-                  ("validation", [r.get("validation_loss") for r in history], (255, 127, 14))]),
-        ("validation Dice", [("mean foreground", [r.get("validation_dice") for r in history],
-                              (44, 160, 44))]),
-    ]
-    panel_width = width // len(panels)
-    for index, (title, series) in enumerate(panels):
-        left, top = index * panel_width + 60, 30
-        right, bottom = (index + 1) * panel_width - 20, height - 40
-        draw.rectangle((left, top, right, bottom), outline="black")
-        draw.text((left, 8), title, fill="black")
-        values = [v for _, ys, _ in series for v in ys if v is not None]
-        if title == "validation Dice":
-            low, high = 0.0, 1.0
-        else:
-            low, high = (min(values), max(values)) if values else (0.0, 1.0)
-            if high - low < 1e-12:
-                low, high = low - 0.5, high + 0.5
-        first, last = (min(epochs), max(epochs)) if epochs else (0, 1)
-        span = max(1, last - first)
-
-        def point(epoch: float, value: float) -> tuple[float, float]:
-            # called within this iteration only
-            x = left + (epoch - first) / span * (right - left)  # noqa: B023
-            y = bottom - (value - low) / (high - low) * (bottom - top)  # noqa: B023
-            return x, y
-
-        for tick in range(5):
-            value = low + (high - low) * tick / 4
-            _, y = point(first, value)
-            draw.line((left - 4, y, left, y), fill="black")
-            draw.text((4 + index * panel_width, y - 6), f"{value:.3g}", fill="black")
-        for tick in sorted({first, last, (first + last) // 2}):
-            x, _ = point(tick, low)
-            draw.line((x, bottom, x, bottom + 4), fill="black")
-            draw.text((x - 6, bottom + 6), str(tick), fill="black")
-        draw.text(((left + right) // 2 - 15, height - 16), "epoch", fill="black")
-        for line, (name, ys, colour) in enumerate(series):
-            points = [point(e, v) for e, v in zip(epochs, ys, strict=False) if v is not None]
-            if len(points) > 1:
-                draw.line(points, fill=colour, width=2)
-            for x, y in points:
-                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-            draw.text((right - 120, top + 6 + 14 * line), name, fill=colour)
-    return image
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +413,7 @@ def train_network(
     resume: bool = False,
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Train a 2.5D U-Net on labelled tomograms.
 
@@ -474,6 +435,12 @@ def train_network(
         Continue from ``output_dir/last.pt`` up to ``config.epochs``.
     progress
         Show a rich progress bar with loss and validation Dice on stderr.
+
+    Notes
+    -----
+    With ``config.spectrum_match``, each volume is first filtered to a random mixture of the
+    targets' amplitude spectra (:mod:`tomosim.train.spectrum_matching`). The mean spectrum of
+    the (matched) volumes is stored in the model for ``segment --match-spectrum``.
     on_epoch_end
         Called with each epoch's record after its checkpoint is written.
 
@@ -486,6 +453,13 @@ def train_network(
     network, resume_from = _start_network(
         root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
     )
+    if config.spectrum_match:
+        targets = [target_spectrum(t, pixel_size=pixel_size) for t in config.spectrum_match]
+        volumes = match_training_volumes(
+            volumes, targets, pixel_size=pixel_size, rng=np.random.default_rng([config.seed, 4])
+        )
+    measured = training_spectrum([v.image for v in volumes], pixel_size=pixel_size)
+    spectrum = measured.as_dict() if measured is not None else None
     training, validation = split_sources(
         volumes, validation_fraction=config.validation_fraction,
         rng=np.random.default_rng([config.seed, 2]),
@@ -495,6 +469,7 @@ def train_network(
         training=training, validation=validation, phantoms=(),
         learning_rate=config.learning_rate, epochs=config.epochs, phantom_fraction=0.0,
         resume_from=resume_from, progress=progress, on_epoch_end=on_epoch_end, title="train",
+        spectrum=spectrum, device=device,
     )
 
 
@@ -542,6 +517,7 @@ def train_on_the_fly(
     on_epoch_end: EpochCallback | None = None,
     simulate: Callable[..., object] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Train a 2.5D U-Net on phantoms simulated while it trains; no dataset is stored.
 
@@ -566,7 +542,7 @@ def train_on_the_fly(
     resume
         Continue from ``output_dir/last.pt`` on the same phantom stream (the tree and seed must
         equal those in ``phantom_config.yaml``).
-    progress, on_epoch_end
+    progress, on_epoch_end, device
         As for :func:`train_network`.
     simulate, scratch_dir
         Replace :func:`tomosim.pipeline.simulate` (must be importable by spawned processes);
@@ -579,6 +555,11 @@ def train_on_the_fly(
     """
     import yaml
 
+    if config.spectrum_match:
+        raise TomosimError(
+            "spectrum_match is not available with --on-the-fly yet: simulate a set with "
+            "tomosim dataset and train on its folders"
+        )
 
     phantom_seed = checked_seed(phantom_seed, "phantom config seed")
     root = Path(output_dir)
@@ -619,6 +600,11 @@ def train_on_the_fly(
     ) as pool:
         if not any(source.centres for source in pool.validation) and settings.validation_phantoms:
             raise TomosimError("the validation phantoms hold no labelled voxels")
+        # the stream's spectrum, measured on its validation phantoms
+        measured = training_spectrum(
+            [source.volume.image for source in pool.validation], pixel_size=pixel_size
+        )
+        spectrum = measured.as_dict() if measured is not None else None
         return _fit(
             network, classes=classes, pixel_size=pixel_size, config=config, output_dir=root,
             training=pool.sources, validation=pool.validation, phantoms=(),
@@ -630,6 +616,7 @@ def train_on_the_fly(
                 "first_pool_wait_s": round(pool.first_fill_s, 3),
                 "waited_for_phantoms_s": round(pool.waited_s, 3),
             },
+            spectrum=spectrum, device=device,
         )
 
 
@@ -642,6 +629,7 @@ def finetune_network(
     phantoms: Sequence[TrainingVolume] = (),
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    device: str = "cpu",
 ) -> TrainingResult:
     """Continue training ``model`` on partly labelled tomograms (255 = not labelled).
 
@@ -663,6 +651,8 @@ def finetune_network(
         Folder for the new model.
     phantoms
         Simulated tomograms prepared the same way.
+    progress, on_epoch_end, device
+        As for :func:`train_network`.
     """
     if config.network != model.network:
         raise TomosimError("finetune cannot change the network settings of the model")
@@ -681,4 +671,5 @@ def finetune_network(
         phantoms=phantom_sources, learning_rate=config.finetune.learning_rate,
         epochs=config.finetune.epochs, phantom_fraction=config.finetune.phantom_fraction,
         resume_from=None, progress=progress, on_epoch_end=on_epoch_end, title="finetune",
+        spectrum=model.spectrum, device=device,
     )

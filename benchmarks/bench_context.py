@@ -303,8 +303,8 @@ def write_doc(r: dict) -> None:
         "(`tomosim.microscope.binning`): a phantom simulated at 2.5 Å and Fourier-binned 4× "
         "matches it with correlation > 0.99 (tests/test_binning.py), at 1/64 of the voxels.",
         "- Not modelled: the thickness dependence of the zero-loss intensity across an image "
-        "(the energy-filtered mean intensity is uniform), Wiener-filter CTF correction (phase "
-        "flipping only), free-form (non-ellipsoidal) vesicles.",
+        "(the energy-filtered mean intensity is uniform), free-form (non-ellipsoidal) vesicles. "
+        "CTF correction: phase flipping, or a Wiener filter with `reconstruction.wiener_snr`.",
         "",
     ]
     ARGS.doc.write_text("\n".join(lines))

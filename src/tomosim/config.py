@@ -492,6 +492,9 @@ class ReconstructionConfig(Section):
     lowpass_falloff: float = Field(0.035, ge=0, le=0.5)
     sirt_like_iterations: int = Field(0, ge=0, le=1000)
     phase_flip: bool = False
+    wiener_snr: float | None = Field(
+        None, gt=0, le=1e6, description="with phase_flip: a Wiener filter of this SNR instead"
+    )
     binning: int = Field(1, ge=1, le=16)
     invert: bool = False
 

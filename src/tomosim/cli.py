@@ -176,7 +176,10 @@ def simulate(
     from tomosim.pipeline import simulate as run_simulation
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
-    run_simulation(cfg, output, progress=True)
+    result = run_simulation(cfg, output, progress=True)
+    crowding = [r.volume_fraction for r in result.phantom.report if r.volume_fraction is not None]
+    if crowding:  # the protein envelopes' share of the volume they may occupy
+        typer.echo(f"proteins: volume fraction {sum(crowding):.3f} reached")
     from tomosim.filaments import fitted_helix_lines
 
     for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)

@@ -41,7 +41,8 @@ os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)  # before numba is imported
 import numpy as np  # noqa: E402
 
 from tomosim.config import DecorationConfig, FilamentSpecies, VesiclesConfig  # noqa: E402
-from tomosim.filaments import place_filaments, subunit_occupancy  # noqa: E402
+from tomosim.filament_paths import subunit_occupancy  # noqa: E402
+from tomosim.filaments import place_filaments  # noqa: E402
 from tomosim.membranes import place_vesicles, vesicle_potential  # noqa: E402
 from tomosim.recipe import vesicle_population  # noqa: E402
 

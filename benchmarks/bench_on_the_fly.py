@@ -45,8 +45,8 @@ def main() -> None:
 
     import torch
 
-    from tomosim.config import TrainConfig
     from tomosim.dataset import generate_dataset
+    from tomosim.train.config import TrainConfig
     from tomosim.train.data import prepare_training_volume, read_simulation_folder
     from tomosim.train.on_the_fly import on_the_fly_phantom_count, stream_class_table
     from tomosim.train.training import train_network, train_on_the_fly

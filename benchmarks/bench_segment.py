@@ -2,7 +2,7 @@
 
 Target (issue 5): <= 60 s on 2 CPU threads (``torch.set_num_threads(2)``).
 
-The default model is the default :class:`tomosim.config.TrainConfig` network (5 slices, depth 3,
+The default model is the default :class:`tomosim.train.config.TrainConfig` network (5 slices, depth 3,
 16 base channels, two-convolution residual units, batch norm) with seeded random weights and three
 classes; inference cost does not depend on the weights. The tomogram is Gaussian noise at 10 Å.
 Timed: :func:`tomosim.train.inference.segment_tomogram` (normalisation, all network calls,
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tomosim.config import TrainConfig
-from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
 from tomosim.labels import make_class_table
+from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
+from tomosim.train.config import TrainConfig
 from tomosim.train.data import NORMALISATION
 from tomosim.train.inference import segment_tomogram
 from tomosim.train.model import build_network

@@ -111,3 +111,16 @@ def test_second_run_is_added_with_the_same_objects(exported, tmp_path):
     assert sorted(r.name for r in root.runs) == ["TS_07", "TS_08"]
     config = json.loads(result.config.read_text())
     assert [o["label"] for o in config["pickable_objects"]] == [1, 2, 3]
+
+
+def test_export_is_reproducible(exported, tmp_path):
+    run, project, result = exported
+    again = export_copick([read_run_folder(run)], tmp_path / "again")
+    first = project / "ExperimentRuns" / "TS_07"
+    second = tmp_path / "again" / "ExperimentRuns" / "TS_07"
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert any("wbp.zarr" in str(f) for f in files)
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert again.runs == ("TS_07",)

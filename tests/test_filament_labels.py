@@ -8,7 +8,7 @@ from scipy.optimize import least_squares
 
 from tomosim.assemble import assemble_phantom
 from tomosim.config import config_from_dict
-from tomosim.filaments import PRESETS
+from tomosim.filament_lattice import PRESETS
 from tomosim.pipeline import compute_templates
 from tomosim.recipe import phantom_recipe
 

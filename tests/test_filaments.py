@@ -11,9 +11,9 @@ from scipy.spatial.transform import Rotation
 
 from tomosim.config import DecorationConfig, FilamentSpecies
 from tomosim.errors import TomosimError
+from tomosim.filament_lattice import PRESETS
+from tomosim.filament_paths import DEFAULT_MIN_GAP, worm_like_chain
 from tomosim.filaments import (
-    DEFAULT_MIN_GAP,
-    PRESETS,
     HelicalParameters,
     decoration_parameters,
     decoration_states,
@@ -22,7 +22,6 @@ from tomosim.filaments import (
     helical_lattice,
     place_filaments,
     species_outer_radius,
-    worm_like_chain,
 )
 
 CLASS_IDS = {"background": 0, "actin": 1, "cofilactin": 2, "microtubule": 3}

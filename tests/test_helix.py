@@ -14,6 +14,8 @@ in ../shared/structures (skipped with a reason when absent) and published values
 
 from __future__ import annotations
 
+import gzip
+
 import gemmi
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from tomosim.assemble import assemble_phantom
 from tomosim.config import DecorationConfig, FilamentSpecies, config_from_dict
 from tomosim.errors import TomosimError
 from tomosim.filament_templates import (
+    _cached_template,
     find_subunits,
     helix_template,
     preset_template_path,
@@ -33,11 +36,14 @@ from tomosim.filament_templates import (
 )
 from tomosim.filaments import (
     PRESETS,
+    _lattice_on_path,
     decoration_parameters,
+    decoration_template,
     helical_lattice,
     place_filaments,
     resolved_species,
     species_parameters,
+    straight_path,
 )
 from tomosim.helix import RigidMotion, fit_helix, superpose
 from tomosim.recipe import phantom_recipe
@@ -544,3 +550,44 @@ def test_arp23_mother_filament_fits_as_f_actin() -> None:
     assert template.rise == pytest.approx(rise, abs=1.0)
     assert template.twist == pytest.approx(-166.7, abs=1.0)
     assert template.rise == pytest.approx(27.5, abs=1.0)
+
+
+def test_bare_decorated_junction_overlap_is_reported_and_small() -> None:
+    """Across a bare (6BNO) / decorated (MD model) junction the subunits come from different
+    models; their overlap stays within 0.5 percentage points of the bare filament's own."""
+    model = shared_structure(COFILACTIN_MODEL)
+    species = FilamentSpecies(
+        name="actin", preset="actin",
+        decoration=DecorationConfig(source=str(model), helix="auto",
+                                    structure={"segments": DECORATED}),
+    )
+    bare, decorated = species_parameters(species), decoration_parameters(species)
+    bare_xyz = _atoms(preset_template_path("actin"))
+    decorated_xyz = _atoms(decoration_template(species).path)
+    states = np.array([False] * 6 + [True] * 6)
+    path = straight_path(np.zeros(3), np.array([0.0, 0.0, 1.0]), 400.0)
+    positions, rotations, is_decorated = _lattice_on_path(path, bare, decorated, states, 0.0)
+    subunits = []
+    for p, r, d in zip(positions, rotations, is_decorated, strict=True):
+        xyz = decorated_xyz if d else bare_xyz
+        subunits.append((xyz - xyz.mean(axis=0)) @ r.T + p)
+    overlap = {i: overlap_fraction(subunits[i - 3:i + 4], 3) for i in range(3, 10)}
+    print("overlap fraction around the junction (5 bare | 6 decorated):",
+          {i: round(v, 4) for i, v in overlap.items()})
+    assert max(overlap.values()) <= overlap[3] + 0.005
+
+
+def test_template_cache_is_reused_and_rebuilt_when_removed() -> None:
+    model = shared_structure(ACTIN_MODEL)
+    first = helix_template(str(model))
+    stamp = first.path.stat().st_mtime_ns
+    _cached_template.cache_clear()  # a new process: read back from the cache folder
+    second = helix_template(str(model))
+    assert second.path == first.path and second.path.stat().st_mtime_ns == stamp
+    assert (second.twist, second.rise, second.radius) == (first.twist, first.rise, first.radius)
+    first.path.unlink()
+    third = helix_template(str(model))
+    assert third.path.is_file() and third.twist == pytest.approx(first.twist)
+    # the shipped actin subunit is exactly this fit's output (scripts/derive_filament_templates.py)
+    shipped = gzip.decompress(preset_template_path("actin").read_bytes())
+    assert third.path.read_bytes() == shipped

@@ -74,3 +74,19 @@ def test_layers_load_into_a_headless_napari_viewer_model(run):
     tomogram = viewer.layers["tomogram"]
     voxel = np.round(points.data[0] / PIXEL).astype(int)
     np.testing.assert_allclose(tomogram.data_to_world(voxel), voxel * PIXEL)
+
+
+def test_ome_zarr_volumes_come_as_lazy_multiscale_levels(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    run = make_run(tmp_path / "zarr_run", volume_format="ome-zarr", ome_zarr_levels=2)
+    layers = {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in get_reader(str(run))(str(run))}
+    data, kwargs, kind = layers["tomogram"]
+    assert kind == "image" and kwargs["multiscale"] and len(data) == 2
+    assert all(isinstance(level, zarr.Array) for level in data)  # not read into memory
+    assert kwargs["scale"] == (PIXEL,) * 3
+    assert data[1].shape == tuple(n // 2 for n in data[0].shape)
+    from tomosim.formats.volumes import read_volume
+
+    np.testing.assert_array_equal(data[0][...], read_volume(run / "tomogram.zarr").data)
+    labels, kwargs, _ = layers["labels"]
+    np.testing.assert_array_equal(labels[0][...], read_volume(run / "labels.zarr").data)

@@ -16,7 +16,7 @@ from formats_run import PIXEL, make_run  # noqa: E402
 from tomosim.errors import TomosimError  # noqa: E402
 from tomosim.formats.omezarr import read_ome_zarr, write_ome_zarr  # noqa: E402
 from tomosim.formats.volumes import read_volume  # noqa: E402
-from tomosim.io import read_mrc  # noqa: E402
+from tomosim.io import read_mrc, write_mrc  # noqa: E402
 from tomosim.pipeline import output_paths  # noqa: E402
 
 
@@ -94,6 +94,13 @@ def test_simulate_writes_ome_zarr_volumes(tmp_path):
         zarr_volume = read_volume(both / f"{stem}.zarr")
         np.testing.assert_array_equal(zarr_volume.data, mrc.data.astype(zarr_volume.data.dtype))
         assert zarr_volume.voxel_size == (PIXEL, PIXEL, PIXEL)
+    # the same seed gives byte-identical files, OME-Zarr chunks and alignment files included
+    again = make_run(tmp_path / "again", volume_format="both", ome_zarr_levels=2)
+    files = sorted(p.relative_to(both) for p in both.rglob("*") if p.is_file())
+    assert any(f.suffix == ".xf" for f in files) and any("zarr" in str(f) for f in files)
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in files:
+        assert (both / name).read_bytes() == (again / name).read_bytes(), name
     only = make_run(tmp_path / "only", volume_format="ome-zarr")
     assert not (only / "tomogram.mrc").exists() and (only / "tomogram.zarr").is_dir()
     assert (only / "tiltseries.mrc").is_file()  # IMOD and RELION read the series as MRC
@@ -101,3 +108,19 @@ def test_simulate_writes_ome_zarr_volumes(tmp_path):
 
     data = read_simulation_folder(only)
     np.testing.assert_array_equal(data.tomogram, read_volume(both / "tomogram.zarr").data)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # random noise: no ice edges, no polarity
+def test_match_reads_ome_zarr_like_mrc(tmp_path, run_cli):
+    volume = np.random.default_rng(0).normal(size=(40, 48, 48)).astype(np.float32)
+    write_mrc(tmp_path / "t.mrc", volume, voxel_size=7.5)
+    write_ome_zarr(tmp_path / "t.zarr", volume, voxel_size=7.5, levels=2)
+    results = []
+    for name in ("t.mrc", "t.zarr"):
+        out = tmp_path / name.replace(".", "_") / "match.yaml"
+        code, _, err = run_cli("match", tmp_path / name, "-o", out, "--no-picture")
+        assert code == 0, err
+        summary = json.loads(out.with_suffix(".json").read_text())
+        assert summary.pop("tomogram") == str(tmp_path / name)
+        results.append(summary)
+    assert results[0] == results[1] and results[0]["pixel_size"] == 7.5

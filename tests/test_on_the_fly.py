@@ -196,8 +196,8 @@ def pool_names(pool, iteration):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
-    from tomosim.config import OnTheFlyConfig
     from tomosim.labels import make_class_table
+    from tomosim.train.config import OnTheFlyConfig
     from tomosim.train.on_the_fly import PhantomPool
 
     settings = OnTheFlyConfig(pool_size=2, refresh_every=3, workers=workers, validation_phantoms=1)
@@ -227,8 +227,8 @@ def test_phantom_pool_slides_by_iteration_whatever_the_worker_count(workers):
 
 
 def test_phantom_pool_errors_are_one_line_in_this_process_and_from_workers():
-    from tomosim.config import OnTheFlyConfig
     from tomosim.labels import make_class_table
+    from tomosim.train.config import OnTheFlyConfig
     from tomosim.train.on_the_fly import PhantomPool
 
     settings = OnTheFlyConfig(pool_size=2, refresh_every=1, workers=1, validation_phantoms=1)
@@ -256,7 +256,7 @@ def _weights(folder: Path):
 
 def test_train_on_the_fly_same_weights_for_any_worker_count_and_after_resume(tmp_path):
     pytest.importorskip("monai")
-    from tomosim.config import TrainConfig
+    from tomosim.train.config import TrainConfig
     from tomosim.train.training import train_on_the_fly
 
     torch.set_num_threads(1)

@@ -214,3 +214,14 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, truth_kwargs, pick_rows
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "scores.json").exists()
+
+
+def test_cli_with_no_picks_scores_zero_recall(tmp_path):
+    write_star(tmp_path / "truth.star", [("TS_01", "ribosome", 1, 100, 100, 100)])
+    write_star(tmp_path / "picks.star", [])
+    code = main(["evaluate-picks", str(tmp_path / "truth.star"), str(tmp_path / "picks.star"),
+                 "-o", str(tmp_path / "scores.json")])
+    assert code == 0
+    (ribosome,) = json.loads((tmp_path / "scores.json").read_text())["classes"]
+    assert (ribosome["recall"], ribosome["precision"], ribosome["fbeta"]) == (0.0, None, 0.0)
+    assert ribosome["radius"] == CZII_RADII["ribosome"]  # the challenge's radius by default

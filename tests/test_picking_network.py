@@ -191,4 +191,38 @@ def test_pick_refuses_a_segmentation_model_and_unknown_classes(tmp_path, run_cli
     assert code == 2 and "'ribosome' is not a class of the model" in err
     code, _, err = run_cli("pick", tmp_path / "pick", "-o", tmp_path / "x.star")
     assert code == 2 and "give the TOMOGRAM" in err
+    code, _, err = run_cli("train", "--on-the-fly", config, "-o", tmp_path / "fly", "--config",
+                           config, "--task", "picking")
+    assert code == 2 and "--task picking trains on simulation folders" in err
     assert not (tmp_path / "x.star").exists()
+
+
+def test_picking_targets_command_writes_balls_and_heatmaps(tmp_path, run_cli):
+    table = write_folder(tmp_path / "p0", seed=2)
+    code, out, err = run_cli("picking-targets", tmp_path / "p0", "-o", tmp_path / "balls.mrc",
+                             "--radius", "big=50", "--radius", "small=30")
+    assert code == 0, err
+    from tomosim.io import read_mrc
+
+    balls = read_mrc(tmp_path / "balls.mrc", require_voxel_size=False).data
+    # a ball of 0.5 x 50 Å = 2.5 voxels around each big particle; the labels hold id 1 there
+    first = table[table["tomosimClassName"] == "big"].iloc[0]
+    z, y, x = np.indices(SHAPE)
+    inside = ((x - first.rlnCoordinateX) ** 2 + (y - first.rlnCoordinateY) ** 2
+              + (z - first.rlnCoordinateZ) ** 2) <= 2.5**2
+    assert np.all(balls[inside] == 1)
+    assert (tmp_path / "balls.classes.csv").read_text().splitlines()[2:] == [
+        "1,big,", "2,small,"]
+    code, out, err = run_cli("picking-targets", tmp_path / "p0", "-o", tmp_path / "heat",
+                             "--kind", "heatmaps", "--radius", "big=50", "--radius", "small=30",
+                             "--target-fraction", "0.2")
+    assert code == 0, err
+    heat = read_mrc(tmp_path / "heat" / "small.mrc", require_voxel_size=False).data
+    second = table[table["tomosimClassName"] == "small"].iloc[0]
+    d2 = ((x - second.rlnCoordinateX) ** 2 + (y - second.rlnCoordinateY) ** 2
+          + (z - second.rlnCoordinateZ) ** 2)
+    near = d2 <= 4  # sigma 0.2 x 30 Å = 0.6 voxels; other particles are far away
+    np.testing.assert_allclose(heat[near], np.exp(-d2[near] / (2 * 0.6**2)), rtol=1e-5)
+    code, _, err = run_cli("picking-targets", tmp_path / "p0", "-o", tmp_path / "x.mrc",
+                           "--kind", "boxes")
+    assert code == 2 and "--kind must be spheres or heatmaps" in err

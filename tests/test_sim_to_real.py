@@ -9,7 +9,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from test_train import prepared, render_phantom, tiny_config, write_phantom_folder  # noqa: E402
-from tomosim.config import SpectrumTarget  # noqa: E402
 from tomosim.errors import TomosimError  # noqa: E402
 from tomosim.io import read_mrc, write_mrc  # noqa: E402
 from tomosim.spectrum import (  # noqa: E402
@@ -17,6 +16,7 @@ from tomosim.spectrum import (  # noqa: E402
     radial_amplitude_spectrum,
     spectrum_difference,
 )
+from tomosim.train.config import SpectrumTarget  # noqa: E402
 from tomosim.train.data import robust_normalise  # noqa: E402
 
 torch.set_num_threads(1)

@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
-from tomosim.config import AugmentationConfig, TrainConfig, load_train_config  # noqa: E402
 from tomosim.errors import TomosimError  # noqa: E402
 from tomosim.io import read_mrc, write_mrc, write_text  # noqa: E402
+from tomosim.train.config import AugmentationConfig, TrainConfig, load_train_config  # noqa: E402
 
 torch.set_num_threads(1)
 

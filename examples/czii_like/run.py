@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--heldout-phantoms", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="override train.yaml's epochs")
     parser.add_argument("--iterations-per-epoch", type=int, default=None)
+    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train.yaml value (repeatable), e.g. patch_size=64")
     parser.add_argument("--workers", type=int, default=1, help="tomosim dataset --workers")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--structures", choices=("auto", "ids", "stand-ins"), default="auto",
@@ -212,6 +214,7 @@ def main() -> None:
         training.append(f"epochs={args.epochs}")
     if args.iterations_per_epoch is not None:
         training.append(f"iterations_per_epoch={args.iterations_per_epoch}")
+    training += args.train_set
     times: dict[str, float] = {}
     sets = {"train": (HERE / "training.yaml", args.train_phantoms, 1),
             "heldout": (HERE / "heldout.yaml", args.heldout_phantoms, 2)}

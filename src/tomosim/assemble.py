@@ -105,7 +105,8 @@ def _place_vesicles(
         )
         boxes.append(
             PotentialBox(
-                box.data, tuple(box.corner), recipe.vesicle_class_id, len(boxes) + 1, "vesicle"
+                box.data, (int(box.corner[0]), int(box.corner[1]), int(box.corner[2])),
+                recipe.vesicle_class_id, len(boxes) + 1, "vesicle",
             )
         )
     envelope_threshold = ENVELOPE_FRACTION * recipe.label_threshold

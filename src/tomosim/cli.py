@@ -367,7 +367,8 @@ def train(
     config.resolved.yaml.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config, read_config_tree
+    from tomosim.config import read_config_tree
+    from tomosim.train.config import load_train_config
     from tomosim.train.device import resolve_device
     from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
@@ -542,7 +543,7 @@ def finetune(
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
     _require_torch(threads)
-    from tomosim.config import load_train_config
+    from tomosim.train.config import load_train_config
     from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import read_class_table
     from tomosim.train.data import (
@@ -696,6 +697,7 @@ def pick(
     """
     import numpy as np
 
+    from tomosim.formats.volumes import read_volume
     from tomosim.io import read_mrc
     from tomosim.labels import make_class_table
     from tomosim.particles import write_particles_star
@@ -711,7 +713,7 @@ def pick(
         from tomosim.train.picking_network import pick_tomogram
 
         checkpoint = load_checkpoint(source)
-        volume = read_mrc(tomogram)
+        volume = read_volume(tomogram)
         try:
             particles = pick_tomogram(
                 checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
@@ -787,12 +789,71 @@ def dataset_command(
     )
 
 
+# ---- commands: picking-targets ----------------------------------------------------------
+
+
+@app.command("picking-targets")
+def picking_targets(
+    folder: Annotated[
+        Path, typer.Argument(help="Simulation folder: tomogram.mrc, particles.star, classes.csv.")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="spheres: label MRC; heatmaps: folder of MRCs."),
+    ],
+    kind: Annotated[str, typer.Option("--kind", help="spheres or heatmaps.")] = "spheres",
+    target_fraction: Annotated[
+        float,
+        typer.Option(
+            "--target-fraction",
+            help="Ball radius (spheres) or Gaussian sigma (heatmaps) as a fraction of the radius.",
+        ),
+    ] = 0.5,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option("--radius", help="Particle radius NAME=Å (default: from labels.mrc)."),
+    ] = None,
+) -> None:
+    """Write the localisation targets that --task picking builds on the fly from particles.star.
+
+    spheres: uint8 labels, a ball of TARGET_FRACTION x radius per particle, with
+    <stem>.classes.csv; heatmaps: OUTPUT/<class>.mrc, float32 unit-peak Gaussians of standard
+    deviation TARGET_FRACTION x radius. Radii not given are estimated from labels.mrc.
+    """
+    from tomosim.io import write_mrc
+    from tomosim.labels import write_class_table
+    from tomosim.train.localisation import read_heatmap_targets, read_picking_folder
+    from tomosim.train.picking_metrics import parse_name_values
+
+    if kind not in ("spheres", "heatmaps"):
+        raise TomosimError(f"--kind must be spheres or heatmaps, got {kind!r}")
+    if not 0 < target_fraction <= 5:
+        raise TomosimError(f"--target-fraction must be in (0, 5], got {target_fraction}")
+    radii = parse_name_values(radius or [], option="--radius")
+    if kind == "spheres":
+        data, used = read_picking_folder(folder, radii=radii, target_fraction=target_fraction)
+        write_mrc(output, data.labels, voxel_size=data.voxel_size)
+        stem = output.name.rsplit(".", 1)[0]
+        write_class_table(output.with_name(f"{stem}.classes.csv"), data.classes)
+    else:
+        heatmaps, classes, used, voxel_size = read_heatmap_targets(
+            folder, radii=radii, sigma_fraction=target_fraction
+        )
+        output.mkdir(parents=True, exist_ok=True)
+        for name, heatmap in zip(classes.names[1:], heatmaps, strict=True):
+            write_mrc(output / f"{name}.mrc", heatmap, voxel_size=voxel_size)
+    shown = ", ".join(f"{n} {r:.0f} Å" for n, r in used.items())
+    typer.echo(f"{output}: {kind} for {len(used)} classes (radii {shown})")
+
+
 # ---- commands: match --------------------------------------------------------------------
 
 
 @app.command("match")
 def match_command(
-    tomogram: Annotated[Path, typer.Argument(help="A real tomogram (MRC), beam along z.")],
+    tomogram: Annotated[
+        Path, typer.Argument(help="A real tomogram (MRC, OME-Zarr, copick run), beam along z.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
     pixel_size: Annotated[
         Optional[float],

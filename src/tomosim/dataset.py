@@ -76,7 +76,7 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -423,7 +423,7 @@ Outcome = tuple[int, "BaseException | None", tuple[str, ...]]
 def _run_local(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     **_: Any,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     for i, config in tasks:
         try:
             caught = simulate_phantom(config, root, phantom_folder(i), simulate=simulate)
@@ -436,7 +436,7 @@ def _run_local(
 def _run_dask(
     tasks: list[tuple[int, SimulationConfig]], root: Path, simulate: SimulateFunction | None,
     *, workers: int, scheduler: str | None, connect_timeout: float,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     try:
         from distributed import Client, as_completed
     except ImportError:

@@ -470,12 +470,11 @@ def _template_from_json(path: Path, data: dict[str, object]) -> SubunitTemplate:
 @functools.lru_cache(maxsize=64)
 def _cached_template(
     content: str, source: str, chains: tuple[str, ...] | None, segments: tuple[str, ...] | None,
-    keep_ligands: bool,
+    keep_ligands: bool, folder: Path,
 ) -> SubunitTemplate:
     key = hashlib.sha256(json.dumps(
         [content, chains, segments, keep_ligands, TEMPLATE_CODE_VERSION]
     ).encode()).hexdigest()[:32]
-    folder = cache_dir("filament_templates")
     pdb, meta = folder / f"{key}.pdb", folder / f"{key}.json"
     if pdb.is_file() and meta.is_file():
         try:
@@ -520,10 +519,16 @@ def helix_template(
         See :func:`build_template`; the subunit file lives in the template cache.
     """
     path = resolve_source(source)
-    return _cached_template(
+    arguments = (
         _file_sha256(path), str(source), tuple(chains) if chains is not None else None,
         tuple(segments) if segments is not None else None, bool(keep_ligands),
+        cache_dir("filament_templates"),
     )
+    template = _cached_template(*arguments)
+    if not template.path.is_file():  # removed from the cache folder since: build it again
+        _cached_template.cache_clear()
+        template = _cached_template(*arguments)
+    return template
 
 
 PRESET_TEMPLATES: dict[str, str] = {

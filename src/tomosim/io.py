@@ -53,9 +53,8 @@ def _imod_stamp_and_flags(header: np.recarray) -> tuple[int, int]:
 
 def _set_imod_stamp_and_flags(header: np.recarray, stamp: int, flags: int) -> None:
     raw = bytearray(np.asarray(header.extra2).tobytes())
-    raw[_IMOD_OFFSET : _IMOD_OFFSET + 8] = np.array(
-        [stamp, flags], dtype=_int32_dtype(header)).tobytes(
-    )
+    stamp_and_flags = np.array([stamp, flags], dtype=_int32_dtype(header))
+    raw[_IMOD_OFFSET : _IMOD_OFFSET + 8] = stamp_and_flags.tobytes()
     header.extra2 = np.frombuffer(bytes(raw), dtype=np.asarray(header.extra2).dtype)
 
 
@@ -276,9 +275,10 @@ def write_mrc(
         mode = int(mrcfile.utils.mode_from_dtype(arr.dtype))
     except ValueError:
         raise TomosimError(f"MRC cannot store {arr.dtype} data: {path}") from None
-    vs = (voxel_size,) * 3 if np.isscalar(
-        voxel_size) else tuple(voxel_size
-    )  # type: ignore[arg-type]
+    if isinstance(voxel_size, (int, float, np.number)):
+        vs: tuple[float, ...] = (float(voxel_size),) * 3
+    else:
+        vs = tuple(float(v) for v in voxel_size)
     with atomic_path(path) as tmp:
         # the header through mrcfile (a memory map of the right shape and mode, not filled), the
         # data with one sequential write, the statistics from summary_statistics: ~4x faster than
@@ -298,7 +298,7 @@ def write_mrc(
             offset = mrc.header.nbytes + int(mrc.header.nsymbt)
         with open(tmp, "r+b") as handle:
             handle.seek(offset)
-            handle.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+            handle.write(np.ascontiguousarray(arr).data.cast("B"))
 
 
 def set_header_statistics(header: np.recarray, summary: Summary) -> None:

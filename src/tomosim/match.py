@@ -45,7 +45,8 @@ from scipy import ndimage
 
 from tomosim.dataset import draw_phantom
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path, read_mrc, write_text
+from tomosim.formats.volumes import read_volume, volume_in_folder
+from tomosim.io import atomic_path, write_text
 from tomosim.pipeline import simulate
 from tomosim.preview import compose, to_gray, write_png
 from tomosim.spectrum import RadialSpectrum, radial_amplitude_spectrum
@@ -518,7 +519,7 @@ def match_tomogram_file(
     Parameters
     ----------
     tomogram
-        MRC file ``(z, y, x)``.
+        ``(z, y, x)`` tomogram: MRC, OME-Zarr or a copick run folder.
     output
         The config to write (``match.yaml``); ``match.json`` (all measurements, spectra
         included) and ``match.png`` (comparison with a phantom simulated from the config) go
@@ -541,7 +542,7 @@ def match_tomogram_file(
     """
     source = Path(tomogram)
     target = Path(output)
-    volume = read_mrc(source, require_voxel_size=False)
+    volume = read_volume(source, require_voxel_size=False)
     header = float(volume.voxel_size[2])
     if pixel_size is None:
         if header <= 0:
@@ -567,7 +568,7 @@ def match_tomogram_file(
         config, _ = draw_phantom(preview_tree, seed, 0, source=str(target))
         with tempfile.TemporaryDirectory(prefix="tomosim-match-") as scratch:
             simulate(config, scratch, progress=False)
-            phantom = read_mrc(Path(scratch) / "tomogram.mrc").data
+            phantom = read_volume(volume_in_folder(scratch, "tomogram")).data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             phantom_measured = measure_tomogram(

@@ -280,7 +280,10 @@ class _Packer:
             range(len(self.targets)), key=lambda i: -self.shapes[self.targets[i].name].volume
         )
         budget = GLOBAL_ATTEMPTS_PER_PARTICLE * sum(requested) + 1000
-        interior_index = np.flatnonzero(self.interior) if 1 in self.constraint else None
+        inside = 1 in self.constraint and self.interior is not None
+        interior_index = (
+            np.flatnonzero(self.interior) if inside and self.interior is not None else None
+        )
         for index in order:
             for _ in range(requested[index]):
                 placed, budget = self._place_one(index, budget, interior_index, rng)

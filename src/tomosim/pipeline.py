@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tomosim.assemble import assemble_phantom
 from tomosim.cache import load_potential
@@ -357,10 +357,12 @@ def preview_image(
             (f"tilt {angles[zero]:+.0f} deg", to_gray(tilt_series.images[zero])),
             (f"tilt {angles[high]:+.0f} deg", to_gray(tilt_series.images[high])),
             ("tomogram xy", to_gray(tomogram[tz])),
-            ("tomogram xy (labels)", overlay_labels(
-                to_gray(tomogram[tz]), phantom.labels[tz], colours
-            )
-             if tomogram.shape == phantom.labels.shape else to_gray(tomogram[tz])),
+            (
+                "tomogram xy (labels)",
+                overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
+                if tomogram.shape == phantom.labels.shape
+                else to_gray(tomogram[tz]),
+            ),
             ("tomogram xz", to_gray(tomogram[:, min(yc, tomogram.shape[1] - 1)])),
             ("power spectrum, 0 deg image", to_gray(power_spectrum(tilt_series.images[zero]))),
         ]
@@ -375,7 +377,7 @@ class _Stages:
         self.names = names
         self.enabled = enabled
         self.progress: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _Stages:
         if self.enabled:
@@ -394,10 +396,10 @@ class _Stages:
 
     @contextlib.contextmanager
     def __call__(self, name: str, timings: dict[str, float]) -> Iterator[None]:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=f"simulate: {name}")
         start = time.perf_counter()
         yield
         timings[name] = time.perf_counter() - start
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)

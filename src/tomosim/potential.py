@@ -532,7 +532,7 @@ def map_to_potential(
     envelope = inside
     if threshold is None and mass_kda is not None:
         target_voxels = mass_kda * 1000.0 * PROTEIN_VOLUME_A3_PER_DA / source_pixel**3
-        count = int(min(max(round(target_voxels), 1), np.count_nonzero(inside)))
+        count = min(max(int(round(target_voxels)), 1), int(np.count_nonzero(inside)))
         cut = np.partition(molecule.ravel(), molecule.size - count)[molecule.size - count]
         envelope = molecule >= max(cut, np.nextafter(0.0, 1.0))
     if scale_v is None and mass_kda is None:
@@ -547,12 +547,13 @@ def map_to_potential(
     molecule = np.pad(molecule, pad)
     fraction = np.pad(envelope.astype(np.float64), pad)
     factor = pixel / source_pixel
-    out_shape = tuple(max(1, int(math.ceil(n / factor))) for n in molecule.shape)
+    nz, ny, nx = (max(1, int(math.ceil(n / factor))) for n in molecule.shape)
+    out_shape = (nz, ny, nx)
     resampled = np.maximum(resample_map(molecule, source_pixel, pixel, shape=out_shape), 0.0)
     occupied = np.clip(resample_map(fraction, source_pixel, pixel, shape=out_shape), 0.0, 1.0)
 
     if scale_v is not None:
-        volts = resampled * np.float32(scale_v)
+        volts: np.ndarray = resampled * np.float32(scale_v)
     else:
         integral = float(resampled.sum(dtype=np.float64)) * pixel**3
         if not integral > 0:

@@ -71,6 +71,9 @@ __all__ = [
 #: Largest |tilt| (degrees) backprojected through cosine-stretched rows; beyond it the direct loop.
 STRETCH_LIMIT_DEG = 80.0
 
+PerTilt = float | Sequence[float] | np.ndarray
+"""One value for all tilts, or one per tilt."""
+
 
 @dataclass(frozen=True)
 class PhaseFlipSettings:
@@ -91,9 +94,9 @@ class PhaseFlipSettings:
         ``None`` uses one defocus per image.
     """
 
-    defocus_u: float | Sequence[float]
-    defocus_v: float | Sequence[float]
-    astigmatism_angle: float | Sequence[float] = 0.0
+    defocus_u: PerTilt
+    defocus_v: PerTilt
+    astigmatism_angle: PerTilt = 0.0
     optics: Optics = Optics()
     strip_width_px: int | None = None
 
@@ -376,7 +379,7 @@ def _check_stack(tilt_series: np.ndarray, what: str = "tilt series") -> np.ndarr
     return stack
 
 
-def _per_tilt(value: float | Sequence[float], n_tilts: int, name: str) -> np.ndarray:
+def _per_tilt(value: PerTilt, n_tilts: int, name: str) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64).reshape(-1)
     if array.size == 1:
         array = np.full(n_tilts, array[0])
@@ -391,11 +394,11 @@ def phase_flip_tilt_series(
     tilt_series: np.ndarray,
     *,
     pixel_size: float,
-    defocus_u: float | Sequence[float],
-    defocus_v: float | Sequence[float],
-    astigmatism_angle: float | Sequence[float],
+    defocus_u: PerTilt,
+    defocus_v: PerTilt,
+    astigmatism_angle: PerTilt,
     optics: Optics,
-    tilt_angles: Sequence[float] | None = None,
+    tilt_angles: PerTilt | None = None,
     strip_width_px: int | None = None,
 ) -> np.ndarray:
     """Phase-flip every image: multiply its Fourier transform by ``−sign(CTF)``.
@@ -441,8 +444,8 @@ def phase_flip_tilt_series(
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise TomosimError(f"phase flipping needs a positive pixel size, got {pixel_size}")
     n_tilts, n_y, n_x = stack.shape
-    defocus_u = _per_tilt(defocus_u, n_tilts, "defocus_u")
-    defocus_v = _per_tilt(defocus_v, n_tilts, "defocus_v")
+    du = _per_tilt(defocus_u, n_tilts, "defocus_u")
+    dv = _per_tilt(defocus_v, n_tilts, "defocus_v")
     astigmatism = _per_tilt(astigmatism_angle, n_tilts, "astigmatism_angle")
     if strip_width_px is not None:
         if tilt_angles is None:
@@ -466,7 +469,7 @@ def phase_flip_tilt_series(
         def flipped(
             mean_defocus: float, i: int = i, spectrum: np.ndarray = spectrum
         ) -> np.ndarray:
-            half = 0.5 * (defocus_u[i] - defocus_v[i])
+            half = 0.5 * (du[i] - dv[i])
             ctf = ctf_2d(
                 (pad_y, pad_x),
                 pixel_size,
@@ -483,7 +486,7 @@ def phase_flip_tilt_series(
             image = scipy.fft.irfft2(spectrum * sign, s=(pad_y, pad_x), workers=workers)
             return image[before_y : before_y + n_y, before_x : before_x + n_x]
 
-        centre_defocus = 0.5 * (defocus_u[i] + defocus_v[i])
+        centre_defocus = 0.5 * (du[i] + dv[i])
         if strip_width_px is None or abs(tilts[i]) < 1e-6:
             out[i] = flipped(centre_defocus)
             continue

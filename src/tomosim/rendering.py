@@ -501,9 +501,10 @@ def render_objects(
     of their boxes they can reach); a full-volume float32 of winning potentials is added only when
     the copies need more than one batch.
     """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise TomosimError(f"render: shape must be three positive sizes (z, y, x), got {shape}")
+    dims = tuple(int(s) for s in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise TomosimError(f"render: shape must be three positive sizes (z, y, x), got {dims}")
+    shape = (dims[0], dims[1], dims[2])
     if not pixel_size > 0:
         raise TomosimError(f"render: pixel size must be positive, got {pixel_size}")
     if not label_threshold > 0:
@@ -530,13 +531,13 @@ def render_objects(
     if boxes:
         box_lo = np.array([b.corner for b in boxes], np.int64).reshape(-1, 3)
         box_shape = np.array([np.asarray(b.data).shape for b in boxes], np.int64).reshape(-1, 3)
-        rows = box_shape[:, 0] * box_shape[:, 1]
-        row_len = np.repeat(box_shape[:, 2], rows).astype(np.int32)
+        row_counts = box_shape[:, 0] * box_shape[:, 1]
+        row_len = np.repeat(box_shape[:, 2], row_counts).astype(np.int32)
         box_rows = _Rows(
             values=np.concatenate([np.asarray(b.data, np.float32).ravel() for b in boxes]),
             value_offset=np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64),
-            row_offset=np.concatenate([[0], np.cumsum(rows)]).astype(np.int64),
-            row_x0=np.repeat(box_lo[:, 2], rows).astype(np.int32),
+            row_offset=np.concatenate([[0], np.cumsum(row_counts)]).astype(np.int64),
+            row_x0=np.repeat(box_lo[:, 2], row_counts).astype(np.int32),
             row_len=row_len,
             box_lo=box_lo,
             box_shape=box_shape,

@@ -551,8 +551,8 @@ def resample_map(
         raise TomosimError(f"new pixel size must be positive, got {new_pixel_size}")
     factor = float(new_pixel_size) / float(pixel_size)
     if shape is None:
-        shape = tuple(max(1, round(n / factor)) for n in volume.shape)  # type: ignore[assignment]
-    out_shape = tuple(int(n) for n in shape)  # type: ignore[union-attr]
+        shape = tuple(max(1, round(n / factor)) for n in volume.shape)
+    out_shape = tuple(int(n) for n in shape)
     if len(out_shape) != 3 or min(out_shape) < 1:
         raise TomosimError(f"resample_map: output shape must be 3 positive sizes, got {shape}")
     if factor > 1:

@@ -102,7 +102,8 @@ def limit_threads(threads: int) -> None:
     try:
         import numba
 
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        pool = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(threads, pool)))
     except (ImportError, ValueError):  # pragma: no cover - numba missing or pool fixed
         pass
 

@@ -322,6 +322,7 @@ def export_copick(
     """
     _require_copick()
     import copick
+    from numcodecs import blosc as numcodecs_blosc
 
     if not runs:
         raise TomosimError("no run folders given")
@@ -355,11 +356,20 @@ def export_copick(
         staging_config = staging / CONFIG_NAME
         staging_config.write_text(_config_text(staging, objects, base))
         root = copick.from_file(str(staging_config))
-        for run, name in zip(runs, run_list, strict=True):
-            try:
-                _write_run(root, run, name, objects)
-            except ValueError as exc:  # copick's own checks (names, labels, values)
-                raise TomosimError(f"copick refused run {name!r} ({exc}): {run.path}") from None
+        # one Blosc code path whatever thread dask writes a chunk from: byte-identical exports
+        # (see tomosim.formats.omezarr.write_ome_zarr)
+        threads_setting = numcodecs_blosc.use_threads
+        numcodecs_blosc.use_threads = False
+        try:
+            for run, name in zip(runs, run_list, strict=True):
+                try:
+                    _write_run(root, run, name, objects)
+                except ValueError as exc:  # copick's own checks (names, labels, values)
+                    raise TomosimError(
+                        f"copick refused run {name!r} ({exc}): {run.path}"
+                    ) from None
+        finally:
+            numcodecs_blosc.use_threads = threads_setting
         runs_dir.mkdir(parents=True, exist_ok=True)
         for name in run_list:
             target = runs_dir / name

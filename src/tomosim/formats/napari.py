@@ -4,7 +4,8 @@
 ``config.resolved.yaml``) and returns a reader giving napari layer-data tuples
 ``(data, kwargs, layer_type)``, all in one world frame in Å (``scale`` = voxel size):
 
-- ``tomogram`` (image; MRC or OME-Zarr), if present;
+- ``tomogram`` (image), if present: an MRC as an array, an OME-Zarr as its levels (multiscale,
+  read lazily by napari);
 - ``labels`` (labels) with the class colours of ``classes.csv`` (``colormap`` {id: RGBA}) and the
   class names as ``features``;
 - ``particles`` (points) at the particle positions ``(z, y, x)``, coloured by class, with the class
@@ -26,11 +27,29 @@ import numpy as np
 import pandas as pd
 
 from tomosim.errors import TomosimError
+from tomosim.formats.omezarr import is_ome_zarr, read_multiscales, read_ome_zarr_scale
 from tomosim.formats.run_folder import particle_positions, read_run_folder
 from tomosim.formats.volumes import read_volume
 from tomosim.io import read_mrc
 
 LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _volume_layer_data(
+    path: Path, *, require_voxel_size: bool = True
+) -> tuple[Any, dict[str, Any]]:
+    """``(data, kwargs)`` of a volume: an OME-Zarr as its lazy multiscale levels, else an array."""
+    if is_ome_zarr(path):
+        import zarr
+
+        entry = read_multiscales(path)
+        levels = [zarr.open_array(str(path / d["path"]), mode="r") for d in entry["datasets"]]
+        scale = read_ome_zarr_scale(entry)
+        if len(levels) == 1:
+            return levels[0], {"scale": scale}
+        return levels, {"scale": scale, "multiscale": True}
+    volume = read_volume(path, require_voxel_size=require_voxel_size)
+    return volume.data, {"scale": volume.voxel_size}
 
 
 def _is_run_folder(path: Path) -> bool:
@@ -67,9 +86,9 @@ def read_run_folder_layers(path: str | os.PathLike[str] | list[str]) -> list[Lay
     except TomosimError:
         tomogram_path = None
     if tomogram_path is not None:
-        tomogram = read_volume(tomogram_path)
-        layers.append((tomogram.data, {"name": "tomogram", "scale": tomogram.voxel_size}, "image"))
-    labels = read_volume(run.volume("labels"), require_voxel_size=False)
+        data, kwargs = _volume_layer_data(tomogram_path)
+        layers.append((data, {"name": "tomogram", **kwargs}, "image"))
+    labels_data, labels_kwargs = _volume_layer_data(run.volume("labels"), require_voxel_size=False)
     names = {entry.label: entry.name for entry in run.classes}
     colours: dict[int | None, list[float]] = {None: [0.0, 0.0, 0.0, 0.0], 0: [0.0, 0.0, 0.0, 0.0]}
     for entry in run.classes:
@@ -77,9 +96,10 @@ def read_run_folder_layers(path: str | os.PathLike[str] | list[str]) -> list[Lay
             colours[entry.label] = _rgba(entry.colour)
     label_ids = sorted(names)
     layers.append((
-        labels.data,
+        labels_data,
         {
             "name": "labels",
+            **labels_kwargs,
             "scale": (px, px, px),
             "colormap": colours,
             "features": pd.DataFrame({"index": label_ids, "class": [names[i] for i in label_ids]}),

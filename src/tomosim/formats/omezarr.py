@@ -62,8 +62,15 @@ def pyramid(data: np.ndarray, levels: int, *, labels: bool = False) -> list[np.n
             out.append(np.ascontiguousarray(prev[::2, ::2, ::2]))
         else:
             z, y, x = (n // 2 * 2 for n in prev.shape)
-            blocks = prev[:z, :y, :x].reshape(z // 2, 2, y // 2, 2, x // 2, 2)
-            out.append(blocks.mean(axis=(1, 3, 5), dtype=np.float64).astype(prev.dtype))
+            # the 8 voxels of each block added element-wise in a fixed order: a reduction
+            # (numpy's mean) may round differently with the memory alignment of the array,
+            # which would break byte-identical outputs for the same seed
+            total = np.zeros((z // 2, y // 2, x // 2), np.float64)
+            for dz in (0, 1):
+                for dy in (0, 1):
+                    for dx in (0, 1):
+                        total += prev[dz:z:2, dy:y:2, dx:x:2]
+            out.append((total / 8).astype(prev.dtype))
     return out
 
 
@@ -137,6 +144,7 @@ def write_ome_zarr(
     _require_zarr()
     import zarr
     from numcodecs import Blosc
+    from numcodecs import blosc as numcodecs_blosc
     from ome_zarr.format import FormatV04
     from ome_zarr.io import parse_url
     from ome_zarr.writer import write_multiscale
@@ -160,17 +168,26 @@ def write_ome_zarr(
         group = zarr.group(store=location.store, overwrite=True)
         chunk_shape = tuple(int(min(c, n)) for c, n in zip(chunks, arr.shape, strict=True))
         compressor = Blosc(cname="zstd", clevel=5, shuffle=Blosc.BITSHUFFLE)
-        write_multiscale(
-            levels_data,
-            group=group,
-            fmt=FormatV04(),
-            axes=AXES,
-            coordinate_transformations=coordinate_transformations(
-                voxel_size, len(levels_data), origin
-            ),
-            storage_options={"chunks": chunk_shape, "compressor": compressor},
-            name=name or final.name.removesuffix(".zarr"),
-        )
+        # Blosc compresses differently (same data, other bytes) with its global thread pool, which
+        # it uses only when called from the main thread, than with a per-call context; the chunks
+        # are written from whichever thread dask picks, so force the per-call path everywhere:
+        # the same seed then gives byte-identical chunks
+        threads_setting = numcodecs_blosc.use_threads
+        numcodecs_blosc.use_threads = False
+        try:
+            write_multiscale(
+                levels_data,
+                group=group,
+                fmt=FormatV04(),
+                axes=AXES,
+                coordinate_transformations=coordinate_transformations(
+                    voxel_size, len(levels_data), origin
+                ),
+                storage_options={"chunks": chunk_shape, "compressor": compressor},
+                name=name or final.name.removesuffix(".zarr"),
+            )
+        finally:
+            numcodecs_blosc.use_threads = threads_setting
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -225,6 +242,12 @@ def read_multiscales(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (ValueError, AssertionError, KeyError, TypeError) as exc:
         raise TomosimError(f"invalid OME-Zarr multiscales metadata ({exc}): {p}") from None
     return dict(entry)
+
+
+def read_ome_zarr_scale(entry: dict[str, Any], level: int = 0) -> tuple[float, ...]:
+    """Return the ``scale`` (Å per voxel, data axis order) of one level of a multiscales entry."""
+    transforms = entry["datasets"][level]["coordinateTransformations"]
+    return tuple(float(v) for v in next(t["scale"] for t in transforms if t["type"] == "scale"))
 
 
 def read_ome_zarr(path: str | os.PathLike[str], *, level: int = 0) -> MrcVolume:

@@ -209,7 +209,9 @@ def detect_electrons(
             full = full + readout[0] + readout[1]
         image[start:stop] = full
         if odd is not None and even is not None:
-            odd_counts = split_generators[block].binomial(counts, 0.5)
+            halves_rng = split_generators[block]
+            assert halves_rng is not None  # half sets: one generator per block
+            odd_counts = halves_rng.binomial(counts, 0.5)
             odd_part = odd_counts / dqe
             even_part = (counts - odd_counts) / dqe
             if readout is not None:

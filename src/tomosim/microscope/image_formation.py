@@ -34,6 +34,7 @@ at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -135,7 +136,7 @@ class TiltSettings:
     group_size
         Dose-symmetric group size (Hagen scheme).
     start_angle
-        First tilt of a bidirectional scheme, degrees (None: 0).
+        First tilt of a bidirectional scheme, degrees.
     tilt_axis_angle
         In-plane tilt-axis angle, degrees counter-clockwise from the image y axis.
     angle_error, shift_error, rotation_error
@@ -146,9 +147,9 @@ class TiltSettings:
     min_angle: float
     max_angle: float
     step: float
-    order: str
+    order: Literal["unidirectional", "bidirectional", "dose_symmetric"]
     group_size: int
-    start_angle: float | None
+    start_angle: float
     tilt_axis_angle: float
     angle_error: float
     shift_error: float
@@ -202,7 +203,7 @@ class DoseSettings:
     """
 
     total_dose_e_per_a2: float
-    weighting: str
+    weighting: Literal["uniform", "cosine"]
     exposure_filter: bool
     energy_filter: bool
     inelastic_mean_free_path: float
@@ -301,39 +302,13 @@ def simulate_tilt_series(
         Volume not 3D or not finite, non-positive pixel size or thickness.
     """
     volume = np.ascontiguousarray(volume, dtype=np.float32)
-    if volume.ndim != 3:
-        raise TomosimError(f"simulate_tilt_series expects a (z, y, x) volume, got {volume.shape}")
-    if not np.all(np.isfinite(volume)):
-        raise TomosimError("volume contains NaN or infinite values")
-    if not pixel_size > 0:
-        raise TomosimError(f"pixel_size must be positive, got {pixel_size}")
+    thickness = _checked_thickness(volume, pixel_size, ice_thickness, ice_potential_v)
     n_z, n_y, n_x = volume.shape
-    thickness = n_z * pixel_size if ice_thickness is None else float(ice_thickness)
-    if not thickness > 0:
-        raise TomosimError(f"ice_thickness must be positive, got {ice_thickness}")
-    if ice_potential_v < 0:
-        raise TomosimError(f"ice_potential_v must be >= 0, got {ice_potential_v}")
-
     tilt, focus, dose, camera = (
         acquisition.tilt, acquisition.focus, acquisition.dose, acquisition.detector
     )
     scheme_rng, noise_rng = rng.spawn(2)
-    scheme = build_tilt_scheme(
-        min_angle=tilt.min_angle,
-        max_angle=tilt.max_angle,
-        step=tilt.step,
-        order=tilt.order,
-        group_size=tilt.group_size,
-        start_angle=tilt.start_angle,
-        total_dose=dose.total_dose_e_per_a2,
-        weighting=dose.weighting,
-        defocus=focus.defocus_um * 1e4,
-        defocus_jitter=focus.defocus_jitter_um * 1e4,
-        angle_error=tilt.angle_error,
-        shift_error=tilt.shift_error,
-        rotation_error=tilt.rotation_error,
-        rng=scheme_rng,
-    )
+    scheme = _tilt_scheme(acquisition, scheme_rng)
     n_tilts = scheme.n_tilts
     astigmatism = focus.astigmatism_um * 1e4
     defocus_u = scheme.defocus + astigmatism / 2
@@ -414,6 +389,45 @@ def simulate_tilt_series(
         noise_free=noise_free,
         odd=odd,
         even=even,
+    )
+
+
+def _checked_thickness(
+    volume: np.ndarray, pixel_size: float, ice_thickness: float | None, ice_potential_v: float
+) -> float:
+    """The ice thickness in Å (None: the volume's z extent), after checking every input."""
+    if volume.ndim != 3:
+        raise TomosimError(f"simulate_tilt_series expects a (z, y, x) volume, got {volume.shape}")
+    if not np.all(np.isfinite(volume)):
+        raise TomosimError("volume contains NaN or infinite values")
+    if not pixel_size > 0:
+        raise TomosimError(f"pixel_size must be positive, got {pixel_size}")
+    thickness = volume.shape[0] * pixel_size if ice_thickness is None else float(ice_thickness)
+    if not thickness > 0:
+        raise TomosimError(f"ice_thickness must be positive, got {ice_thickness}")
+    if ice_potential_v < 0:
+        raise TomosimError(f"ice_potential_v must be >= 0, got {ice_potential_v}")
+    return float(thickness)
+
+
+def _tilt_scheme(acquisition: Acquisition, rng: np.random.Generator) -> TiltScheme:
+    """The tilt scheme of an acquisition: angles, order, doses, errors, defocus per tilt."""
+    tilt, focus, dose = acquisition.tilt, acquisition.focus, acquisition.dose
+    return build_tilt_scheme(
+        min_angle=tilt.min_angle,
+        max_angle=tilt.max_angle,
+        step=tilt.step,
+        order=tilt.order,
+        group_size=tilt.group_size,
+        start_angle=tilt.start_angle,
+        total_dose=dose.total_dose_e_per_a2,
+        weighting=dose.weighting,
+        defocus=focus.defocus_um * 1e4,
+        defocus_jitter=focus.defocus_jitter_um * 1e4,
+        angle_error=tilt.angle_error,
+        shift_error=tilt.shift_error,
+        rotation_error=tilt.rotation_error,
+        rng=rng,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from tomosim.config import AugmentationConfig
+from tomosim.train.config import AugmentationConfig
 
 
 def augment_patch(

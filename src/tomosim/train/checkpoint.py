@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from tomosim.config import NetworkConfig
 from tomosim.errors import TomosimError
 from tomosim.io import atomic_path
 from tomosim.labels import ClassTable, make_class_table
+from tomosim.train.config import NetworkConfig
 from tomosim.train.model import build_network
 
 CHECKPOINT_FORMAT = "tomosim-model"

@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -25,7 +26,7 @@ from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import IGNORE_LABEL, ClassTable, make_class_table, read_class_table
 
-NORMALISATION = {"method": "median_iqr", "clip": 10.0}
+NORMALISATION: dict[str, Any] = {"method": "median_iqr", "clip": 10.0}
 """How tomograms are normalised (stored in every checkpoint; see :func:`robust_normalise`)."""
 
 
@@ -99,7 +100,7 @@ def robust_normalise(
 
 
 def resampled_shape(
-    shape: Sequence[int], voxel_size: Sequence[float], pixel_size: float
+    shape: Sequence[int], voxel_size: Sequence[float] | np.ndarray, pixel_size: float
 ) -> tuple[int, ...]:
     """Grid size after resampling ``shape`` at ``voxel_size`` (z, y, x Å) to ``pixel_size``."""
     return tuple(
@@ -107,7 +108,7 @@ def resampled_shape(
     )
 
 
-def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:
+def needs_resampling(voxel_size: Sequence[float] | np.ndarray, pixel_size: float) -> bool:
     """True unless every axis of ``voxel_size`` equals ``pixel_size`` to 1e-4 relative."""
     return any(abs(v / pixel_size - 1.0) > 1e-4 for v in voxel_size)
 
@@ -115,7 +116,7 @@ def needs_resampling(voxel_size: Sequence[float], pixel_size: float) -> bool:
 def resample_volume(
     volume: np.ndarray,
     *,
-    voxel_size: Sequence[float],
+    voxel_size: Sequence[float] | np.ndarray,
     pixel_size: float,
     order: int = 1,
     output_shape: Sequence[int] | None = None,
@@ -238,7 +239,7 @@ def read_labelled_tomogram(
 
 
 def read_simulation_folder(folder: str | os.PathLike[str]) -> LabelledTomogram:
-    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a simulation folder."""
+    """Read the tomogram, labels (``.mrc`` or ``.zarr``) and ``classes.csv`` of a run folder."""
     root = Path(folder)
     if not root.is_dir():
         raise TomosimError(f"training data folder not found: {root}")
@@ -444,7 +445,7 @@ def sample_patches(
         jitter = rng.integers(-(patch_size // 4), patch_size // 4 + 1, size=2)
         images[i], labels[i] = extract_patch(
             source.volume,
-            centre=tuple(int(c) for c in centre),
+            centre=(int(centre[0]), int(centre[1]), int(centre[2])),
             y_range=source.y_range,
             patch_size=patch_size,
             slices=slices,

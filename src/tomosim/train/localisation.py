@@ -30,7 +30,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, make_class_table, read_class_table
 from tomosim.train.data import LabelledTomogram
 from tomosim.train.picking import is_globular_name
@@ -307,10 +307,10 @@ def read_picking_folder(
         Missing files, a particle table without coordinates, a non-positive radius.
     """
     root = Path(folder)
-    for name in ("tomogram.mrc", "particles.star", "classes.csv"):
+    for name in ("particles.star", "classes.csv"):
         if not (root / name).is_file():
             raise TomosimError(f"picking training folder has no {name}: {root}")
-    volume = read_mrc(root / "tomogram.mrc")
+    volume = read_volume(volume_in_folder(root, "tomogram"))
     particles = _read_particles(root / "particles.star")
     classes = picking_class_table(read_class_table(root / "classes.csv"), particles)
     lookup = {n: i for i, n in zip(classes.ids, classes.names, strict=True) if i != 0}
@@ -319,11 +319,11 @@ def read_picking_folder(
     voxel = float(volume.voxel_size[2])
     missing = [n for n in lookup if n not in used]
     if missing:
-        if not (root / "labels.mrc").is_file():
+        if not any((root / f"labels{suffix}").exists() for suffix in (".mrc", ".zarr")):
             raise TomosimError(
                 f"no radius for class(es) {missing} and no labels.mrc to estimate one: {root}"
             )
-        labels = read_mrc(root / "labels.mrc", require_voxel_size=False).data
+        labels = read_volume(volume_in_folder(root, "labels"), require_voxel_size=False).data
         for name in missing:
             used[name] = estimate_radius(
                 labels, lookup[name], int(np.count_nonzero(ids == lookup[name])), voxel
@@ -340,3 +340,36 @@ def read_picking_folder(
         voxel_size=volume.voxel_size, classes=classes, name=str(root),
     )
     return data, {n: float(used[n]) for n in lookup}
+
+
+def read_heatmap_targets(
+    folder: str | os.PathLike[str],
+    *,
+    radii: Mapping[str, float] | None = None,
+    sigma_fraction: float = 0.5,
+) -> tuple[np.ndarray, ClassTable, dict[str, float], tuple[float, float, float]]:
+    """Gaussian heatmap targets of a simulation folder (:func:`gaussian_heatmaps`).
+
+    The classes and radii are those of :func:`read_picking_folder`; class ``c`` gets a unit-peak
+    Gaussian of standard deviation ``sigma_fraction x radius_c`` at each of its particles.
+
+    Returns
+    -------
+    heatmaps, classes, radii, voxel_size
+        ``(len(classes.ids) - 1, z, y, x)`` float32 (channel ``k`` is ``classes.ids[k + 1]``),
+        the picking classes, the radii used (Å) and the ``(z, y, x)`` voxel size (Å).
+    """
+    if not sigma_fraction > 0:
+        raise TomosimError(f"the heatmap sigma fraction must be > 0, got {sigma_fraction}")
+    data, used = read_picking_folder(folder, radii=radii)
+    root = Path(folder)
+    particles = _read_particles(root / "particles.star")
+    lookup = {n: i for i, n in zip(data.classes.ids, data.classes.names, strict=True) if i != 0}
+    centres, ids = particle_centres(particles, classes=lookup)
+    channel_of = {label_id: k for k, label_id in enumerate(data.classes.ids[1:])}
+    voxel = float(data.voxel_size[2])
+    heatmaps = gaussian_heatmaps(
+        data.tomogram.shape, centres, np.array([channel_of[int(i)] for i in ids], np.int64),
+        sigmas_px=[sigma_fraction * used[n] / voxel for n in data.classes.names[1:]],
+    )
+    return heatmaps, data.classes, used, data.voxel_size

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets import UNet
 
-from tomosim.config import NetworkConfig
+from tomosim.train.config import NetworkConfig
 
 
 def build_network(network: NetworkConfig, *, classes: int) -> torch.nn.Module:

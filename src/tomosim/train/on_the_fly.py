@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tomosim import pipeline
-from tomosim.config import OnTheFlyConfig, apply_overrides, read_config_tree
+from tomosim.config import apply_overrides, read_config_tree
 from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
+from tomosim.train.config import OnTheFlyConfig
 from tomosim.train.data import (
     PatchSource,
     make_patch_source,
@@ -288,7 +290,8 @@ def stream_class_table(tree: dict[str, Any], seed: int, count: int) -> ClassTabl
     across phantoms (always, with a top-level ``classes`` list); when sampled species lists number
     the classes differently, names keep their order of first appearance and get ids 1, 2, ...
     """
-    tables, order = [], []
+    tables: list[ClassTable] = []
+    order: list[str] = []
     for k in range(count):
         config, _ = draw_phantom(tree, seed, k, source="on-the-fly config")
         table = class_table(config.class_ids())
@@ -383,9 +386,9 @@ class PhantomPool:
         start = time.perf_counter()
         try:  # validation phantoms and the first pool here, with every core, while workers start
             for k in range(self.validation_count):
-                self.validation.extend(self._guarded(k, lambda k=k: stream.phantom_samples(k)))
+                self.validation.extend(self._guarded(k, partial(stream.phantom_samples, k)))
             for k in range(oldest, self._next):
-                samples = self._guarded(k, lambda k=k: stream.phantom_samples(k))
+                samples = self._guarded(k, partial(stream.phantom_samples, k))
                 self._pool.extend((k, sample) for sample in samples)
         except BaseException:
             self.close()

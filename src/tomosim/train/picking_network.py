@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from tomosim.config import PickingConfig
 from tomosim.errors import TomosimError
 from tomosim.train.checkpoint import ModelCheckpoint
+from tomosim.train.config import PickingConfig
 from tomosim.train.inference import segment_tomogram
 from tomosim.train.localisation import find_peaks
 from tomosim.train.picking import CLASS_NAME_COLUMN

@@ -19,15 +19,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tomosim.config import SpectrumTarget
 from tomosim.errors import TomosimError
-from tomosim.io import read_mrc
+from tomosim.formats.volumes import read_volume
 from tomosim.spectrum import (
     RadialSpectrum,
     match_spectrum,
     mean_spectrum,
     radial_amplitude_spectrum,
 )
+from tomosim.train.config import SpectrumTarget
 from tomosim.train.data import (
     NORMALISATION,
     TrainingVolume,
@@ -36,7 +36,7 @@ from tomosim.train.data import (
     robust_normalise,
 )
 
-CLIP = float(NORMALISATION["clip"])  # type: ignore[arg-type]
+CLIP = float(NORMALISATION["clip"])
 """Clip of :func:`tomosim.train.data.robust_normalise`, as in training."""
 
 
@@ -49,7 +49,7 @@ def target_spectrum(target: SpectrumTarget, *, pixel_size: float) -> RadialSpect
         Unreadable file; no voxel size and none stated; a stated pixel size that differs from
         the header's by more than 1 %; not 3D. The message names the file.
     """
-    volume = read_mrc(target.path, require_voxel_size=False)
+    volume = read_volume(target.path, require_voxel_size=False)
     header = float(volume.voxel_size[2])
     if target.pixel_size is not None and header > 0 and abs(header / target.pixel_size - 1) > 0.01:
         raise TomosimError(

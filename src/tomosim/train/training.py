@@ -17,7 +17,6 @@ state and history, for ``--resume``), ``config.resolved.yaml``, ``classes.csv``,
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -29,10 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tomosim.config import TrainConfig, dump_train_config
 from tomosim.dataset import checked_seed, draw_phantom
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path, write_text
+from tomosim.io import write_text
 from tomosim.labels import IGNORE_LABEL, ClassTable, write_class_table
 from tomosim.train.augmentation import augment_batch
 from tomosim.train.checkpoint import (
@@ -43,6 +41,7 @@ from tomosim.train.checkpoint import (
     network_from_checkpoint,
     save_checkpoint,
 )
+from tomosim.train.config import TrainConfig, dump_train_config
 from tomosim.train.data import (
     NORMALISATION,
     PatchSource,
@@ -54,6 +53,7 @@ from tomosim.train.device import autocast, resolve_device
 from tomosim.train.metrics import dice
 from tomosim.train.model import build_network
 from tomosim.train.on_the_fly import PhantomPool, on_the_fly_phantom_count, stream_class_table
+from tomosim.train.report import write_training_report
 from tomosim.train.spectrum_matching import (
     match_training_volumes,
     target_spectrum,
@@ -205,6 +205,71 @@ def _validate(
     }
 
 
+def _train_step(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rate: float,
+    dice_weight: float,
+    device: torch.device,
+) -> float:
+    """One optimiser step on a batch at learning rate ``rate``; returns the loss.
+
+    On CUDA the forward pass runs under mixed precision (:func:`tomosim.train.device.autocast`)
+    and ``scaler`` scales the loss where float16 needs it; on the CPU both are no-ops.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    with autocast(device):
+        logits = network(torch.from_numpy(images).to(device))
+    loss = segmentation_loss(
+        logits.float(), torch.from_numpy(labels).to(device), dice_weight=dice_weight
+    )
+    optimizer.zero_grad(set_to_none=True)
+    if scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return float(loss.item())
+
+
+def _epoch_checkpoint(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    config: TrainConfig,
+    classes: ClassTable,
+    pixel_size: float,
+    epoch: int,
+    history: Sequence[dict[str, Any]],
+    spectrum: dict[str, Any] | None,
+) -> ModelCheckpoint:
+    """Return the checkpoint at the end of ``epoch`` (1-based).
+
+    It holds the weights (on the CPU), the optimiser state, the history and the training data's
+    radial amplitude spectrum.
+    """
+    return ModelCheckpoint(
+        network=config.network,
+        weights={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+        classes=classes,
+        pixel_size=pixel_size,
+        normalisation=dict(NORMALISATION),
+        config=config.model_dump(mode="json"),
+        epoch=epoch,
+        iteration=epoch * config.iterations_per_epoch,
+        optimizer=optimizer.state_dict(),
+        history=list(history),
+        spectrum=spectrum,
+    )
+
+
 def _fit(
     network: torch.nn.Module,
     *,
@@ -295,24 +360,12 @@ def _fit(
                 rate = learning_rate_at(
                     iteration, total=total, base=learning_rate, schedule=config.schedule
                 )
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
-                inputs = torch.from_numpy(images).to(target)
-                with autocast(target):
-                    logits = network(inputs)
-                loss = segmentation_loss(
-                    logits.float(), torch.from_numpy(labels).to(target),
-                    dice_weight=config.dice_weight,
+                losses.append(
+                    _train_step(
+                        network, optimizer, scaler, images, labels, rate=rate,
+                        dice_weight=config.dice_weight, device=target,
+                    )
                 )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler.is_enabled():
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                losses.append(loss.item())
                 bar.update(task, advance=1, status=f"loss {np.mean(losses):.4f}")
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
@@ -332,18 +385,9 @@ def _fit(
             if dice is not None:
                 status += f"  val Dice {dice:.3f}"
             bar.update(task, status=status)
-            checkpoint = ModelCheckpoint(
-                network=config.network,
-                weights={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
-                classes=classes,
-                pixel_size=pixel_size,
-                normalisation=dict(NORMALISATION),
-                config=config.model_dump(mode="json"),
-                epoch=epoch + 1,
-                iteration=(epoch + 1) * per_epoch,
-                optimizer=optimizer.state_dict(),
-                history=list(history),
-                spectrum=spectrum,
+            checkpoint = _epoch_checkpoint(
+                network, optimizer, config=config, classes=classes, pixel_size=pixel_size,
+                epoch=epoch + 1, history=history, spectrum=spectrum,
             )
             save_checkpoint(output_dir / RESUME_FILE, checkpoint)
             save_checkpoint(output_dir / MODEL_FILE, checkpoint, with_optimizer=False)
@@ -352,86 +396,6 @@ def _fit(
     assert checkpoint is not None
     write_training_report(output_dir, checkpoint)
     return TrainingResult(checkpoint=checkpoint, output_dir=output_dir)
-
-
-def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelCheckpoint) -> None:
-    """Write ``metrics.json`` (final record, history, classes) and ``training_curve.png``."""
-    root = Path(output_dir)
-    history = checkpoint.history
-    report = {
-        "epochs": checkpoint.epoch,
-        "iterations": checkpoint.iteration,
-        "pixel_size": checkpoint.pixel_size,
-        "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids, strict=False)),
-        "final": history[-1] if history else None,
-        "history": history,
-    }
-    write_text(root / "metrics.json", json.dumps(report, indent=2) + "\n")
-    image = draw_training_curve(history)
-    with atomic_path(root / "training_curve.png") as tmp:
-        image.save(tmp, format="PNG")
-
-
-def draw_training_curve(history: Sequence[dict[str, Any]], *, size: tuple[int, int] = (900, 360)):
-    """Two panels drawn with Pillow: loss (training, validation) and validation Dice per epoch.
-
-    Returns
-    -------
-    PIL.Image.Image
-        An RGB image of ``size`` (width, height) pixels.
-    """
-    from PIL import Image, ImageDraw
-
-    width, height = size
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    epochs = [r["epoch"] for r in history]
-    panels = [
-        ("loss", [("training", [r["loss"] for r in history], (31, 119, 180)),
-                  ("validation", [r.get("validation_loss") for r in history], (255, 127, 14))]),
-        ("validation Dice", [("mean foreground", [r.get("validation_dice") for r in history],
-                              (44, 160, 44))]),
-    ]
-    panel_width = width // len(panels)
-    for index, (title, series) in enumerate(panels):
-        left, top = index * panel_width + 60, 30
-        right, bottom = (index + 1) * panel_width - 20, height - 40
-        draw.rectangle((left, top, right, bottom), outline="black")
-        draw.text((left, 8), title, fill="black")
-        values = [v for _, ys, _ in series for v in ys if v is not None]
-        if title == "validation Dice":
-            low, high = 0.0, 1.0
-        else:
-            low, high = (min(values), max(values)) if values else (0.0, 1.0)
-            if high - low < 1e-12:
-                low, high = low - 0.5, high + 0.5
-        first, last = (min(epochs), max(epochs)) if epochs else (0, 1)
-        span = max(1, last - first)
-
-        def point(epoch: float, value: float) -> tuple[float, float]:
-            # called within this iteration only
-            x = left + (epoch - first) / span * (right - left)  # noqa: B023
-            y = bottom - (value - low) / (high - low) * (bottom - top)  # noqa: B023
-            return x, y
-
-        for tick in range(5):
-            value = low + (high - low) * tick / 4
-            _, y = point(first, value)
-            draw.line((left - 4, y, left, y), fill="black")
-            draw.text((4 + index * panel_width, y - 6), f"{value:.3g}", fill="black")
-        for tick in sorted({first, last, (first + last) // 2}):
-            x, _ = point(tick, low)
-            draw.line((x, bottom, x, bottom + 4), fill="black")
-            draw.text((x - 6, bottom + 6), str(tick), fill="black")
-        draw.text(((left + right) // 2 - 15, height - 16), "epoch", fill="black")
-        for line, (name, ys, colour) in enumerate(series):
-            points = [point(e, v) for e, v in zip(epochs, ys, strict=False) if v is not None]
-            if len(points) > 1:
-                draw.line(points, fill=colour, width=2)
-            for x, y in points:
-                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-            draw.text((right - 120, top + 6 + 14 * line), name, fill=colour)
-    return image
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tomosim.errors import TomosimError
 
 if TYPE_CHECKING:
     from tomosim.config import SimulationConfig
+    from tomosim.pipeline import SimulationResult
 
 app = typer.Typer(
     name="tomosim",
@@ -236,7 +237,7 @@ MaxMemoryOption = Annotated[
 
 def _simulate_to_folder(
     cfg: SimulationConfig, output: Path, *, overwrite: bool, max_memory_gb: float | None
-) -> None:
+) -> SimulationResult:
     """Check a simulation's size, then simulate into a staging folder renamed to OUTPUT."""
     from tomosim.io import staged_folder
     from tomosim.memory import check_memory, simulate_bytes
@@ -253,13 +254,15 @@ def _simulate_to_folder(
         needed, what=f"simulating a {tuple(cfg.sample.shape)} sample with {n_tilts} tilts",
         max_memory_gb=max_memory_gb,
     )
-    if not (cfg.proteins.species or cfg.filaments or cfg.vesicles.count):
+    nothing = not (cfg.proteins.species or cfg.filaments or cfg.vesicles.count)
+    if nothing and cfg.context == type(cfg.context)():  # no cellular context either
         warnings.warn(
             "the config places no proteins, filaments or vesicles: simulating empty ice",
             stacklevel=2,
         )
     with staged_folder(output, overwrite=overwrite) as staging:
-        run_simulation(cfg, staging, progress=True)
+        result = run_simulation(cfg, staging, progress=True)
+    return result
 
 
 @app.command()
@@ -300,7 +303,12 @@ def simulate(
     from tomosim.config import load_config
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
-    _simulate_to_folder(cfg, output, overwrite=overwrite, max_memory_gb=max_memory_gb)
+    result = _simulate_to_folder(
+        cfg, output, overwrite=overwrite, max_memory_gb=max_memory_gb
+    )
+    crowding = [r.volume_fraction for r in result.phantom.report if r.volume_fraction is not None]
+    if crowding:  # the protein envelopes' share of the volume they may occupy
+        typer.echo(f"proteins: volume fraction {sum(crowding):.3f} reached")
     from tomosim.filaments import fitted_helix_lines
 
     for species in cfg.filaments:  # fitted values (also in config.resolved.yaml)

@@ -273,6 +273,7 @@ def reconstruct_tomogram(tilt_series: TiltSeries, config: SimulationConfig) -> n
             defocus_v=tilt_series.defocus_v,
             astigmatism_angle=tilt_series.astigmatism_angle,
             optics=tilt_series.optics,
+            wiener_snr=rec.wiener_snr,
         )
     return weighted_backprojection(
         tilt_series.images,

@@ -58,3 +58,33 @@ def test_quick_mode_writes_the_table(tmp_path: Path) -> None:
     text = doc.read_text()
     assert text.count(begin) == 1
     assert "In-distribution control" not in text
+
+
+STRUCTURES = REPO.parent / "shared" / "structures"
+
+
+@pytest.mark.skipif(not (STRUCTURES / "cofilactin_18mer_flow.0ns.nowater.pdb.gz").is_file(),
+                    reason=f"real-structure seed experiment needs {STRUCTURES} (cofilactin 18-mer)")
+def test_quick_mode_real_structures_writes_its_own_block(tmp_path: Path) -> None:
+    doc = tmp_path / "page.md"
+    doc.write_text("# Seed experiment\n\n<!-- BEGIN GENERATED baseline -->\nold run\n"
+                   "<!-- END GENERATED baseline -->\n")
+    env = {**os.environ, "TOMOSIM_OFFLINE": "1", "TOMOSIM_STRUCTURES": str(STRUCTURES)}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--real", "--workdir", str(tmp_path / "work"),
+         "--doc", str(doc), "--threads", "1", "--control-phantoms", "0"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    text = doc.read_text()
+    assert "old run" in text  # the baseline block is left alone
+    generated = text.split("<!-- BEGIN GENERATED real -->", 1)[1].split(
+        "<!-- END GENERATED real -->", 1)[0]
+    assert "training_real.yaml" in generated and "heldout_real.yaml" in generated
+    # the phantoms were made from the real-structure configs: envelope labels, 6BNO actin
+    resolved = (tmp_path / "work" / "train" / "phantom_00000" / "config.resolved.yaml").read_text()
+    assert "label_rule: envelope" in resolved
+    assert "cofilactin_18mer_flow.0ns.nowater.pdb.gz" in resolved
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["real_structures"] is True
+    assert set(results["heldout"]) == set(CLASSES)

@@ -33,6 +33,15 @@ its page to ``WORKDIR/seed_experiment.md`` unless ``--doc`` is given, so it neve
 real results. Re-running the full experiment reuses complete phantom folders (``tomosim dataset``
 resumes; ``--overwrite`` is passed, so a folder made from an older version of a config is
 replaced rather than mixed in) and retrains unless ``--reuse-model`` is given.
+
+``--real`` runs the same experiment on the real-structure filaments of issue 10
+(``training_real.yaml``, ``heldout_real.yaml``: 6BNO actin, the CofilinSevering cofilactin 18-mer
+fitted with ``helix: auto``, 5IJ0 microtubules, envelope labels); it reads the structures from
+``TOMOSIM_STRUCTURES`` or, when that is unset, from ``../shared/structures`` beside the repository,
+works in ``seed_experiment_real/`` and writes the generated block ``real`` of the page::
+
+    python3 examples/seed_experiment/run.py --real --threads 2 --train-phantoms 24 \
+        --heldout-phantoms 8 --control-phantoms 2 --set epochs=4
 """
 
 from __future__ import annotations
@@ -73,6 +82,11 @@ QUICK_TRAIN = [
     "network.base_channels=4", "network.depth=2", "network.residual_units=1",
     "validation_patches=2", "validation_fraction=0.25",
 ]
+
+
+def structures_folder() -> Path:
+    """The ``../shared/structures`` folder beside the repository (used when unset elsewhere)."""
+    return REPO.parent / "shared" / "structures"
 
 
 def tomosim_command() -> list[str]:
@@ -390,14 +404,28 @@ def main() -> None:
     parser.add_argument("--reuse-model", action="store_true",
                         help="keep WORKDIR/model if it finished (its recorded training time "
                              "is reported)")
-    parser.add_argument("--section", default="baseline",
-                        help="name of the generated block of the page to write (one per variant)")
+    parser.add_argument("--real", action="store_true",
+                        help="real-structure filaments (training_real.yaml, heldout_real.yaml; "
+                             "needs ../shared/structures or TOMOSIM_STRUCTURES)")
+    parser.add_argument("--section", default=None,
+                        help="name of the generated block of the page to write (one per variant; "
+                             "default baseline, with --real: real)")
     parser.add_argument("--set", dest="train_overrides", action="append", default=[],
                         help="extra training override section.key=value (recorded on the page)")
     options = parser.parse_args()
 
     quick = options.quick
-    work = (options.workdir or REPO / ("seed_experiment_quick" if quick else "seed_experiment_run"))
+    suffix = "_real" if options.real else ""
+    section = options.section or ("real" if options.real else "baseline")
+    if options.real and not os.environ.get("TOMOSIM_STRUCTURES"):
+        folder = structures_folder()
+        if not folder.is_dir():
+            sys.exit(f"--real needs the structures: {folder} is missing and "
+                     "TOMOSIM_STRUCTURES is not set")
+        os.environ["TOMOSIM_STRUCTURES"] = str(folder)
+    training_yaml, heldout_yaml = f"training{suffix}.yaml", f"heldout{suffix}.yaml"
+    work = (options.workdir
+            or REPO / (("seed_experiment_quick" if quick else "seed_experiment_run") + suffix))
     work = work.resolve()
     doc = options.doc or (
         work / "seed_experiment.md" if quick else REPO / "docs" / "seed_experiment.md")
@@ -420,12 +448,12 @@ def main() -> None:
     notes: dict[str, str] = {}
 
     train_data, heldout_data, control_data = work / "train", work / "heldout", work / "control"
-    sets = [("simulate training set", "dataset_train", "training.yaml", n_train, train_data, 1,
+    sets = [("simulate training set", "dataset_train", training_yaml, n_train, train_data, 1,
              simulation_set),
-            ("simulate held-out set", "dataset_heldout", "heldout.yaml", n_heldout, heldout_data,
+            ("simulate held-out set", "dataset_heldout", heldout_yaml, n_heldout, heldout_data,
              2, heldout_set)]
     if n_control:
-        sets.append(("simulate control set", "dataset_control", "training.yaml", n_control,
+        sets.append(("simulate control set", "dataset_control", training_yaml, n_control,
                      control_data, 3, simulation_set))
     for label, step, config_name, count, dataset, seed, overrides in sets:
         times[label], notes[label] = simulate_set(
@@ -466,7 +494,8 @@ def main() -> None:
     validation_share = float(yaml.safe_load(resolved)["validation_fraction"])
     goal = all((heldout_summary[c]["dice"] or 0.0) >= 0.8 for c in CLASSES)
     results = {
-        "quick": quick, "started": started.isoformat(), "command": shlex.join(sys.argv),
+        "quick": quick, "real_structures": options.real, "started": started.isoformat(),
+        "command": shlex.join(sys.argv),
         "machine": machine_description(), "load_average_at_start": load_start,
         "versions": versions(), "commit": git_commit(), "times_s": times,
         "phantoms": {"train": n_train, "heldout": n_heldout, "control": n_control},
@@ -502,7 +531,7 @@ def main() -> None:
     ]
     if control_summary is not None:
         lines += [
-            f"#### In-distribution control ({n_control} fresh phantoms from `training.yaml`, "
+            f"#### In-distribution control ({n_control} fresh phantoms from `{training_yaml}`, "
             "dataset seed 3)",
             "",
             *class_table(control_summary),
@@ -531,8 +560,8 @@ def main() -> None:
         f"- machine: {machine_description()}; load average {load_start:.2f} at the start "
         "(other jobs may have shared the cores)",
         f"- software: {versions()}; commit {git_commit()}",
-        f"- phantoms: {n_train} training (`training.yaml`, dataset seed 1), {n_heldout} held-out "
-        f"(`heldout.yaml`, seed 2), {n_control} control (`training.yaml`, seed 3)",
+        f"- phantoms: {n_train} training (`{training_yaml}`, dataset seed 1), {n_heldout} "
+        f"held-out (`{heldout_yaml}`, seed 2), {n_control} control (`{training_yaml}`, seed 3)",
         "- wall times: " + "; ".join(
             (f"{k} {v / 60:.1f} min" if v >= 60 else f"{k} {v:.0f} s")
             + (f" ({notes[k]})" if notes.get(k) else "") for k, v in times.items()),
@@ -553,7 +582,7 @@ def main() -> None:
     ]
     write_page(doc, "\n".join(lines) + "\n",
                title="Seed experiment" + (" (quick mode)" if quick else ""),
-               section=options.section)
+               section=section)
     print(f"results: {work / 'results.json'}; page: {doc}")
     for line in class_table(heldout_summary):
         print(line)

@@ -235,7 +235,7 @@ def main() -> None:
         out.parent.mkdir(exist_ok=True)
         times["pick"] += run_step(f"pick_{folder.name}", [
             "pick", str(model), str(folder / "tomogram.mrc"), "-o", str(out),
-            "--tomo-name", folder.name, "--threads", str(args.threads), "--quiet"], logs)
+            "--tomogram-name", folder.name, "--threads", str(args.threads), "--quiet"], logs)
         truths.append(renamed(folder / "particles.star", folder.name))
         picks.append(renamed(out, folder.name))
     starfile.write({"particles": pd.concat(truths)}, work / "truth_all.star", overwrite=True)

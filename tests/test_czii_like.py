@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_STRUCTURES
-from tomosim.config import apply_overrides, load_train_config, read_config_tree
+from tomosim.config import apply_overrides, read_config_tree
 from tomosim.dataset import draw_phantom
+from tomosim.train.config import load_train_config
 from tomosim.train.picking_metrics import CZII_RADII
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "czii_like"

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from tomosim.config import DetectorConfig, DoseConfig, MicroscopeConfig, OpticsConfig, TiltConfig
+from tomosim.config import (
+    AcquisitionConfig,
+    DetectorConfig,
+    DoseConfig,
+    MicroscopeConfig,
+    OpticsConfig,
+    TiltConfig,
+)
 from tomosim.errors import TomosimError
 from tomosim.microscope.image_formation import depth_slabs, simulate_tilt_series
 from tomosim.recipe import acquisition, optics
@@ -21,8 +28,10 @@ def _ball(shape=(24, 48, 48), radius_px=8.0, volts=2.0, centre_offset=(0, 0, 0))
     return (inside * volts).astype(np.float32)
 
 
-def _config(tilt=None, optics=None, dose=None, detector=None) -> MicroscopeConfig:
+def _config(tilt=None, optics=None, dose=None, detector=None, acquisition=None) -> MicroscopeConfig:
+    # the ideal acquisition profile: these tests check the physics of image formation alone
     return MicroscopeConfig(
+        acquisition=AcquisitionConfig(**{"profile": "ideal", **(acquisition or {})}),
         tilt=TiltConfig(**{"min_angle": -30, "max_angle": 30, "step": 15, **(tilt or {})}),
         optics=OpticsConfig(**{"defocus_um": 2.0, **(optics or {})}),
         dose=DoseConfig(**(dose or {})),

@@ -14,6 +14,13 @@ from tomosim.match import config_fragment, measure_tomogram
 from tomosim.pipeline import simulate
 from tomosim.randomize import draw_config
 
+# measuring synthetic volumes (noise, boxes without empty layers) raises the caveat warnings of
+# tomosim.match.measure_tomogram by design; other warnings stay errors (pyproject filterwarnings)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*(no empty layer above or below|contrast polarity uncertain|fewer than 8 empty slices)"
+    ":UserWarning"
+)
+
 # Crowded slab of small complexes and filaments; 80 x 112 x 112 voxels at 10 Å (a few s each).
 PHANTOM = {
     "version": 1,

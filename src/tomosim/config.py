@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -120,6 +120,15 @@ class ProteinSpecies(Section):
     volume_fraction: float | None = Field(None, ge=0, le=0.74)
     orientation: OrientationMode = "random"
     structure: StructureOptions = StructureOptions()
+    in_membrane: bool = Field(
+        False, description="set into membranes along their normal (needs membrane_axis and count)"
+    )
+    membrane_axis: tuple[float, float, float] | None = Field(
+        None, description="transmembrane axis (x, y, z) in the structure frame, towards the normal"
+    )
+    membrane_offset: float = Field(
+        0.0, ge=-1e3, le=1e3, description="Å along membrane_axis from the centre to the mid-plane"
+    )
 
     @model_validator(mode="after")
     def _one_amount(self) -> ProteinSpecies:
@@ -129,6 +138,15 @@ class ProteinSpecies(Section):
                 f"species {self.name!r}: give exactly one of count, concentration_nm, "
                 "volume_fraction"
             )
+        if self.in_membrane:
+            axis = self.membrane_axis
+            if axis is None or not any(abs(v) > 0 for v in axis):
+                raise ValueError(
+                    f"species {self.name!r}: membrane proteins need membrane_axis, the "
+                    "transmembrane axis (x, y, z) of the structure"
+                )
+            if self.count is None:
+                raise ValueError(f"species {self.name!r}: give membrane proteins as a count")
         return self
 
 
@@ -141,8 +159,29 @@ class ProteinsConfig(Section):
     clustering: float = Field(
         0.0, ge=0, le=1, description="0 = uniform; towards 1 particles gather in clusters"
     )
-    max_attempts: int = Field(200, ge=1, le=100_000, description="placement attempts per particle")
+    max_attempts: int = Field(
+        200, ge=1, le=10_000_000, description="consecutive failed candidates before a species stops"
+    )
+    species_per_phantom: int | None = Field(
+        None, ge=1, le=10_000, description="place only this many species, drawn per phantom"
+    )
     species: list[ProteinSpecies] = []
+
+    @model_validator(mode="after")
+    def _possible_fraction(self) -> ProteinsConfig:
+        total = sum(s.volume_fraction or 0.0 for s in self.species)
+        if total > MAX_VOLUME_FRACTION:
+            raise ValueError(
+                f"proteins: the species' volume fractions add up to {total:.3g}, more than "
+                f"{MAX_VOLUME_FRACTION} (denser than close-packed spheres): impossible"
+            )
+        return self
+
+
+MAX_VOLUME_FRACTION = 0.74
+"""Densest packing of equal spheres (π/√18 ≈ 0.7405); no mixture of particles placed without
+overlaps reaches it by random placement (about 0.38 for equal spheres, a little more for mixed
+sizes)."""
 
 
 class DecorationConfig(Section):
@@ -257,6 +296,74 @@ class VesiclesConfig(Section):
     label: str = "membrane"
     proteins_inside: list[str] = Field([], description="species placed only inside vesicles")
     proteins_outside: list[str] = Field([], description="species kept out of vesicles")
+    sheets: int = Field(0, ge=0, le=50, description="membrane sheets crossing the volume")
+    sheet_amplitude: float = Field(
+        150.0, ge=0, le=1e4, description="height amplitude of a sheet's undulation, Å"
+    )
+    sheet_wavelength: float = Field(
+        4000.0, gt=0, le=1e6, description="longest wavelength of a sheet's undulation, Å"
+    )
+    sheet_max_tilt: float = Field(
+        20.0, ge=0, lt=90, description="largest tilt of a sheet from the xy plane, degrees"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sample context (see tomosim.sample_context)
+# --------------------------------------------------------------------------------------------
+
+
+class SlabConfig(Section):
+    """The ice layer or lamella: uneven, rough, curtained surfaces with vacuum outside."""
+
+    enabled: bool = False
+    thickness: float | None = Field(
+        None, gt=0, le=1e5, description="mean thickness, Å; None = sample.ice_thickness or "
+        "80 % of the z extent"
+    )
+    thickness_gradient: float = Field(
+        0.0, ge=-1e4, le=1e4, description="thickness change per µm along a random direction, Å"
+    )
+    roughness: float = Field(0.0, ge=0, le=1e3, description="surface height s.d., Å")
+    roughness_length: float = Field(
+        500.0, gt=0, le=1e5, description="correlation length of the roughness, Å"
+    )
+    curtain_amplitude: float = Field(0.0, ge=0, le=1e3, description="milling curtain depth, Å")
+    curtain_period: float = Field(400.0, gt=0, le=1e5, description="mean curtain spacing, Å")
+
+
+class CarbonConfig(Section):
+    """An amorphous carbon film under the slab beyond a straight edge."""
+
+    enabled: bool = False
+    thickness: float = Field(150.0, gt=0, le=5000, description="film thickness, Å")
+    texture: float = Field(0.3, ge=0, le=2, description="relative grain of the film potential")
+
+
+class FiducialsConfig(Section):
+    """Gold beads: their own class and particle rows."""
+
+    count: int = Field(0, ge=0, le=100_000)
+    radius: float = Field(50.0, gt=0, le=2000, description="bead radius, Å")
+    label: str = Field("gold", min_length=1)
+
+
+class ContaminationConfig(Section):
+    """Crystalline ice lumps on the slab surfaces."""
+
+    count: int = Field(0, ge=0, le=10_000)
+    size: tuple[PositiveLength, PositiveLength] = Field(
+        (150.0, 500.0), description="(min, max) lump diameter, Å"
+    )
+
+
+class ContextConfig(Section):
+    """What surrounds the molecules: slab, carbon, fiducials, contamination (all off by default)."""
+
+    slab: SlabConfig = SlabConfig()
+    carbon: CarbonConfig = CarbonConfig()
+    fiducials: FiducialsConfig = FiducialsConfig()
+    contamination: ContaminationConfig = ContaminationConfig()
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,8 +374,8 @@ class VesiclesConfig(Section):
 class TiltConfig(Section):
     """Tilt scheme and its errors."""
 
-    min_angle: float = Field(-60.0, ge=-90, le=90)
-    max_angle: float = Field(60.0, ge=-90, le=90)
+    min_angle: float = Field(-60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
+    max_angle: float = Field(60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
     step: float = Field(2.0, gt=0, le=90)
     order: Literal["unidirectional", "bidirectional", "dose_symmetric"] = "dose_symmetric"
     group_size: int = Field(2, ge=1, le=100, description="dose-symmetric group size (Hagen)")
@@ -327,6 +434,44 @@ class DetectorConfig(Section):
     noise: bool = Field(True, description="Poisson shot noise")
     write_noise_free: bool = False
     write_half_sets: bool = Field(False, description="odd/even half-dose series and tomograms")
+    binning: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Fourier binning from the physical detector pixel (sample.pixel_size / "
+        "binning) to the simulation pixel; 1 = the simulation pixel is the detector pixel",
+    )
+
+
+class AcquisitionConfig(Section):
+    """Acquisition imperfections left after motion correction, alignment and CTF estimation.
+
+    ``profile`` gives every size (see :mod:`tomosim.microscope.acquisition`); a field set here
+    overrides the profile's value. They add to the independent per-tilt errors of ``tilt``.
+    """
+
+    profile: Literal["realistic", "ideal"] = "realistic"
+    residual_shift: float | None = Field(
+        None, ge=0, le=1e3, description="residual alignment shift s.d. per axis, Å"
+    )
+    shift_correlation: float | None = Field(
+        None, ge=0, lt=1, description="correlation of consecutive exposures' residual errors"
+    )
+    residual_rotation: float | None = Field(
+        None, ge=0, le=10, description="residual in-plane rotation s.d., degrees"
+    )
+    tilt_axis_error: float | None = Field(
+        None, ge=0, le=10, description="s.d. of the constant tilt-axis angle error, degrees"
+    )
+    tilt_offset: float | None = Field(
+        None, ge=0, le=10, description="s.d. of the constant tilt-angle offset, degrees"
+    )
+    motion_blur: float | None = Field(
+        None, ge=0, le=1e3, description="mean residual beam-induced motion per exposure, Å"
+    )
+    defocus_mismatch: float | None = Field(
+        None, ge=0, le=1e5, description="s.d. of assumed minus true defocus per tilt, Å"
+    )
 
 
 class MicroscopeConfig(Section):
@@ -336,6 +481,7 @@ class MicroscopeConfig(Section):
     optics: OpticsConfig = OpticsConfig()
     dose: DoseConfig = DoseConfig()
     detector: DetectorConfig = DetectorConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
 
 
 class ReconstructionConfig(Section):
@@ -346,6 +492,9 @@ class ReconstructionConfig(Section):
     lowpass_falloff: float = Field(0.035, ge=0, le=0.5)
     sirt_like_iterations: int = Field(0, ge=0, le=1000)
     phase_flip: bool = False
+    wiener_snr: float | None = Field(
+        None, gt=0, le=1e6, description="with phase_flip: a Wiener filter of this SNR instead"
+    )
     binning: int = Field(1, ge=1, le=16)
     invert: bool = False
 
@@ -383,6 +532,41 @@ class SimulationConfig(Section):
     microscope: MicroscopeConfig = MicroscopeConfig()
     reconstruction: ReconstructionConfig = ReconstructionConfig()
     output: OutputConfig = OutputConfig()
+    context: ContextConfig = ContextConfig()
+
+    @model_validator(mode="after")
+    def _binning_divides(self) -> SimulationConfig:
+        factor = self.reconstruction.binning
+        _, ny, nx = self.sample.shape
+        if ny % factor or nx % factor:
+            raise ValueError(
+                f"reconstruction.binning {factor} does not divide the sample's y, x shape "
+                f"({ny}, {nx})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _context_fits(self) -> SimulationConfig:
+        context, sample = self.context, self.sample
+        box_z = sample.shape[0] * sample.pixel_size
+        if context.slab.enabled and context.slab.thickness is not None:
+            if context.slab.thickness >= box_z:
+                raise ValueError(
+                    f"context.slab.thickness {context.slab.thickness:g} Å is not thinner than the "
+                    f"sample box ({sample.shape[0]} × {sample.pixel_size:g} Å = {box_z:g} Å)"
+                )
+        if (context.carbon.enabled or context.contamination.count) and not context.slab.enabled:
+            raise ValueError("context.carbon and context.contamination need context.slab.enabled")
+        if context.fiducials.count:
+            diameter = 2 * context.fiducials.radius
+            smallest = min(sample.shape) * sample.pixel_size
+            slab = context.slab.thickness if context.slab.enabled else sample.ice_thickness
+            if diameter >= smallest or (slab is not None and diameter >= slab):
+                raise ValueError(
+                    f"context.fiducials: beads of {diameter:g} Å diameter do not fit in the sample "
+                    f"({smallest:g} Å smallest box side, slab {slab} Å)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _class_names(self) -> SimulationConfig:
@@ -400,11 +584,39 @@ class SimulationConfig(Section):
         if dup:
             raise ValueError(f"species/filament names must be unique, repeated: {dup}")
         known = {s.name for s in self.proteins.species}
+        in_membrane = [s.name for s in self.proteins.species if s.in_membrane and s.count]
+        if in_membrane and self.vesicles.count == 0 and self.vesicles.sheets == 0:
+            raise ValueError(
+                f"membrane proteins {in_membrane} need membranes: set vesicles.count or "
+                "vesicles.sheets"
+            )
         for key in ("proteins_inside", "proteins_outside"):
             for name in getattr(self.vesicles, key):
                 if name not in known:
                     raise ValueError(f"vesicles.{key}: unknown species {name!r}")
+        self._check_fits_box()
         return self
+
+    def _check_fits_box(self) -> None:
+        """Refuse ice thicker than the box and vesicles that cannot fit in it."""
+        sample = self.sample
+        extent = [n * sample.pixel_size for n in sample.shape]  # (z, y, x) Å
+        if sample.ice_thickness is not None and sample.ice_thickness > extent[0]:
+            raise ValueError(
+                f"sample.ice_thickness {sample.ice_thickness:g} Å is thicker than the box "
+                f"({sample.shape[0]} voxels x {sample.pixel_size:g} Å = {extent[0]:g} Å in z); "
+                "the ice must lie inside the volume"
+            )
+        ice = sample.ice_thickness if sample.ice_thickness is not None else extent[0]
+        room = min(ice, extent[1], extent[2])
+        vesicles = self.vesicles
+        smallest = 2 * vesicles.radius[0] / vesicles.max_aspect  # thinnest diameter possible
+        if vesicles.count > 0 and smallest > room:
+            raise ValueError(
+                f"vesicles.radius {list(vesicles.radius)} Å: even the smallest vesicle "
+                f"({smallest:g} Å across its thinnest axis) does not fit in the sample "
+                f"({room:g} Å in its smallest extent of ice and box)"
+            )
 
     def used_labels(self) -> list[str]:
         """Class names used by species, filaments and vesicles, in config order (no background)."""
@@ -415,8 +627,10 @@ class SimulationConfig(Section):
             out.append(f.label or f.name)
             if f.decoration is not None:
                 out.append(f.decoration.label)
-        if self.vesicles.count > 0:
+        if self.vesicles.count > 0 or self.vesicles.sheets > 0:
             out.append(self.vesicles.label)
+        if self.context.fiducials.count > 0:
+            out.append(self.context.fiducials.label)
         seen: list[str] = []
         for name in out:
             if name != "background" and name not in seen:
@@ -477,13 +691,20 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """A pydantic validation error as one line naming the source and the failing field."""
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """Format a pydantic validation error as one line naming the source and the failing field.
+
+    ``prefix`` (e.g. ``"reconstruction"``) is put before the field path of a section validated
+    on its own.
+    """
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"].removeprefix("Value error, ")
+    given = err.get("input")
+    if isinstance(given, (int, float, str)) and err["type"] != "value_error":
+        msg += f", got {given!r}"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"invalid config {source}: {where}: {msg}{extra}"
+    return f"invalid config {source}: {where + ': ' if where else ''}{msg}{extra}"
 
 
 def config_from_dict(
@@ -498,6 +719,29 @@ def config_from_dict(
         return SimulationConfig.model_validate(tree)
     except ValidationError as exc:
         raise TomosimError(format_validation_error(exc, source)) from None
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def validate_section(
+    model: type[SectionT], tree: Any, *, source: str, where: str
+) -> SectionT:
+    """Validate one config section (``where``, e.g. ``"reconstruction"``) from a raw tree.
+
+    Raises
+    ------
+    TomosimError
+        ``invalid config SOURCE: WHERE.field: problem`` for a value out of range or unknown key.
+    """
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise TomosimError(f"invalid config {source}: {where} must be a section (a mapping)")
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        raise TomosimError(format_validation_error(exc, source, where)) from None
 
 
 def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -517,8 +761,11 @@ def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""
         raise TomosimError(f"config {p} is not valid YAML{at}") from None
-    if loaded is None:
-        loaded = {}
+    if loaded is None or loaded == {}:
+        raise TomosimError(
+            f"config {p} is empty; write the sections to simulate (an all-defaults run of empty "
+            "ice needs at least one explicit key, e.g. 'seed: 0')"
+        )
     if not isinstance(loaded, dict):
         raise TomosimError(f"config {p} must be a YAML mapping of sections")
     return loaded

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tomosim.crowding import (
+    BANK_SIZE,
+    CANDIDATE_BLOCK,
+    CLUSTER_BLOCK,
+    first_fit_stream,
+    mark_slot,
+    mask_capacity,
+    volume_fraction,
+)
 from tomosim.errors import TomosimError
 from tomosim.occupancy import (
     ENVELOPE_FRACTION,
@@ -56,6 +65,13 @@ def _ice_slab(
     if hi < lo:
         raise TomosimError(f"sample.ice_thickness {ice_thickness} Å is thinner than one voxel")
     return lo, hi
+
+
+def slab_planes(
+    shape: tuple[int, int, int], pixel_size: float, ice_thickness: float | None
+) -> tuple[int, int]:
+    """First and last z plane whose voxel centre lies inside the ice slab (centred on nz // 2)."""
+    return _ice_slab(shape, pixel_size, ice_thickness)
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,9 @@ class PackingRules:
     clustering
         Probability in [0, 1] that a candidate position is drawn next to a placed particle.
     max_attempts
-        Candidate positions per particle before its species counts as saturated.
+        Consecutive failed candidate positions before a species counts as saturated.
+    species_per_phantom
+        Place only this many of the species, drawn per phantom; None: all.
     """
 
     placement: str
@@ -110,6 +128,7 @@ class PackingRules:
     min_gap: float
     clustering: float
     max_attempts: int
+    species_per_phantom: int | None = None
 
 
 _REGION_CODES = {"anywhere": 0, "inside": 1, "outside": 2}
@@ -193,6 +212,7 @@ class _Packer:
             interior_volume if c == 1 else slab_volume - interior_volume if c == 2 else slab_volume
             for c in self.constraint
         ]
+        self.region_volume = region
         requested = _requested_counts(self.targets, self.shapes, region)
         volumes = [
             n * self.shapes[t.name].volume for n, t in zip(requested, self.targets, strict=True)
@@ -239,6 +259,12 @@ class _Packer:
     ) -> None:
         """Place a copy of species ``index``: mark its core voxels and record its row."""
         mark_mask(self.occupancy, offsets, core, base)
+        self._record(index, rotation, frac, base)
+
+    def _record(
+        self, index: int, rotation: np.ndarray, frac: np.ndarray, base: np.ndarray
+    ) -> None:
+        """Record the row of a placed copy (its voxels are already marked)."""
         centre = base[::-1] + frac  # (x, y, z) voxels
         self.rows.append((centre * self.pixel_size, rotation, index))
         self.placed[index] += 1
@@ -285,38 +311,117 @@ class _Packer:
             np.flatnonzero(self.interior) if inside and self.interior is not None else None
         )
         for index in order:
-            for _ in range(requested[index]):
-                placed, budget = self._place_one(index, budget, interior_index, rng)
-                if not placed:
-                    break  # this species is saturated (or the global bound is spent)
+            if requested[index] > 0 and budget > 0:
+                budget = self._place_stream(index, requested[index], budget, interior_index, rng)
 
-    def _place_one(
-        self, index: int, budget: int, interior_index: np.ndarray | None,
+    def _place_stream(
+        self, index: int, need: int, budget: int, interior_index: np.ndarray | None,
         rng: np.random.Generator,
-    ) -> tuple[bool, int]:
-        """Try to place one copy of species ``index``; returns (placed, budget left)."""
+    ) -> int:
+        """Random sequential placement of one species from a candidate stream (crowding).
+
+        Candidates are drawn in blocks of ``CANDIDATE_BLOCK`` (positions uniform in the slab, or
+        inside vesicles, or with probability ``clustering`` next to a placed particle), each with
+        a slot of the species' bank of rotated masks; the compiled scan
+        (:func:`tomosim.crowding.first_fit_stream`) returns the first that fits. The species stops
+        after ``max_attempts`` consecutive misses. Returns the remaining budget.
+        """
         target = self.targets[index]
+        shape = self.shapes[target.name]
+        capacity = mask_capacity((shape.radius + self.gap) / self.pixel_size + 1.0)
+        k = min(BANK_SIZE, need)
+        bank_offsets = np.zeros((k, capacity, 3), np.int32)
+        bank_core = np.zeros((k, capacity), bool)
+        bank_size = np.zeros(k, np.int64)
+        bank_rotation = np.zeros((k, 3, 3))
+        bank_frac = np.zeros((k, 3))
+        z_from = np.zeros(k, np.int64)
+        z_to = np.zeros(k, np.int64)
+        pool: list[np.ndarray] = []
+
+        def fill(slot: int) -> bool:
+            for _ in range(64):  # orientations taller than the slab are drawn again
+                if not pool:
+                    pool.extend(sample_orientations(max(k, 64), target.orientation, rng)[::-1])
+                rotation = pool.pop()
+                frac = rng.random(3) - 0.5
+                offsets, core = self.mask(index, rotation, frac)
+                if not core.any():
+                    continue
+                core_z = offsets[core, 0]
+                lo, hi = self.zlo - int(core_z.min()), self.zhi - int(core_z.max())
+                if lo > hi:
+                    continue
+                m = offsets.shape[0]
+                bank_offsets[slot, :m] = offsets
+                bank_core[slot, :m] = core
+                bank_size[slot] = m
+                bank_rotation[slot], bank_frac[slot] = rotation, frac
+                z_from[slot], z_to[slot] = lo, hi
+                return True
+            return False
+
+        if not all(fill(slot) for slot in range(k)):
+            return budget  # no orientation fits in the slab
+        clustering = self.rules.clustering > 0
         max_attempts = self.rules.max_attempts
-        tries = 0
-        while tries < max_attempts and budget > 0:
-            m = min(ATTEMPTS_PER_ORIENTATION, max_attempts - tries, budget)
-            tries += m
-            budget -= m
-            rotation = sample_orientations(1, target.orientation, rng)[0]
-            frac = rng.random(3) - 0.5
-            offsets, core = self.mask(index, rotation, frac)
-            if not core.any():
-                continue
-            core_z = offsets[core, 0]
-            z_from, z_to = self.zlo - core_z.min(), self.zhi - core_z.max()
-            if z_from > z_to:
-                continue  # this orientation is taller than the ice slab
-            bases = self._candidate_bases(index, m, z_from, z_to, frac, interior_index, rng)
-            hit = self.first_fit(index, offsets, core, bases)
-            if hit >= 0:
-                self.accept(index, rotation, frac, bases[hit], offsets, core)
-                return True, budget
-        return False, budget
+        placed = 0
+        misses = 0  # consecutive, across blocks
+        while placed < need and budget > 0 and misses < max_attempts:
+            # with clustering, each block ends at its first hit, so the next block's candidates
+            # can gather around the particle just placed too
+            n = min(CLUSTER_BLOCK if clustering else CANDIDATE_BLOCK, budget)
+            slots = rng.integers(0, k, n)
+            if self.constraint[index] == 1:
+                assert interior_index is not None
+                flat = interior_index[rng.integers(0, interior_index.size, n)]
+                bases = np.stack(np.unravel_index(flat, self.shape), axis=1).astype(np.int64)
+            else:
+                bases = np.stack(
+                    [
+                        rng.integers(z_from[slots], z_to[slots] + 1),
+                        rng.integers(0, self.shape[1], n),
+                        rng.integers(0, self.shape[2], n),
+                    ],
+                    axis=1,
+                ).astype(np.int64)
+            if clustering and self.placed_centres:
+                own_radius = shape.radius / self.pixel_size
+                near = np.flatnonzero(rng.random(n) < self.rules.clustering)
+                partner = rng.integers(0, len(self.placed_centres), near.size)
+                direction = rng.standard_normal((near.size, 3))
+                direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+                reach = rng.uniform(0.7, 1.1, near.size)
+                centres = np.asarray(self.placed_centres)[partner]
+                contact = np.asarray(self.placed_radii)[partner] + own_radius + (
+                    self.gap / self.pixel_size
+                )
+                goal = centres + direction * (contact * reach)[:, None] - bank_frac[slots[near]]
+                bases[near] = np.floor(goal + 0.5)[:, ::-1].astype(np.int64)
+            start = 0
+            while start < n and placed < need:
+                hit, missed = first_fit_stream(
+                    self.occupancy, self.interior_arg, bank_offsets, bank_core, bank_size,
+                    bases, slots, start, self.constraint[index], self.zlo, self.zhi,
+                    max_attempts - misses,
+                )
+                misses += missed
+                budget -= missed
+                if hit < 0:
+                    break
+                slot = int(slots[hit])
+                mark_slot(
+                    self.occupancy, bank_offsets[slot], bank_core[slot], bank_size[slot],
+                    bases[hit],
+                )
+                self._record(index, bank_rotation[slot].copy(), bank_frac[slot].copy(), bases[hit])
+                placed += 1
+                budget -= 1
+                misses = 0
+                start = n if clustering else hit + 1
+                if placed < need and not fill(slot):
+                    return budget
+        return budget
 
     def _candidate_bases(
         self, index: int, m: int, z_from: int, z_to: int, frac: np.ndarray,
@@ -434,11 +539,13 @@ def place_proteins(
 
     Notes
     -----
-    Random placement draws an orientation (``target.orientation``) and a sub-voxel offset, builds
-    the voxel mask of the rotated template envelope dilated by ``min_gap``, and tries
-    ``ATTEMPTS_PER_ORIENTATION`` uniform positions (or, with probability ``clustering``, positions
-    next to an already placed particle) against the occupancy grid before drawing a new
-    orientation. Grid placement puts particles on a regular grid of ``grid_spacing`` (default: the
+    Random placement keeps, per species, a bank of rotated envelope masks (each a random
+    orientation from ``target.orientation`` and sub-voxel offset, dilated by ``min_gap``) and scans
+    a stream of candidates (uniform positions, or with probability ``clustering`` positions next to
+    an already placed particle, each with a bank slot) in a compiled loop
+    (:mod:`tomosim.crowding`); a slot whose mask was placed gets a new orientation. This reaches
+    cellular densities (volume fractions of 0.35–0.40) in seconds.
+    Grid placement puts particles on a regular grid of ``grid_spacing`` (default: the
     largest envelope diameter + ``min_gap``) centred in the volume, each site a random species and
     orientation, as in the seed method; sites that collide with filaments or membranes stay empty.
     """
@@ -456,13 +563,22 @@ def place_proteins(
         interior=interior,
     )
     requested = packer.requested()
+    chosen = rules.species_per_phantom
+    if chosen is not None and chosen < len(requested):  # a different species list per phantom
+        keep = set(rng.choice(len(requested), size=chosen, replace=False).tolist())
+        requested = [n if i in keep else 0 for i, n in enumerate(requested)]
     if rules.placement == "grid":
         packer.fill_grid(requested, rng)
     else:
         packer.fill_random(requested, rng)
 
     report = tuple(
-        SpeciesReport(t.name, "protein", requested[i], packer.placed[i])
+        SpeciesReport(
+            t.name, "protein", requested[i], packer.placed[i],
+            volume_fraction(
+                packer.placed[i], packer.shapes[t.name].volume, packer.region_volume[i]
+            ),
+        )
         for i, t in enumerate(packer.targets)
     )
     short = [r for r in report if r.placed < r.requested]

@@ -142,12 +142,17 @@ class PotentialBox:
 
 @dataclass(frozen=True)
 class SpeciesReport:
-    """How many copies of one species were asked for and how many were placed."""
+    """How many copies of one species were asked for and how many were placed.
+
+    ``volume_fraction`` (proteins only) is the share of the region the species may occupy taken
+    by the envelopes of its placed copies: ``placed × envelope volume / region volume``.
+    """
 
     name: str
-    kind: str  # "protein", "filament" or "vesicle"
+    kind: str  # "protein", "filament", "vesicle", "sheet" or "membrane protein"
     requested: int
     placed: int
+    volume_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,9 @@ class Phantom:
         Objects given as potential boxes (vesicles).
     timings
         Wall-clock seconds per stage (``vesicles``, ``filaments``, ``proteins``, ``render``).
+    membranes
+        The geometry of the membranes (:class:`tomosim.membranes.Vesicle` and
+        :class:`tomosim.membranes.Sheet`), in the order of their boxes.
     """
 
     potential: np.ndarray
@@ -188,6 +196,7 @@ class Phantom:
     report: tuple[SpeciesReport, ...]
     boxes: tuple[PotentialBox, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    membranes: tuple[object, ...] = ()
 
     @property
     def instance_class(self) -> np.ndarray:

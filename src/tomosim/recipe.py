@@ -8,9 +8,12 @@ The physics modules take plain numbers and small frozen dataclasses, never confi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from tomosim.assemble import PhantomRecipe
 from tomosim.config import (
+    AcquisitionConfig,
+    ContextConfig,
     MicroscopeConfig,
     OpticsConfig,
     ProteinsConfig,
@@ -18,7 +21,9 @@ from tomosim.config import (
     VesiclesConfig,
 )
 from tomosim.errors import TomosimError
-from tomosim.membranes import VesiclePopulation
+from tomosim.membrane_proteins import MembraneProteinTarget
+from tomosim.membranes import SheetPopulation, VesiclePopulation
+from tomosim.microscope.acquisition import ACQUISITION_PROFILES, AcquisitionSettings
 from tomosim.microscope.ctf import Optics
 from tomosim.microscope.detector import detector_model
 from tomosim.microscope.image_formation import (
@@ -29,6 +34,7 @@ from tomosim.microscope.image_formation import (
     TiltSettings,
 )
 from tomosim.packing import PackingRules, ProteinTarget
+from tomosim.sample_context import SampleContext, SlabSettings
 
 
 def packing_rules(proteins: ProteinsConfig) -> PackingRules:
@@ -39,6 +45,7 @@ def packing_rules(proteins: ProteinsConfig) -> PackingRules:
         min_gap=float(proteins.min_gap),
         clustering=float(proteins.clustering),
         max_attempts=int(proteins.max_attempts),
+        species_per_phantom=proteins.species_per_phantom,
     )
 
 
@@ -79,6 +86,7 @@ def protein_targets(
             region="inside" if s.name in inside else "outside" if s.name in outside else "anywhere",
         )
         for s in proteins.species
+        if not s.in_membrane
     )
 
 
@@ -110,8 +118,60 @@ def phantom_recipe(config: SimulationConfig) -> PhantomRecipe:
         packing=packing_rules(config.proteins),
         filaments=tuple(config.filaments),
         vesicles=vesicle_population(config.vesicles),
-        vesicle_class_id=class_ids[config.vesicles.label] if config.vesicles.count > 0 else 0,
+        vesicle_class_id=(
+            class_ids[config.vesicles.label]
+            if config.vesicles.count > 0 or config.vesicles.sheets > 0 else 0
+        ),
         vesicle_ice_potential_v=ice,
+        sheets=SheetPopulation(
+            count=int(config.vesicles.sheets),
+            amplitude=float(config.vesicles.sheet_amplitude),
+            wavelength=float(config.vesicles.sheet_wavelength),
+            max_tilt=float(config.vesicles.sheet_max_tilt),
+        ),
+        membrane_proteins=membrane_protein_targets(config.proteins, class_ids),
+        context=sample_context(config.context, class_ids),
+    )
+
+
+def membrane_protein_targets(
+    proteins: ProteinsConfig, class_ids: Mapping[str, int]
+) -> tuple[MembraneProteinTarget, ...]:
+    """Return the ``in_membrane`` species of the ``proteins`` section."""
+    return tuple(
+        MembraneProteinTarget(
+            name=s.name,
+            class_id=int(class_ids[s.label or s.name]),
+            count=int(s.count or 0),
+            axis=tuple(float(v) for v in (s.membrane_axis or (0.0, 0.0, 1.0))),  # type: ignore[arg-type]
+            offset=float(s.membrane_offset),
+        )
+        for s in proteins.species
+        if s.in_membrane
+    )
+
+
+def sample_context(section: ContextConfig, class_ids: Mapping[str, int]) -> SampleContext:
+    """Return slab, carbon, fiducials and contamination of the ``context`` section."""
+    slab = section.slab
+    return SampleContext(
+        slab=SlabSettings(
+            thickness=slab.thickness,
+            thickness_gradient=float(slab.thickness_gradient),
+            roughness=float(slab.roughness),
+            roughness_length=float(slab.roughness_length),
+            curtain_amplitude=float(slab.curtain_amplitude),
+            curtain_period=float(slab.curtain_period),
+        ) if slab.enabled else None,
+        carbon_thickness=float(section.carbon.thickness) if section.carbon.enabled else None,
+        carbon_texture=float(section.carbon.texture),
+        fiducial_count=int(section.fiducials.count),
+        fiducial_radius=float(section.fiducials.radius),
+        fiducial_name=section.fiducials.label,
+        fiducial_class_id=int(class_ids.get(section.fiducials.label, 0)),
+        contamination_count=int(section.contamination.count),
+        contamination_size=(float(section.contamination.size[0]),
+                            float(section.contamination.size[1])),
     )
 
 
@@ -171,5 +231,18 @@ def acquisition(microscope: MicroscopeConfig) -> Acquisition:
             noise=detector.noise,
             write_noise_free=detector.write_noise_free,
             write_half_sets=detector.write_half_sets,
+            binning=int(detector.binning),
         ),
+        imperfections=acquisition_settings(microscope.acquisition),
     )
+
+
+def acquisition_settings(section: AcquisitionConfig) -> AcquisitionSettings:
+    """Return the imperfections' sizes: the profile's, overridden by the fields set."""
+    base = ACQUISITION_PROFILES[section.profile]
+    given = {
+        name: float(value)
+        for name, value in section.model_dump().items()
+        if name != "profile" and value is not None
+    }
+    return replace(base, **given)

@@ -92,6 +92,9 @@ class PhaseFlipSettings:
     strip_width_px
         Correct the defocus gradient of tilted images in strips of this width (pixels, along x);
         ``None`` uses one defocus per image.
+    wiener_snr
+        None: phase flipping; a number: a Wiener filter with this signal-to-noise ratio instead
+        (:func:`phase_flip_tilt_series`).
     """
 
     defocus_u: PerTilt
@@ -99,6 +102,7 @@ class PhaseFlipSettings:
     astigmatism_angle: PerTilt = 0.0
     optics: Optics = Optics()
     strip_width_px: int | None = None
+    wiener_snr: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,8 +404,13 @@ def phase_flip_tilt_series(
     optics: Optics,
     tilt_angles: PerTilt | None = None,
     strip_width_px: int | None = None,
+    wiener_snr: float | None = None,
 ) -> np.ndarray:
     """Phase-flip every image: multiply its Fourier transform by ``−sign(CTF)``.
+
+    With ``wiener_snr`` = S the factor is the Wiener filter ``−CTF / (CTF² + 1/S)`` instead: it
+    flips the bands like phase flipping and also restores their amplitude where the CTF is
+    strong compared with ``1/√S``, damping the zeros (the sign convention keeps protein dark).
 
     The CTF is :func:`tomosim.microscope.ctf.ctf_2d` (CTFFIND convention, negative at low
     frequency in underfocus). Multiplying by ``−sign(CTF)`` turns every band to the sign of the
@@ -434,6 +443,8 @@ def phase_flip_tilt_series(
         Tilt of each image (degrees), needed for strips.
     strip_width_px
         Strip width in pixels for the defocus-gradient correction; ``None``: no strips.
+    wiener_snr
+        Signal-to-noise ratio of a Wiener filter used instead of the sign flip; None: flip.
 
     Returns
     -------
@@ -444,6 +455,10 @@ def phase_flip_tilt_series(
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise TomosimError(f"phase flipping needs a positive pixel size, got {pixel_size}")
     n_tilts, n_y, n_x = stack.shape
+    if wiener_snr is not None and not (np.isfinite(wiener_snr) and wiener_snr > 0):
+        raise TomosimError(
+            f"the Wiener filter needs a positive signal-to-noise ratio, got {wiener_snr}"
+        )
     du = _per_tilt(defocus_u, n_tilts, "defocus_u")
     dv = _per_tilt(defocus_v, n_tilts, "defocus_v")
     astigmatism = _per_tilt(astigmatism_angle, n_tilts, "astigmatism_angle")
@@ -482,8 +497,11 @@ def phase_flip_tilt_series(
                 phase_shift=optics.phase_shift,
                 rfft=True,
             )
-            sign = np.where(ctf > 0, -1.0, 1.0).astype(np.float32)
-            image = scipy.fft.irfft2(spectrum * sign, s=(pad_y, pad_x), workers=workers)
+            if wiener_snr is None:
+                factor = np.where(ctf > 0, -1.0, 1.0).astype(np.float32)
+            else:
+                factor = (-ctf / (ctf * ctf + 1.0 / wiener_snr)).astype(np.float32)
+            image = scipy.fft.irfft2(spectrum * factor, s=(pad_y, pad_x), workers=workers)
             return image[before_y : before_y + n_y, before_x : before_x + n_x]
 
         centre_defocus = 0.5 * (du[i] + dv[i])
@@ -611,6 +629,7 @@ def weighted_backprojection(
             optics=phase_flip.optics,
             tilt_angles=angles,
             strip_width_px=phase_flip.strip_width_px,
+            wiener_snr=phase_flip.wiener_snr,
         )
     images = _bin_images(images, binning)
     if tilt_axis_angle != 0 and not rotated:

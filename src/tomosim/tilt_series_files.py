@@ -16,8 +16,25 @@ from tomosim.microscope import TiltSeries
 
 
 def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:
-    """Per-tilt metadata in stack order (ascending nominal angle)."""
+    """Per-tilt metadata in stack order (ascending nominal angle): ``tilts.csv``.
+
+    Sign conventions (CONVENTIONS.md, "Per-tilt errors"): ``true_angle_deg`` is the angle the
+    image was formed at (``angle_deg`` is nominal); each image was rotated by
+    ``rotation_error_deg`` (counter-clockwise, about the centre ``shape // 2``, on top of the
+    tilt-axis angle) and then its content displaced by ``(shift_x_a, shift_y_a)`` Å; undoing
+    means shifting by minus the shift, then rotating by minus the rotation. ``defocus_u_a`` and
+    ``defocus_v_a`` are the values a CTF estimation reports (used for CTF correction);
+    ``true_defocus_u_a``/``true_defocus_v_a`` those the image was formed with. ``motion_blur_a``
+    is the length of the linear beam-induced motion within the exposure, along
+    ``motion_angle_deg`` (counter-clockwise from x).
+    """
     s = tilt_series.scheme
+    true_u, true_v = tilt_series.true_defocus_u, tilt_series.true_defocus_v
+    true_u = tilt_series.defocus_u if true_u is None else true_u
+    true_v = tilt_series.defocus_v if true_v is None else true_v
+    errors = tilt_series.acquisition
+    blur = np.zeros(tilt_series.n_tilts) if errors is None else errors.motion_blur
+    blur_angle = np.zeros(tilt_series.n_tilts) if errors is None else errors.motion_angle
     return pd.DataFrame(
         {
             "index": np.arange(tilt_series.n_tilts),
@@ -33,6 +50,10 @@ def tilt_table(tilt_series: TiltSeries) -> pd.DataFrame:
             "shift_x_a": s.shifts[:, 0],
             "shift_y_a": s.shifts[:, 1],
             "rotation_error_deg": s.rotations,
+            "true_defocus_u_a": true_u,
+            "true_defocus_v_a": true_v,
+            "motion_blur_a": blur,
+            "motion_angle_deg": blur_angle,
         }
     )
 

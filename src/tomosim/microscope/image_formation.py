@@ -23,6 +23,14 @@ The chain (:func:`simulate_tilt_series`), per tilt, in ascending angle order:
    wave-optical image ``|F⁻¹[F[e^{iφ}] e^{iχ}]|²`` (tested against it); it holds while the phase
    *fluctuations* are well below 1 rad (a 25 nm protein is ≈ 0.3 rad at 300 kV). In underfocus
    protein images dark.
+   **Acquisition imperfections** (:mod:`~tomosim.microscope.acquisition`,
+   ``Acquisition.imperfections``): correlated residual shifts and rotations, a tilt-axis error and
+   a tilt-angle offset join the scheme's errors (step 1); beam-induced motion blur multiplies the
+   transfer by ``sinc(L k·d)``; the images are formed at the true defocus and the series reports
+   the assumed one (defocus mismatch). **Fourier binning** (``DetectorSettings.binning`` = b,
+   :mod:`~tomosim.microscope.binning`): the MTF is that of the detector pixel
+   ``pixel_size / b``, and the transfer is divided by the voxel averaging of the potential at
+   this tilt, so that the pixel is integrated once, as in data Fourier-cropped from a fine pixel.
 4. **Detector** (:mod:`~tomosim.microscope.detector`): expected electrons
    ``dose · pixel_size² · I``, Poisson shot noise with the DQE, read noise; optional noise-free
    series and odd/even half-dose series.
@@ -33,12 +41,19 @@ at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from tomosim.errors import TomosimError
+from tomosim.microscope.acquisition import (
+    AcquisitionErrors,
+    AcquisitionSettings,
+    draw_acquisition_errors,
+    motion_blur_transfer,
+)
+from tomosim.microscope.binning import voxel_average_transfer
 from tomosim.microscope.ctf import (
     Optics,
     apply_ctf,
@@ -86,7 +101,8 @@ class TiltSeries:
         The :class:`~tomosim.microscope.tilt_scheme.TiltScheme`: order, doses, true errors.
     defocus_u, defocus_v
         ``(n_tilts,)`` defocus at the tilt axis (image centre plus shift, eucentric height), Å,
-        positive = underfocus (CTFFIND convention).
+        positive = underfocus (CTFFIND convention), as a CTF estimation reports it: the values
+        CTF correction uses. They differ from ``true_defocus_u/v`` by the defocus mismatch.
     astigmatism_angle
         ``(n_tilts,)`` degrees from the detector image x axis to the u axis, counter-clockwise.
     tilt_axis_angle
@@ -98,6 +114,11 @@ class TiltSeries:
         ``(n_tilts,)`` mean exit-wave phase (ice slab plus sample), radians: informative only.
     noise_free
         ``(n_tilts, ny, nx)`` float32 expected electrons per pixel, or None.
+    true_defocus_u, true_defocus_v
+        ``(n_tilts,)`` defocus the images were formed with, Å; None = ``defocus_u/v``.
+    acquisition
+        The drawn acquisition imperfections (:mod:`tomosim.microscope.acquisition`), or None;
+        their shifts, rotations and angle errors are already in ``scheme``.
     odd, even
         ``(n_tilts, ny, nx)`` float32 half-dose images (``odd + even == images`` up to float32
         rounding), or None.
@@ -116,6 +137,9 @@ class TiltSeries:
     noise_free: np.ndarray | None = None
     odd: np.ndarray | None = None
     even: np.ndarray | None = None
+    true_defocus_u: np.ndarray | None = None
+    true_defocus_v: np.ndarray | None = None
+    acquisition: AcquisitionErrors | None = None
 
     @property
     def n_tilts(self) -> int:
@@ -223,6 +247,9 @@ class DetectorSettings:
         Poisson shot noise on.
     write_noise_free, write_half_sets
         Keep the expected (noise-free) series; keep odd/even half-dose series.
+    binning
+        Fourier binning from the physical pixel ``pixel_size / binning`` to the simulation pixel
+        (:mod:`tomosim.microscope.binning`); 1 = the simulation pixel is the detector pixel.
     """
 
     detector: DetectorModel
@@ -230,16 +257,22 @@ class DetectorSettings:
     noise: bool
     write_noise_free: bool
     write_half_sets: bool
+    binning: int = 1
 
 
 @dataclass(frozen=True)
 class Acquisition:
-    """How a tilt series is acquired: tilt scheme, focus, dose and detector."""
+    """How a tilt series is acquired: tilt scheme, focus, dose, detector and imperfections.
+
+    ``imperfections`` (:mod:`tomosim.microscope.acquisition`) defaults to none here; the
+    config's ``microscope.acquisition.profile`` defaults to ``realistic``.
+    """
 
     tilt: TiltSettings
     focus: Focus
     dose: DoseSettings
     detector: DetectorSettings
+    imperfections: AcquisitionSettings = field(default_factory=AcquisitionSettings)
 
 
 def depth_slabs(
@@ -308,11 +341,26 @@ def simulate_tilt_series(
         acquisition.tilt, acquisition.focus, acquisition.dose, acquisition.detector
     )
     scheme_rng, noise_rng = rng.spawn(2)
+    imperfection_rng = rng.spawn(1)[0]  # spawned after: the streams above are unchanged
     scheme = _tilt_scheme(acquisition, scheme_rng)
     n_tilts = scheme.n_tilts
+    errors = draw_acquisition_errors(
+        acquisition.imperfections, scheme.acquisition_index, imperfection_rng
+    )
+    scheme = replace(
+        scheme,
+        shifts=scheme.shifts + errors.shifts,
+        rotations=scheme.rotations + errors.rotations,
+        angle_errors=scheme.angle_errors + errors.angle_errors,
+    )
+    if np.any(np.abs(scheme.true_angles_deg) >= 90):
+        raise TomosimError("tilt angle errors and offset push a tilt beyond ±90 degrees")
     astigmatism = focus.astigmatism_um * 1e4
     defocus_u = scheme.defocus + astigmatism / 2
     defocus_v = scheme.defocus - astigmatism / 2
+    binning = int(camera.binning)
+    if binning < 1:
+        raise TomosimError(f"detector binning must be a positive integer, got {binning}")
     sigma = interaction_constant(optics.voltage_kv)
     true_angles = scheme.true_angles_deg
     axis_angles = tilt.tilt_axis_angle + scheme.rotations
@@ -330,8 +378,10 @@ def simulate_tilt_series(
     ice_phase = sigma * ice_projection(thickness, true_angles, ice_potential_v=ice_potential_v)
     k_y, k_x = frequency_grid(padded_shape((n_y, n_x), focus.padding), pixel_size)
     frequency = np.sqrt(k_y**2 + k_x**2)
+    # the detector pixel is pixel_size / binning and images are Fourier-binned to pixel_size, so
+    # the MTF is the fine pixel's only (tomosim.microscope.binning)
     mtf = detector_mtf(
-        k_y, k_x, pixel_size=pixel_size, mtf_falloff=camera.detector.mtf_falloff,
+        k_y, k_x, pixel_size=pixel_size / binning, mtf_falloff=camera.detector.mtf_falloff,
         pixel_aperture=camera.detector.pixel_aperture,
     )
 
@@ -347,6 +397,16 @@ def simulate_tilt_series(
             transfer *= exposure_filter(
                 frequency, dose_start=float(scheme.dose_before[index]),
                 dose_end=float(scheme.dose_after[index]), voltage_kv=optics.voltage_kv,
+            )
+        if binning > 1:  # undo the voxel averaging of the coarse potential: no double integration
+            transfer = transfer / voxel_average_transfer(
+                k_y, k_x, pixel_size=pixel_size, tilt_angle=angle,
+                tilt_axis_angle=float(axis_angles[index]),
+            )
+        if errors.motion_blur[index] > 0:
+            transfer = transfer * motion_blur_transfer(
+                k_y, k_x, length=float(errors.motion_blur[index]),
+                angle_deg=float(errors.motion_angle[index]),
             )
         contrast, total_phase = _phase_contrast(
             volume, angle, pixel_size=pixel_size, optics=optics, focus=focus,
@@ -380,8 +440,8 @@ def simulate_tilt_series(
         angles_deg=scheme.angles_deg.copy(),
         pixel_size=float(pixel_size),
         scheme=scheme,
-        defocus_u=defocus_u,
-        defocus_v=defocus_v,
+        defocus_u=defocus_u + errors.defocus_mismatch,
+        defocus_v=defocus_v + errors.defocus_mismatch,
         astigmatism_angle=np.full(n_tilts, float(focus.astigmatism_angle)),
         tilt_axis_angle=float(tilt.tilt_axis_angle),
         optics=optics,
@@ -389,6 +449,9 @@ def simulate_tilt_series(
         noise_free=noise_free,
         odd=odd,
         even=even,
+        true_defocus_u=defocus_u,
+        true_defocus_v=defocus_v,
+        acquisition=errors,
     )
 
 

@@ -247,7 +247,7 @@ def confusion_table(counts: list[list[int]]) -> list[str]:
     names = ["background", *CLASSES]
     lines = ["| true ↓ predicted → | " + " | ".join(names) + " | true voxels |",
              "|---" * (len(names) + 2) + "|"]
-    for name, row in zip(names, counts):
+    for name, row in zip(names, counts, strict=True):
         total = sum(row)
         cells = [f"{v / total:.3f}" if total else "–" for v in row]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {total} |")

@@ -1,7 +1,8 @@
 """Membranes: lipid vesicles as spherical or ellipsoidal bilayers with a radial potential profile.
 
-A vesicle is an ellipsoid (centre, semi-axes, rotation) whose surface is the *mid-plane* of the
-bilayer. Every voxel gets the potential of the bilayer profile at its signed distance ``d`` from
+A vesicle is an ellipsoid (centre, semi-axes, rotation), optionally deformed into a free-form,
+star-shaped surface by a smooth random radius function on the sphere (:class:`Deformation`),
+whose surface is the *mid-plane* of the bilayer. Every voxel gets the potential of the bilayer profile at its signed distance ``d`` from
 that surface (``d < 0`` inside), in volts, as the excess over vitreous ice (CONVENTIONS.md).
 
 Positions are ``(x, y, z)`` in Å in sample coordinates (from the centre of voxel ``[0, 0, 0]``);

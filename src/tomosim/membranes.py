@@ -2,8 +2,11 @@
 
 A vesicle is an ellipsoid (centre, semi-axes, rotation), optionally deformed into a free-form,
 star-shaped surface by a smooth random radius function on the sphere (:class:`Deformation`),
-whose surface is the *mid-plane* of the bilayer. Every voxel gets the potential of the bilayer profile at its signed distance ``d`` from
-that surface (``d < 0`` inside), in volts, as the excess over vitreous ice (CONVENTIONS.md).
+whose surface is the *mid-plane* of the bilayer. Every voxel gets the potential of the bilayer
+profile at its signed distance ``d`` from that surface (``d < 0`` inside), in volts, as the excess
+over vitreous ice (CONVENTIONS.md). For a deformed vesicle ``d`` is the first-order distance
+``F / |∇F|`` of the level function ``F(q) = |q| − r(q / |q|)`` (:func:`deformed_distance`),
+exact on the mid-plane, and the membrane-protein normal is ``∇F / |∇F|``.
 
 Positions are ``(x, y, z)`` in Å in sample coordinates (from the centre of voxel ``[0, 0, 0]``);
 arrays are ``(z, y, x)``.

@@ -96,9 +96,9 @@ def _zero_voxel_map(tmp_path: Path) -> Path:
         (lambda tmp, model: _unknown_format(tmp), "2", "unknown"),
         (lambda tmp, model: _empty_model(tmp), "2", "no atoms"),
         (lambda tmp, model: _truncated_gzip(tmp), "2", "gzip"),
-        (lambda tmp, model: model, "-1", "pixel-size"),
-        (lambda tmp, model: model, "1000", "pixel-size"),
-        (lambda tmp, model: model, "0", "pixel-size"),
+        (lambda tmp, model: model, "-1", "pixel_size"),
+        (lambda tmp, model: model, "1000", "pixel_size"),
+        (lambda tmp, model: model, "0", "pixel_size"),
         (lambda tmp, model: "foo:1234", "2", "unknown identifier prefix"),
         (lambda tmp, model: _zero_voxel_map(tmp), "2", "voxel size"),
     ],
@@ -128,9 +128,9 @@ def test_bad_input_exit_2_one_line_no_file(
 def test_mass_and_scale_are_exclusive(run_cli, model: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.mrc"
     code, _, stderr = run_cli(
-        "potential", model, "-o", out, "--pixel-size", "2", "--mass-kda", "10", "--scale-v", "1"
+        "potential", model, "-o", out, "--pixel-size", "2", "--map-mass-kda", "10", "--map-scale-v", "1"
     )
-    assert code == 2 and "--mass-kda" in stderr and not out.exists()
+    assert code == 2 and "--map-mass-kda" in stderr and not out.exists()
 
 
 def test_map_source_scaled_by_mass(run_cli, tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_map_source_scaled_by_mass(run_cli, tmp_path: Path) -> None:
     write_mrc(source, blob, voxel_size=1.2)
     out = tmp_path / "blob_pot.mrc"
     code, _, stderr = run_cli(
-        "potential", source, "-o", out, "--pixel-size", "2.4", "--mass-kda", "20"
+        "potential", source, "-o", out, "--pixel-size", "2.4", "--map-mass-kda", "20"
     )
     assert code == 0, stderr
     with mrcfile.open(out) as mrc:

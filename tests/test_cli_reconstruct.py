@@ -63,7 +63,7 @@ def test_reconstruct_writes_tomogram_with_point_in_place(run_cli, inputs, tmp_pa
     stack_path, tlt_path = inputs
     out = tmp_path / "tomo.mrc"
     code, stdout, stderr = run_cli(
-        "reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness", 24
+        "reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness-px", 24
     )
     assert code == 0, stderr
     assert "tomo.mrc" in stdout
@@ -79,10 +79,10 @@ def test_reconstruct_writes_tomogram_with_point_in_place(run_cli, inputs, tmp_pa
 def test_reconstruct_binning_invert_and_filters(run_cli, inputs, tmp_path) -> None:
     stack_path, tlt_path = inputs
     plain, inverted = tmp_path / "plain.mrc", tmp_path / "inverted.mrc"
-    common = ["--angles", tlt_path, "--thickness", 24, "--binning", 2, "--sirt-like", 5]
+    common = ["--angles", tlt_path, "--thickness-px", 24, "--binning", 2, "--sirt-like-iterations", 5]
     assert run_cli("reconstruct", stack_path, *common, "-o", plain)[0] == 0
     code, _, stderr = run_cli(
-        "reconstruct", stack_path, *common, "--invert", "--cutoff", 0.3, "--falloff", 0.05,
+        "reconstruct", stack_path, *common, "--invert", "--lowpass-cutoff", 0.3, "--lowpass-falloff", 0.05,
         "--tilt-axis-angle", 0.0, "-o", inverted,
     )
     assert code == 0, stderr
@@ -100,7 +100,7 @@ def test_reconstruct_with_phase_flip(run_cli, inputs, tmp_path) -> None:
     stack_path, tlt_path = inputs
     out = tmp_path / "flipped.mrc"
     code, _, stderr = run_cli(
-        "reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness", 24,
+        "reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness-px", 24,
         "--phase-flip", "--defocus-um", 2.0, "--voltage-kv", 300, "--cs-mm", 2.7,
         "--amplitude-contrast", 0.1,
     )
@@ -123,7 +123,7 @@ def test_angle_count_mismatch(run_cli, inputs, tmp_path) -> None:
     short = tmp_path / "short.tlt"
     write_tlt(short, ANGLES[:-1])
     out = tmp_path / "tomo.mrc"
-    result = run_cli("reconstruct", stack_path, "--angles", short, "-o", out, "--thickness", 8)
+    result = run_cli("reconstruct", stack_path, "--angles", short, "-o", out, "--thickness-px", 8)
     _assert_one_line_error(result, "short.tlt", "ts.mrc", f"{ANGLES.size - 1} tilt angles")
     assert not out.exists()
 
@@ -133,7 +133,7 @@ def test_angles_outside_90(run_cli, inputs, tmp_path) -> None:
     wide = tmp_path / "wide.tlt"
     write_tlt(wide, np.concatenate([ANGLES[:-1], [95.0]]))
     out = tmp_path / "tomo.mrc"
-    result = run_cli("reconstruct", stack_path, "--angles", wide, "-o", out, "--thickness", 8)
+    result = run_cli("reconstruct", stack_path, "--angles", wide, "-o", out, "--thickness-px", 8)
     _assert_one_line_error(result, "wide.tlt", "95")
     assert not out.exists()
 
@@ -147,7 +147,7 @@ def test_unreadable_tilt_file(run_cli, inputs, tmp_path, content) -> None:
     if content is not None:
         tlt.write_text(content)
     out = tmp_path / "tomo.mrc"
-    result = run_cli("reconstruct", stack_path, "--angles", tlt, "-o", out, "--thickness", 8)
+    result = run_cli("reconstruct", stack_path, "--angles", tlt, "-o", out, "--thickness-px", 8)
     _assert_one_line_error(result, "broken.tlt")
     assert not out.exists()
 
@@ -159,7 +159,7 @@ def test_stack_without_voxel_size(run_cli, inputs, tmp_path) -> None:
         mrc.set_data(point_tilt_series())
         mrc.voxel_size = 0.0
     out = tmp_path / "tomo.mrc"
-    result = run_cli("reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness", 8)
+    result = run_cli("reconstruct", stack_path, "--angles", tlt_path, "-o", out, "--thickness-px", 8)
     _assert_one_line_error(result, "nopix.mrc", "voxel size")
     assert not out.exists()
 
@@ -168,8 +168,11 @@ def test_bad_options(run_cli, inputs, tmp_path) -> None:
     stack_path, tlt_path = inputs
     out = tmp_path / "tomo.mrc"
     base = ["reconstruct", stack_path, "--angles", tlt_path, "-o", out]
-    _assert_one_line_error(run_cli(*base, "--thickness", 0), "--thickness")
-    _assert_one_line_error(run_cli(*base, "--thickness", 8, "--phase-flip"), "--defocus-um")
-    _assert_one_line_error(run_cli(*base, "--thickness", 8, "--binning", 64), "binning", "ts.mrc")
-    _assert_one_line_error(run_cli(*base, "--thickness", 8, "--cutoff", 0.9), "cutoff", "ts.mrc")
+    _assert_one_line_error(run_cli(*base, "--thickness-px", 0), "thickness_px")
+    _assert_one_line_error(run_cli(*base), "--thickness-px")
+    _assert_one_line_error(run_cli(*base, "--thickness-px", 8, "--phase-flip"), "--defocus-um")
+    _assert_one_line_error(run_cli(*base, "--thickness-px", 8, "--binning", 64), "binning")
+    _assert_one_line_error(
+        run_cli(*base, "--thickness-px", 8, "--lowpass-cutoff", 0.9), "lowpass_cutoff"
+    )
     assert not out.exists()

@@ -49,7 +49,7 @@ def test_pick_cli_writes_star_and_skips_membranes_by_default(tmp_path, run_cli):
     write_mrc(tmp_path / "labels.mrc", hand_made_labels(), voxel_size=VOXEL)
     write_text(tmp_path / "classes.csv", CLASSES)
     code, out, err = run_cli("pick", tmp_path / "labels.mrc", "-o", tmp_path / "particles.star",
-                             "--min-size", "5")
+                             "--min-size-px", "5")
     assert code == 0, err
     table = starfile.read(tmp_path / "particles.star")
     assert list(table["rlnClassNumber"]) == [1, 1, 3]  # membrane (2) is not globular
@@ -68,6 +68,6 @@ def test_pick_cli_bad_input_exit_2(tmp_path, run_cli):
     write_mrc(tmp_path / "blank.mrc", hand_made_labels(), voxel_size=0.0)
     code, _, err = run_cli("pick", tmp_path / "blank.mrc", "-o", tmp_path / "p.star")
     assert code == 2 and "no voxel size" in err
-    code, _, err = run_cli("pick", tmp_path / "labels.mrc", "-o", tmp_path / "p.star", "--min-size", "0")
-    assert code == 2 and "--min-size" in err
+    code, _, err = run_cli("pick", tmp_path / "labels.mrc", "-o", tmp_path / "p.star", "--min-size-px", "0")
+    assert code == 2 and "--min-size-px" in err
     assert not (tmp_path / "p.star").exists()

@@ -46,8 +46,8 @@ def test_files_round_trip_with_required_columns(project):
     assert set(TILT_SERIES_COLUMNS) <= set(series.columns)
     tilts = pd.read_csv(run / "tilts.csv")
     # the true per-tilt defocus, dose and alignment, in stack order
-    np.testing.assert_allclose(series.rlnDefocusU, tilts.defocus_u_a, atol=1e-5)
-    np.testing.assert_allclose(series.rlnDefocusV, tilts.defocus_v_a, atol=1e-5)
+    np.testing.assert_allclose(series.rlnDefocusU, tilts.true_defocus_u_a, atol=1e-5)
+    np.testing.assert_allclose(series.rlnDefocusV, tilts.true_defocus_v_a, atol=1e-5)
     np.testing.assert_allclose(series.rlnMicrographPreExposure, tilts.dose_before_e_per_a2,
                                atol=1e-5)
     np.testing.assert_allclose(series.rlnTomoYTilt, tilts.true_angle_deg, atol=1e-5)

@@ -45,6 +45,8 @@ from pathlib import Path
 import pandas as pd
 import starfile
 
+from tomosim.particles import write_particles_star
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = Path(os.environ.get("TOMOSIM_SHARED_STRUCTURES", REPO.parent / "shared" / "structures"))
@@ -235,11 +237,11 @@ def main() -> None:
         out.parent.mkdir(exist_ok=True)
         times["pick"] += run_step(f"pick_{folder.name}", [
             "pick", str(model), str(folder / "tomogram.mrc"), "-o", str(out),
-            "--tomo-name", folder.name, "--threads", str(args.threads), "--quiet"], logs)
+            "--tomogram-name", folder.name, "--threads", str(args.threads), "--quiet"], logs)
         truths.append(renamed(folder / "particles.star", folder.name))
         picks.append(renamed(out, folder.name))
-    starfile.write({"particles": pd.concat(truths)}, work / "truth_all.star", overwrite=True)
-    starfile.write({"particles": pd.concat(picks)}, work / "picks_all.star", overwrite=True)
+    write_particles_star(work / "truth_all.star", pd.concat(truths))
+    write_particles_star(work / "picks_all.star", pd.concat(picks))
     run_step("evaluate", [
         "evaluate-picks", str(work / "truth_all.star"), str(work / "picks_all.star"),
         "--czii-weights", "-o", str(work / "scores.json")], logs)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from tomosim.errors import TomosimError
+
+if TYPE_CHECKING:
+    from tomosim.config import SimulationConfig
+    from tomosim.pipeline import SimulationResult
 
 app = typer.Typer(
     name="tomosim",
@@ -24,13 +27,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override a config value (repeatable).",
+    ),
 ]
-SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides config).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed (overrides config).")]
 
 
 def _version_callback(value: bool) -> None:
@@ -53,115 +61,229 @@ def _root(
 # ---- commands: potential ----------------------------------------------------------------
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config YAML; this command reads only the sections it uses."),
+]
+
+
+def _section_tree(
+    config: Path | None, sections: tuple[str, ...], overrides: list[str] | None
+) -> dict:
+    """Return the named top-level sections of a config file, with ``--set`` applied."""
+    from tomosim.config import apply_overrides, read_config_tree
+
+    tree = read_config_tree(config) if config is not None else {}
+    kept = {key: value for key, value in tree.items() if key in sections}
+    for item in overrides or []:
+        head = item.partition("=")[0].strip().split(".", 1)[0]
+        if head not in sections:
+            raise TomosimError(
+                f"--set {item}: this command takes only sections {', '.join(sections)}"
+            )
+    return apply_overrides(kept, list(overrides or []))
+
+
+def _put(tree: dict, dotted: str, value: object) -> None:
+    """Set ``tree[a][b]... = value`` for a flag that was given (value not None)."""
+    if value is None:
+        return
+    *parents, last = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[last] = value
+
+
+def _source_name(config: Path | None) -> str:
+    return f"{config} (with the command's options)" if config is not None else "options"
+
+
 @app.command()
 def potential(
     source: Annotated[
-        str, typer.Argument(help="Model or map: file (.pdb/.cif/.ent/.mrc/.map[.gz]) or pdb:/emdb:/afdb:/builtin: id.")
+        str,
+        typer.Argument(
+            help="Model or map: file (.pdb/.cif/.ent/.mrc/.map[.gz]) or "
+            "pdb:/emdb:/afdb:/builtin: id."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output MRC file.")],
-    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Å per voxel, in (0, 50].")],
-    resolution: Annotated[
-        Optional[float], typer.Option("--resolution", help="Low-pass to this resolution, Å (B = 4 d²).")
+    pixel_size: Annotated[
+        float | None, typer.Option("--pixel-size", help="Å per voxel (sample.pixel_size).")
     ] = None,
-    b_factor: Annotated[float, typer.Option("--b-factor", help="Global B-factor added, Å².")] = 0.0,
+    resolution: Annotated[
+        float | None, typer.Option("--resolution", help="Low-pass to this resolution, Å.")
+    ] = None,
+    b_factor: Annotated[
+        float | None, typer.Option("--b-factor", help="Global B-factor added, Å².")
+    ] = None,
     solvent: Annotated[
-        str, typer.Option("--solvent", help="none: vacuum potential; ice: excess over vitreous ice.")
-    ] = "none",
+        str | None,
+        typer.Option(
+            "--solvent", help="none (default here): vacuum potential; ice: excess over ice."
+        ),
+    ] = None,
     hydrogens: Annotated[
-        bool, typer.Option("--hydrogens/--no-hydrogens", help="Add implicit hydrogens.")
-    ] = True,
+        bool | None, typer.Option("--hydrogens/--no-hydrogens", help="Add implicit hydrogens.")
+    ] = None,
     hydration_shell: Annotated[
-        bool, typer.Option("--hydration-shell", help="Add a 3 Å hydration shell (ice only).")
-    ] = False,
+        bool | None,
+        typer.Option("--hydration-shell/--no-hydration-shell", help="3 Å hydration shell (ice)."),
+    ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option("--cache/--no-cache", help="Read and write the potential cache."),
+    ] = None,
     assembly: Annotated[
-        Optional[str], typer.Option("--assembly", help="Biological assembly id to expand.")
+        str | None, typer.Option("--assembly", help="Biological assembly id to expand.")
     ] = None,
     chains: Annotated[
-        Optional[str], typer.Option("--chains", help="Comma-separated chain ids to keep.")
+        str | None, typer.Option("--chains", help="Comma-separated chain ids to keep.")
     ] = None,
-    mass_kda: Annotated[
-        Optional[float], typer.Option("--mass-kda", help="Map: molecular mass (kDa) to scale to volts.")
+    map_mass_kda: Annotated[
+        float | None,
+        typer.Option("--map-mass-kda", help="Map: molecular mass (kDa) to scale to volts."),
     ] = None,
-    scale_v: Annotated[
-        Optional[float], typer.Option("--scale-v", help="Map: volts per map unit.")
+    map_scale_v: Annotated[
+        float | None, typer.Option("--map-scale-v", help="Map: volts per map unit.")
     ] = None,
-    threshold: Annotated[
-        Optional[float], typer.Option("--threshold", help="Map: values below are not molecule.")
+    map_threshold: Annotated[
+        float | None,
+        typer.Option("--map-threshold", help="Map: values below are not molecule."),
     ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither read nor write the potential cache.")
-    ] = False,
+    config: ConfigOption = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="SECTION.KEY=VALUE",
+            help="Override potential.KEY, structure.KEY or sample.pixel_size (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Compute the electrostatic potential (V) of a structure and write it as MRC.
 
-    The MRC header carries the voxel size and an origin that puts the map on the model's
-    coordinates (voxel 0 at centre_a - (shape // 2) * pixel size).
+    Settings come from the potential and structure sections (and sample.pixel_size) of
+    --config, then --set, then the options, which carry the config field names. The MRC header
+    carries the voxel size and an origin that puts the map on the model's coordinates (voxel 0 at
+    centre_a - (shape // 2) * pixel size).
     """
-    from pydantic import ValidationError
-
-    from tomosim.config import PotentialConfig, StructureOptions
-    from tomosim.io import write_mrc
     from tomosim.cache import load_potential
-    from tomosim.potential import MAX_PIXEL_SIZE
+    from tomosim.config import PotentialConfig, SampleConfig, StructureOptions, validate_section
+    from tomosim.io import write_mrc
 
-    if not (0 < pixel_size <= MAX_PIXEL_SIZE):
-        raise TomosimError(f"--pixel-size must be in (0, {MAX_PIXEL_SIZE:g}] Å, got {pixel_size}")
-    if mass_kda is not None and scale_v is not None:
-        raise TomosimError("give either --mass-kda or --scale-v, not both")
+    tree = {"potential": {"solvent": "none"}}
+    tree.update(_section_tree(config, ("potential", "structure", "sample"), overrides))
+    tree["potential"] = {"solvent": "none", **(tree.get("potential") or {})}
     chain_list = [c.strip() for c in chains.split(",") if c.strip()] if chains else None
-    try:
-        potential_config = PotentialConfig(
-            solvent=solvent,  # type: ignore[arg-type]
-            hydrogens=hydrogens,
-            b_factor=b_factor,
-            resolution=resolution,
-            hydration_shell=hydration_shell,
-            cache=not no_cache,
-        )
-        structure_options = StructureOptions(
-            assembly=assembly,
-            chains=chain_list,
-            map_mass_kda=mass_kda,
-            map_scale_v=scale_v,
-            map_threshold=threshold,
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise TomosimError(f"invalid --{field.replace('_', '-')}: {err['msg']}") from None
+    for key, value in {
+        "sample.pixel_size": pixel_size, "potential.resolution": resolution,
+        "potential.b_factor": b_factor, "potential.solvent": solvent,
+        "potential.hydrogens": hydrogens, "potential.hydration_shell": hydration_shell,
+        "potential.cache": cache, "structure.assembly": assembly, "structure.chains": chain_list,
+        "structure.map_mass_kda": map_mass_kda, "structure.map_scale_v": map_scale_v,
+        "structure.map_threshold": map_threshold,
+    }.items():
+        _put(tree, key, value)
+    where = _source_name(config)
+    sample = tree.get("sample") or {}
+    if not isinstance(sample, dict) or sample.get("pixel_size") is None:
+        raise TomosimError("give the pixel size: --pixel-size (or sample.pixel_size in --config)")
+    pixel = validate_section(
+        SampleConfig, {"pixel_size": sample["pixel_size"]}, source=where, where="sample"
+    ).pixel_size
+    potential_config = validate_section(
+        PotentialConfig, tree.get("potential"), source=where, where="potential"
+    )
+    structure_options = validate_section(
+        StructureOptions, tree.get("structure"), source=where, where="structure"
+    )
+    if structure_options.map_mass_kda is not None and structure_options.map_scale_v is not None:
+        raise TomosimError("give either --map-mass-kda or --map-scale-v, not both")
     result = load_potential(
-        source, pixel_size, potential=potential_config, structure=structure_options
+        source, pixel, potential=potential_config, structure=structure_options
     )
     shape = result.data.shape
     origin = tuple(
-        c - (n // 2) * result.pixel_size for c, n in zip(result.centre_a, shape[::-1])
+        c - (n // 2) * result.pixel_size for c, n in zip(result.centre_a, shape[::-1], strict=True)
     )
-    write_mrc(output, result.data, voxel_size=result.pixel_size, origin=origin)  # type: ignore[arg-type]
+    write_mrc(output, result.data, voxel_size=result.pixel_size, origin=origin)
     typer.echo(
-        f"{output}: shape (z, y, x) {shape}, {result.pixel_size:g} Å/voxel, solvent {result.solvent}, "
-        f"integral {result.integral:.6g} V·Å³, min {float(result.data.min()):.4g} V, "
-        f"max {float(result.data.max()):.4g} V"
+        f"{output}: shape (z, y, x) {shape}, {result.pixel_size:g} Å/voxel, "
+        f"solvent {result.solvent}, integral {result.integral:.6g} V·Å³, "
+        f"min {float(result.data.min()):.4g} V, max {float(result.data.max()):.4g} V"
     )
 
 
-# ---- commands: demo ---------------------------------------------------------------------
+# ---- commands: demo, simulate -----------------------------------------------------------
+
+
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")
+]
+MaxMemoryOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-memory-gb",
+        help="Memory limit for the size check, GiB (default: the memory available now).",
+    ),
+]
+
+
+def _simulate_to_folder(
+    cfg: SimulationConfig, output: Path, *, overwrite: bool, max_memory_gb: float | None
+) -> SimulationResult:
+    """Check a simulation's size, then simulate into a staging folder renamed to OUTPUT."""
+    from tomosim.io import staged_folder
+    from tomosim.memory import check_memory, simulate_bytes
+    from tomosim.microscope.tilt_scheme import tilt_angles
+    from tomosim.pipeline import simulate as run_simulation
+
+    tilt = cfg.microscope.tilt
+    n_tilts = len(tilt_angles(tilt.min_angle, tilt.max_angle, tilt.step))
+    needed = simulate_bytes(
+        cfg.sample.shape, n_tilts=n_tilts, padding=cfg.microscope.optics.padding,
+        reconstruction_binning=cfg.reconstruction.binning,
+    )
+    check_memory(
+        needed, what=f"simulating a {tuple(cfg.sample.shape)} sample with {n_tilts} tilts",
+        max_memory_gb=max_memory_gb,
+    )
+    nothing = not (cfg.proteins.species or cfg.filaments or cfg.vesicles.count)
+    if nothing and cfg.context == type(cfg.context)():  # no cellular context either
+        warnings.warn(
+            "the config places no proteins, filaments or vesicles: simulating empty ice",
+            stacklevel=2,
+        )
+    with staged_folder(output, overwrite=overwrite) as staging:
+        result = run_simulation(cfg, staging, progress=True)
+    return result
 
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("demo_out"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder.")
+    ] = Path("demo_out"),
     seed: SeedOption = None,
     overrides: SetOption = None,
+    overwrite: OverwriteOption = False,
+    max_memory_gb: MaxMemoryOption = None,
 ) -> None:
-    """Simulate a small mixed phantom from the built-in coarse models (offline)."""
-    from tomosim.pipeline import demo_config, simulate
+    """Simulate a small mixed phantom from the built-in coarse models (offline).
+
+    The first run compiles the numerical kernels (about a minute); later runs reuse them.
+    """
+    from tomosim.pipeline import demo_config
 
     config = demo_config(overrides=overrides or [], seed=seed)
-    simulate(config, output, progress=True)
+    _simulate_to_folder(config, output, overwrite=overwrite, max_memory_gb=max_memory_gb)
     typer.echo(f"demo written to {output}/ (open preview.png, tomogram.mrc, labels.mrc)")
-
-
-# ---- commands: simulate -----------------------------------------------------------------
 
 
 @app.command()
@@ -170,13 +292,20 @@ def simulate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
     seed: SeedOption = None,
     overrides: SetOption = None,
+    overwrite: OverwriteOption = False,
+    max_memory_gb: MaxMemoryOption = None,
 ) -> None:
-    """Simulate a phantom, its tilt series and tomogram from a YAML config."""
+    """Simulate a phantom, its tilt series and tomogram from a YAML config.
+
+    The run folder is written under a hidden staging name and renamed to OUTPUT when complete;
+    an existing non-empty OUTPUT is refused unless --overwrite (then replaced only at the end).
+    """
     from tomosim.config import load_config
-    from tomosim.pipeline import simulate as run_simulation
 
     cfg = load_config(config, overrides=overrides or [], seed=seed)
-    result = run_simulation(cfg, output, progress=True)
+    result = _simulate_to_folder(
+        cfg, output, overwrite=overwrite, max_memory_gb=max_memory_gb
+    )
     crowding = [r.volume_fraction for r in result.phantom.report if r.volume_fraction is not None]
     if crowding:  # the protein envelopes' share of the volume they may occupy
         typer.echo(f"proteins: volume fraction {sum(crowding):.3f} reached")
@@ -196,44 +325,111 @@ def reconstruct(
     tilt_series: Annotated[Path, typer.Argument(help="Tilt series (MRC stack), pixel size set.")],
     angles: Annotated[Path, typer.Option("--angles", help="Tilt angles (IMOD .tlt).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output tomogram (MRC).")],
-    thickness: Annotated[int, typer.Option("--thickness", help="Thickness in unbinned pixels.")],
-    tilt_axis_angle: Annotated[
-        float, typer.Option("--tilt-axis-angle", help="Tilt axis, degrees anticlockwise from y.")
-    ] = 0.0,
-    cutoff: Annotated[
-        float, typer.Option("--cutoff", help="Low-pass cutoff, cycles/pixel (IMOD RADIAL).")
-    ] = 0.35,
-    falloff: Annotated[
-        float, typer.Option("--falloff", help="Low-pass Gaussian falloff (sigma), cycles/pixel.")
-    ] = 0.035,
-    sirt_like: Annotated[
-        int, typer.Option("--sirt-like", help="SIRT-like filter iterations (0: plain WBP).")
-    ] = 0,
-    binning: Annotated[int, typer.Option("--binning", help="Average BxB pixels first.")] = 1,
-    invert: Annotated[
-        bool, typer.Option("--invert", help="Flip the sign (protein bright).")
-    ] = False,
-    phase_flip: Annotated[
-        bool, typer.Option("--phase-flip", help="Phase-flip the images (CTF) first.")
-    ] = False,
-    defocus_um: Annotated[
-        Optional[float], typer.Option("--defocus-um", help="Defocus, µm, positive = underfocus.")
+    thickness_px: Annotated[
+        int | None,
+        typer.Option("--thickness-px", help="Tomogram thickness in unbinned pixels (required)."),
     ] = None,
-    voltage_kv: Annotated[float, typer.Option("--voltage-kv", help="Beam energy, kV.")] = 300.0,
-    cs_mm: Annotated[float, typer.Option("--cs-mm", help="Spherical aberration, mm.")] = 2.7,
+    tilt_axis_angle: Annotated[
+        float | None,
+        typer.Option("--tilt-axis-angle", help="Tilt axis, degrees anticlockwise from y."),
+    ] = None,
+    lowpass_cutoff: Annotated[
+        float | None,
+        typer.Option("--lowpass-cutoff", help="Radial low-pass cutoff, cycles/pixel (0.35)."),
+    ] = None,
+    lowpass_falloff: Annotated[
+        float | None,
+        typer.Option("--lowpass-falloff", help="Gaussian falloff (sigma), cycles/pixel (0.035)."),
+    ] = None,
+    sirt_like_iterations: Annotated[
+        int | None,
+        typer.Option("--sirt-like-iterations", help="SIRT-like filter iterations (0: plain WBP)."),
+    ] = None,
+    binning: Annotated[
+        int | None, typer.Option("--binning", help="Average BxB pixels first (1).")
+    ] = None,
+    invert: Annotated[
+        bool | None,
+        typer.Option("--invert/--no-invert", help="Flip the sign (protein bright)."),
+    ] = None,
+    phase_flip: Annotated[
+        bool | None,
+        typer.Option("--phase-flip/--no-phase-flip", help="Phase-flip the images (CTF) first."),
+    ] = None,
+    defocus_um: Annotated[
+        float | None,
+        typer.Option("--defocus-um", help="Defocus, µm, positive = underfocus (for phase flip)."),
+    ] = None,
+    voltage_kv: Annotated[
+        float | None, typer.Option("--voltage-kv", help="Beam energy, kV (300).")
+    ] = None,
+    cs_mm: Annotated[
+        float | None, typer.Option("--cs-mm", help="Spherical aberration, mm (2.7).")
+    ] = None,
     amplitude_contrast: Annotated[
-        float, typer.Option("--amplitude-contrast", help="Amplitude contrast fraction.")
-    ] = 0.07,
+        float | None,
+        typer.Option("--amplitude-contrast", help="Amplitude contrast fraction (0.07)."),
+    ] = None,
+    config: ConfigOption = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="SECTION.KEY=VALUE",
+            help="Override reconstruction.KEY or microscope.optics/tilt.KEY (repeatable).",
+        ),
+    ] = None,
+    max_memory_gb: MaxMemoryOption = None,
 ) -> None:
     """Reconstruct a tomogram from a tilt series by weighted backprojection (IMOD tilt geometry).
 
-    Writes a float32 MRC whose voxel size is the stack's pixel size times the binning.
+    Settings come from the reconstruction and microscope sections of --config (e.g. a run's
+    config.resolved.yaml), then --set, then the options, which carry the config field names
+    (reconstruction.*, microscope.tilt.tilt_axis_angle, microscope.optics.*). Writes a float32
+    MRC whose voxel size is the stack's pixel size times the binning.
     """
     import numpy as np
 
-    from tomosim.io import read_mrc, read_tlt, write_mrc
+    from tomosim.config import OpticsConfig, ReconstructionConfig, TiltConfig, validate_section
+    from tomosim.io import read_mrc, read_tlt, require_finite, write_mrc
+    from tomosim.memory import check_memory, reconstruct_bytes
     from tomosim.microscope.ctf import Optics
     from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
+
+    tree = _section_tree(config, ("reconstruction", "microscope"), overrides)
+    for key, value in {
+        "reconstruction.thickness_px": thickness_px,
+        "reconstruction.lowpass_cutoff": lowpass_cutoff,
+        "reconstruction.lowpass_falloff": lowpass_falloff,
+        "reconstruction.sirt_like_iterations": sirt_like_iterations,
+        "reconstruction.binning": binning, "reconstruction.invert": invert,
+        "reconstruction.phase_flip": phase_flip,
+        "microscope.tilt.tilt_axis_angle": tilt_axis_angle,
+        "microscope.optics.defocus_um": defocus_um, "microscope.optics.voltage_kv": voltage_kv,
+        "microscope.optics.cs_mm": cs_mm,
+        "microscope.optics.amplitude_contrast": amplitude_contrast,
+    }.items():
+        _put(tree, key, value)
+    where = _source_name(config)
+    rec = validate_section(
+        ReconstructionConfig, tree.get("reconstruction"), source=where, where="reconstruction"
+    )
+    microscope = tree.get("microscope") or {}
+    if not isinstance(microscope, dict):
+        raise TomosimError(f"invalid config {where}: microscope must be a section (a mapping)")
+    optics_tree = microscope.get("optics") or {}
+    optics = validate_section(
+        OpticsConfig, optics_tree, source=where, where="microscope.optics"
+    )
+    tilt = validate_section(
+        TiltConfig, microscope.get("tilt"), source=where, where="microscope.tilt"
+    )
+    if rec.thickness_px is None:
+        raise TomosimError(
+            "give the tomogram thickness: --thickness-px (or reconstruction.thickness_px)"
+        )
+    if rec.phase_flip and "defocus_um" not in optics_tree:
+        raise TomosimError("--phase-flip needs --defocus-um (or microscope.optics.defocus_um)")
 
     tilt_angles = read_tlt(angles)
     stack = read_mrc(tilt_series, require_voxel_size=True)
@@ -244,42 +440,44 @@ def reconstruct(
             f"{angles} has {tilt_angles.size} tilt angles but {tilt_series} has "
             f"{stack.data.shape[0]} images"
         )
-    outside = tilt_angles[np.abs(tilt_angles) > 90]
+    outside = tilt_angles[np.abs(tilt_angles) >= 90]
     if outside.size:
-        raise TomosimError(f"tilt angle {outside[0]:g} is outside [-90, 90] degrees: {angles}")
-    if thickness < 1:
-        raise TomosimError(f"--thickness must be at least 1 pixel, got {thickness}")
+        raise TomosimError(f"tilt angle {outside[0]:g} is outside (-90, 90) degrees: {angles}")
+    require_finite(stack.data, tilt_series)
+    check_memory(
+        reconstruct_bytes(stack.data.shape, thickness_px=rec.thickness_px, binning=rec.binning),
+        what=f"a tomogram {rec.thickness_px} px thick from a {stack.data.shape} stack",
+        max_memory_gb=max_memory_gb,
+    )
     pixel_size = stack.voxel_size[2]
     settings = None
-    if phase_flip:
-        if defocus_um is None:
-            raise TomosimError("--phase-flip needs --defocus-um")
-        if not (voltage_kv > 0 and cs_mm >= 0 and 0 <= amplitude_contrast < 1):
-            raise TomosimError(
-                "--voltage-kv must be > 0, --cs-mm >= 0 and --amplitude-contrast in [0, 1)"
-            )
+    if rec.phase_flip:
         settings = PhaseFlipSettings(
-            defocus_u=defocus_um * 1e4,
-            defocus_v=defocus_um * 1e4,
-            optics=Optics(voltage_kv=voltage_kv, cs_mm=cs_mm, amplitude_contrast=amplitude_contrast),
+            defocus_u=optics.defocus_um * 1e4,
+            defocus_v=optics.defocus_um * 1e4,
+            optics=Optics(
+                voltage_kv=optics.voltage_kv,
+                cs_mm=optics.cs_mm,
+                amplitude_contrast=optics.amplitude_contrast,
+            ),
         )
     try:
         volume = weighted_backprojection(
             stack.data,
             tilt_angles,
-            thickness_px=thickness,
-            tilt_axis_angle=tilt_axis_angle,
-            lowpass_cutoff=cutoff,
-            lowpass_falloff=falloff,
-            sirt_like_iterations=sirt_like,
-            binning=binning,
-            invert=invert,
+            thickness_px=rec.thickness_px,
+            tilt_axis_angle=tilt.tilt_axis_angle,
+            lowpass_cutoff=rec.lowpass_cutoff,
+            lowpass_falloff=rec.lowpass_falloff,
+            sirt_like_iterations=rec.sirt_like_iterations,
+            binning=rec.binning,
+            invert=rec.invert,
             pixel_size=pixel_size,
             phase_flip=settings,
         )
     except TomosimError as exc:
         raise TomosimError(f"{exc}: {tilt_series}") from None
-    voxel_size = pixel_size * binning
+    voxel_size = pixel_size * rec.binning
     write_mrc(output, volume, voxel_size=voxel_size)
     typer.echo(
         f"{output}: tomogram (z, y, x) {volume.shape}, {voxel_size:g} Å/voxel, "
@@ -291,7 +489,12 @@ def reconstruct(
 
 
 ThreadsOption = Annotated[
-    Optional[int], typer.Option("--threads", help="CPU threads for torch (default: all).")
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: all). Trained weights depend on it: give it to "
+        "reproduce a model (recorded in metrics.json).",
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 DeviceOption = Annotated[
@@ -328,16 +531,48 @@ def _class_table_near(path: Path, explicit: Path | None):
     return None
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _refuse_writing_into_inputs(output: Path, inputs: list[Path], *, option: str = "-o") -> None:
+    """Refuse an output that is one of the command's inputs (or a folder holding one)."""
+    for path in inputs:
+        if _same_path(output, path) or (output.is_dir() and _same_path(output, path.parent)):
+            raise TomosimError(f"{option} {output} would overwrite the input {path}")
+
+
+def _refuse_existing_model(output: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train over a model folder unless continuing it or replacing it on purpose."""
+    from tomosim.train.checkpoint import MODEL_FILE, RESUME_FILE
+
+    if resume or overwrite:
+        return
+    for name in (MODEL_FILE, RESUME_FILE):
+        if (output / name).exists():
+            raise TomosimError(
+                f"-o {output} already holds a model ({name}); use a new folder, --resume to "
+                "continue it, or --overwrite to replace it"
+            )
+
+
+MAX_RESAMPLING = 8.0
+"""segment refuses tomograms whose voxel size is more than this factor from the model's."""
+
+
 @app.command()
 def train(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
     data: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Argument(help="Simulation folders with tomogram.mrc, labels.mrc, classes.csv."),
     ] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")] = ...,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config YAML.")] = None,
     on_the_fly: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--on-the-fly",
             help="Simulation config (distributions allowed): train on phantoms simulated in the "
@@ -347,10 +582,14 @@ def train(
     overrides: SetOption = None,
     seed: SeedOption = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUTPUT/last.pt (its config, plus --set).")
+        bool,
+        typer.Option("--resume", help="Continue from OUTPUT/last.pt (its config, plus --set)."),
     ] = False,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
+    ] = False,
     device: DeviceOption = "cpu",
     task: Annotated[
         str | None,
@@ -371,17 +610,22 @@ def train(
     """
     _require_torch(threads)
     from tomosim.config import read_config_tree
-    from tomosim.train.config import load_train_config
-    from tomosim.train.device import resolve_device
-    from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
     from tomosim.labels import merge_class_tables
+    from tomosim.train.checkpoint import RESUME_FILE, load_checkpoint
+    from tomosim.train.config import load_train_config
     from tomosim.train.data import (
-        prepare_training_volume, read_simulation_folder,
+        prepare_training_volume,
+        read_simulation_folder,
     )
+    from tomosim.train.device import resolve_device
     from tomosim.train.training import train_network, train_on_the_fly
 
     if bool(data) == (on_the_fly is not None):
         raise TomosimError("give either simulation folders (DATA) or --on-the-fly CONFIG, not both")
+    _refuse_writing_into_inputs(output, [*(data or []), *([on_the_fly] if on_the_fly else [])])
+    if (output / "tomogram.mrc").exists() or (output / "labels.mrc").exists():
+        raise TomosimError(f"-o {output} is a simulation folder; give a new folder for the model")
+    _refuse_existing_model(output, resume=resume, overwrite=overwrite)
     resolve_device(device)  # an unavailable device fails before any work
     base = None
     if resume and (output / RESUME_FILE).is_file():  # continue with the stored config
@@ -418,6 +662,13 @@ def train(
     else:
         classes = merge_class_tables([folder.classes for folder in folders])
         pixel_size = settings.pixel_size or float(folders[0].voxel_size[2])
+        for prepared in folders:
+            if abs(prepared.voxel_size[2] / pixel_size - 1) > 0.01:
+                warnings.warn(
+                    f"{prepared.name} has voxel size {prepared.voxel_size[2]:g} Å, the model "
+                    f"{pixel_size:g} Å: resampled for training",
+                    stacklevel=1,
+                )
         volumes = []
         while folders:  # prepare one at a time, letting go of the raw copies
             volumes.append(
@@ -447,7 +698,7 @@ def segment(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output label MRC (uint8).")],
     probabilities: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--probabilities", help="Folder for per-class probability MRCs."),
     ] = None,
     probability_dtype: Annotated[
@@ -459,6 +710,7 @@ def segment(
     ] = 32,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    max_memory_gb: MaxMemoryOption = None,
     match_spectrum: Annotated[
         bool,
         typer.Option(
@@ -477,10 +729,13 @@ def segment(
     _require_torch(threads)
     import contextlib
 
+    import numpy as np
+
     from tomosim.formats.volumes import read_volume
-    from tomosim.io import write_mrc
-    from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.io import require_finite, write_mrc
     from tomosim.labels import write_class_table
+    from tomosim.memory import check_memory, segment_bytes
+    from tomosim.train.checkpoint import load_checkpoint
     from tomosim.train.device import resolve_device
     from tomosim.train.inference import probability_map_files, segment_tomogram
 
@@ -491,13 +746,30 @@ def segment(
         raise TomosimError(
             f"--probability-dtype must be float16 or float32, got {probability_dtype!r}"
         )
+    _refuse_writing_into_inputs(output, [tomogram, model])
+    if probabilities is not None:
+        _refuse_writing_into_inputs(probabilities, [tomogram, model], option="--probabilities")
     checkpoint = load_checkpoint(model)
     volume = read_volume(tomogram)
     if volume.data.ndim != 3:
         raise TomosimError(
             f"tomogram must be a 3D volume, got shape {volume.data.shape}: {tomogram}"
         )
-    maps = contextlib.nullcontext(None)
+    require_finite(volume.data, tomogram)
+    scale = max(volume.voxel_size) / checkpoint.pixel_size
+    scale_low = min(volume.voxel_size) / checkpoint.pixel_size
+    if scale > MAX_RESAMPLING or scale_low < 1 / MAX_RESAMPLING:
+        raise TomosimError(
+            f"tomogram voxel size {volume.voxel_size[::-1]} Å (x, y, z) is too far from the "
+            f"model's {checkpoint.pixel_size:g} Å (resampling by more than {MAX_RESAMPLING:g}x "
+            f"gives no useful segmentation; check the header): {tomogram}"
+        )
+    check_memory(
+        segment_bytes(volume.data.shape, scale=scale),
+        what=f"segmenting a {volume.data.shape} tomogram resampled by {scale:.3g}",
+        max_memory_gb=max_memory_gb,
+    )
+    maps: contextlib.AbstractContextManager[list[np.ndarray] | None] = contextlib.nullcontext()
     if probabilities is not None:
         maps = probability_map_files(
             probabilities, checkpoint.classes.names, shape=volume.data.shape,
@@ -512,7 +784,7 @@ def segment(
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
     write_class_table(output.with_name(f"{stem}.classes.csv"), checkpoint.classes)
-    classes = zip(checkpoint.classes.ids, checkpoint.classes.names)
+    classes = zip(checkpoint.classes.ids, checkpoint.classes.names, strict=True)
     counts = {name: int((labels == label_id).sum()) for label_id, name in classes}
     typer.echo(f"{output}: shape (z, y, x) {labels.shape}, voxels per class {counts}")
 
@@ -526,18 +798,21 @@ def finetune(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the new model.")],
     classes: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--classes", help="classes.csv naming LABELS' ids (default: the model's)."),
     ] = None,
     phantoms: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--phantoms", help="Simulation folder mixed into every batch (repeatable)."),
     ] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Training config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config YAML.")] = None,
     overrides: SetOption = None,
     seed: SeedOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in OUTPUT.")
+    ] = False,
     device: DeviceOption = "cpu",
 ) -> None:
     """Fine-tune a model on a partly labelled tomogram (label 255 = not labelled, no loss).
@@ -546,25 +821,40 @@ def finetune(
     updated by --config and --set); finetune.phantom_fraction of each batch comes from --phantoms.
     """
     _require_torch(threads)
-    from tomosim.train.config import load_train_config
-    from tomosim.train.checkpoint import load_checkpoint
     from tomosim.labels import read_class_table
+    from tomosim.train.checkpoint import load_checkpoint
+    from tomosim.train.config import load_train_config
     from tomosim.train.data import (
-        prepare_training_volume, read_labelled_tomogram, read_simulation_folder,
+        prepare_training_volume,
+        read_labelled_tomogram,
+        read_simulation_folder,
     )
     from tomosim.train.device import resolve_device
     from tomosim.train.training import finetune_network
 
+    model_folder = model if model.is_dir() else model.parent
+    _refuse_writing_into_inputs(
+        output, [model_folder, model, tomogram, labels, *(phantoms or [])]
+    )
+    _refuse_existing_model(output, resume=False, overwrite=overwrite)
     resolve_device(device)
     checkpoint = load_checkpoint(model)
     settings = load_train_config(
         config, overrides=list(overrides or []), seed=seed, base=checkpoint.config
     )
     table = read_class_table(classes) if classes is not None else checkpoint.classes
-    target = {"classes": checkpoint.classes, "pixel_size": checkpoint.pixel_size}
-    volumes = [prepare_training_volume(read_labelled_tomogram(tomogram, labels, table), **target)]
+    model_classes, model_pixel = checkpoint.classes, checkpoint.pixel_size
+    volumes = [
+        prepare_training_volume(
+            read_labelled_tomogram(tomogram, labels, table),
+            classes=model_classes, pixel_size=model_pixel,
+        )
+    ]
     phantom_volumes = [
-        prepare_training_volume(read_simulation_folder(folder), **target) for folder in phantoms or []
+        prepare_training_volume(
+            read_simulation_folder(folder), classes=model_classes, pixel_size=model_pixel
+        )
+        for folder in phantoms or []
     ]
     result = finetune_network(
         checkpoint, volumes, config=settings, output_dir=output, phantoms=phantom_volumes,
@@ -586,15 +876,16 @@ def evaluate(
         Path, typer.Argument(help="True labels, MRC or OME-Zarr (255 = not labelled, ignored).")
     ],
     classes: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--classes", help="classes.csv (default: beside TRUTH or PREDICTION)."),
     ] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Metrics JSON.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Metrics JSON.")] = None,
     filaments: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--filament",
-            help="Class also scored with clDice (repeatable; default: names like actin, microtubule).",
+            help="Class also scored with clDice (repeatable; default: names like actin, "
+            "microtubule).",
         ),
     ] = None,
 ) -> None:
@@ -607,16 +898,28 @@ def evaluate(
 
     from tomosim.formats.volumes import read_volume
     from tomosim.io import write_text
+    from tomosim.labels import label_ids
     from tomosim.train.metrics import is_filament_name, segmentation_scores, summarise_scores
 
-    predicted = read_volume(prediction, require_voxel_size=False).data
-    true = read_volume(truth, require_voxel_size=False).data
+    if output is not None:
+        _refuse_writing_into_inputs(output, [prediction, truth])
+    predicted_volume = read_volume(prediction, require_voxel_size=False)
+    true_volume = read_volume(truth, require_voxel_size=False)
+    predicted = label_ids(np.asarray(predicted_volume.data), prediction)
+    true = label_ids(np.asarray(true_volume.data), truth)
     if predicted.shape != true.shape:
         raise TomosimError(
-            f"prediction shape {predicted.shape} differs from truth shape {true.shape}: {prediction}"
+            f"prediction shape {predicted.shape} differs from truth shape {true.shape}: "
+            f"{prediction}"
+        )
+    sizes = (predicted_volume.voxel_size, true_volume.voxel_size)
+    if min(sizes[0]) > 0 and min(sizes[1]) > 0 and not np.allclose(*sizes, rtol=0.01):
+        raise TomosimError(
+            f"prediction voxel size {sizes[0][::-1]} Å differs from the truth's {sizes[1][::-1]} Å "
+            f"(x, y, z): {prediction}"
         )
     table = _class_table_near(truth, classes) or _class_table_near(prediction, None)
-    names = dict(zip(table.ids, table.names)) if table is not None else {}
+    names = dict(zip(table.ids, table.names, strict=True)) if table is not None else {}
     for label_id in np.union1d(np.unique(predicted), np.unique(true)):
         if int(label_id) not in (0, 255):
             names.setdefault(int(label_id), f"class_{int(label_id)}")
@@ -675,15 +978,15 @@ def pick(
             "but membrane/filament names).",
         ),
     ] = None,
-    min_size: Annotated[
-        int, typer.Option("--min-size", help="Labels: smallest component kept, voxels.")
+    min_size_px: Annotated[
+        int, typer.Option("--min-size-px", help="Labels: smallest component kept, voxels.")
     ] = 1,
     threshold: Annotated[
         float | None,
         typer.Option("--threshold", help="Model: smallest peak score (default: the model's)."),
     ] = None,
-    tomo_name: Annotated[
-        str, typer.Option("--tomo-name", help="rlnTomoName of the particles.")
+    tomogram_name: Annotated[
+        str, typer.Option("--tomogram-name", help="rlnTomoName of the particles.")
     ] = "TS_01",
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Model: z-slices per network call.")
@@ -701,11 +1004,12 @@ def pick(
     import numpy as np
 
     from tomosim.formats.volumes import read_volume
-    from tomosim.io import read_mrc
-    from tomosim.labels import make_class_table
+    from tomosim.io import read_mrc, require_finite
+    from tomosim.labels import label_ids, make_class_table
     from tomosim.particles import write_particles_star
     from tomosim.train.picking import is_globular_name, pick_particles
 
+    _refuse_writing_into_inputs(output, [source, *([tomogram] if tomogram else [])])
     if source.is_dir() or source.suffix == ".pt":
         if tomogram is None:
             raise TomosimError(f"give the TOMOGRAM to pick with the model {source}")
@@ -717,10 +1021,11 @@ def pick(
 
         checkpoint = load_checkpoint(source)
         volume = read_volume(tomogram)
+        require_finite(np.asarray(volume.data), tomogram)
         try:
             particles = pick_tomogram(
                 checkpoint, volume.data, voxel_size=volume.voxel_size, classes=class_names,
-                threshold=threshold, tomogram_name=tomo_name, batch_size=batch_size,
+                threshold=threshold, tomogram_name=tomogram_name, batch_size=batch_size,
                 progress=not quiet,
             )
         except TomosimError as exc:
@@ -730,12 +1035,13 @@ def pick(
             raise TomosimError(
                 f"{source} is not a model folder or .pt file; a label MRC takes no TOMOGRAM"
             )
-        if min_size < 1:
-            raise TomosimError(f"--min-size must be at least 1 voxel, got {min_size}")
+        if min_size_px < 1:
+            raise TomosimError(f"--min-size-px must be at least 1 voxel, got {min_size_px}")
         volume = read_mrc(source)
+        label_data = label_ids(volume.data, source)
         table = _class_table_near(source, classes)
         if table is None:
-            present = [int(v) for v in np.unique(volume.data) if int(v) not in (0, 255)]
+            present = [int(v) for v in np.unique(label_data) if int(v) not in (0, 255)]
             table = make_class_table(present, [f"class_{v}" for v in present])
         if class_names:
             wanted = {table.id_of(name): name for name in class_names}
@@ -745,8 +1051,8 @@ def pick(
                 if i != 0 and is_globular_name(n)
             }
         particles = pick_particles(
-            volume.data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size,
-            tomogram_name=tomo_name,
+            label_data, classes=wanted, voxel_size=volume.voxel_size, min_size_px=min_size_px,
+            tomogram_name=tomogram_name,
         )
     write_particles_star(output, particles)
     per_class = particles.groupby("tomosimClassName").size().to_dict() if len(particles) else {}
@@ -763,7 +1069,7 @@ def dataset_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Dataset folder.")],
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
     scheduler: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--scheduler", help="Dask scheduler address (tcp://host:port) or file."),
     ] = None,
     seed: SeedOption = None,
@@ -859,11 +1165,11 @@ def match_command(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Config to write (match.yaml).")],
     pixel_size: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--pixel-size", help="Å per voxel (required when the header has none)."),
     ] = None,
     base: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--base", help="Config the measurements are merged into (default: demo)."),
     ] = None,
     seed: SeedOption = None,
@@ -1020,7 +1326,7 @@ def export_copick_command(
     runs: RunsArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="copick project folder.")],
     names: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--name", help="Run name, one per run folder (default: tomogram names)."),
     ] = None,
     overwrite: Annotated[
@@ -1057,33 +1363,104 @@ def export_relion_command(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; bad input -> one line on stderr, exit code 2.
+    """Run the CLI with one error path for every command.
+
+    Usage errors (unknown command or option, a value of the wrong type, a missing argument),
+    :class:`TomosimError` (bad input), ``OSError`` (unwritable or full disk, a name too long ...)
+    and ``MemoryError`` end in one line ``tomosim: error: ...`` on stderr naming the input and the
+    problem, exit code 2; usage errors print the usage line first. Ctrl-C prints
+    ``tomosim: interrupted`` and exits 130. Temporary files are removed on the way out.
 
     Returns the exit code (also raised as ``SystemExit`` when run as a script).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():
+        # every warning of the run as one line on stderr (not an error, whatever the caller's
+        # filters say), library deprecations left out
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.showwarning = _show_warning
+        return _run(args, argv)
+
+
+def _run(args: list[str], argv: list[str] | None) -> int:
+    """Run the typer app on ``args``; every failure ends in one line and an exit code."""
     try:
         result = app(args=args, prog_name="tomosim", standalone_mode=False)
+    except typer.Exit as exc:
+        if _interrupt_in_chain(exc):  # typer turns Ctrl-C into Exit(130)
+            return _exit(_interrupted(), argv)
+        return _exit(exc.exit_code, argv)
+    except typer.TyperException as exc:  # typer's (bundled click's) usage errors
+        return _exit(_usage_error(exc), argv)
     except TomosimError as exc:
-        typer.echo(f"tomosim: error: {exc}", err=True)
-        return _exit(2, argv)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return _exit(exc.exit_code, argv)
-    except click.exceptions.Exit as exc:
-        return _exit(exc.exit_code, argv)
-    except click.exceptions.Abort:
-        typer.echo("tomosim: aborted", err=True)
-        return _exit(130, argv)
-    except KeyboardInterrupt:
-        typer.echo("tomosim: interrupted", err=True)
-        return _exit(130, argv)
+        return _exit(_error(str(exc)), argv)
+    except MemoryError as exc:
+        detail = f": {exc}" if str(exc) else ""
+        return _exit(_error(f"out of memory{detail} (try a smaller volume or more memory)"), argv)
+    except OSError as exc:
+        return _exit(_error(_os_error_message(exc)), argv)
+    except (KeyboardInterrupt, typer.Abort):
+        return _exit(_interrupted(), argv)
+    except Exception as exc:
+        if _interrupt_in_chain(exc):  # Ctrl-C inside compiled code re-raised as SystemError
+            return _exit(_interrupted(), argv)
+        raise
     code = result if isinstance(result, int) else 0
+    if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
+        return _exit(_interrupted(), argv)
     return _exit(code, argv)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _error(message: str) -> int:
+    """Print one error line on stderr; return the exit code 2."""
+    typer.echo(f"tomosim: error: {message}", err=True)
+    return 2
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a usage error: the usage line (if known), then one error line; return 2."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help text is already printed
+        return _error("missing command or arguments (see the help above)")
+    if ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+    message = exc.format_message().replace("\n", " ")
+    return _error(message)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """``OSError`` as '<problem>: <path>' (both file names for a failed rename)."""
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{problem}: {' -> '.join(names)}" if names else problem
+
+
+def _interrupt_in_chain(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _interrupted() -> int:
+    typer.echo("tomosim: interrupted", err=True)
+    return 130
+
+
+def _show_warning(  # noqa: D417
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """Warnings (e.g. a placement target not reached) as one plain line on stderr."""
     typer.echo(f"tomosim: warning: {message}", err=True)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -395,8 +395,8 @@ class ContextConfig(Section):
 class TiltConfig(Section):
     """Tilt scheme and its errors."""
 
-    min_angle: float = Field(-60.0, ge=-90, le=90)
-    max_angle: float = Field(60.0, ge=-90, le=90)
+    min_angle: float = Field(-60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
+    max_angle: float = Field(60.0, gt=-90, lt=90, description="degrees; ±90 would be edge-on")
     step: float = Field(2.0, gt=0, le=90)
     order: Literal["unidirectional", "bidirectional", "dose_symmetric"] = "dose_symmetric"
     group_size: int = Field(2, ge=1, le=100, description="dose-symmetric group size (Hagen)")
@@ -615,7 +615,29 @@ class SimulationConfig(Section):
             for name in getattr(self.vesicles, key):
                 if name not in known:
                     raise ValueError(f"vesicles.{key}: unknown species {name!r}")
+        self._check_fits_box()
         return self
+
+    def _check_fits_box(self) -> None:
+        """Refuse ice thicker than the box and vesicles that cannot fit in it."""
+        sample = self.sample
+        extent = [n * sample.pixel_size for n in sample.shape]  # (z, y, x) Å
+        if sample.ice_thickness is not None and sample.ice_thickness > extent[0]:
+            raise ValueError(
+                f"sample.ice_thickness {sample.ice_thickness:g} Å is thicker than the box "
+                f"({sample.shape[0]} voxels x {sample.pixel_size:g} Å = {extent[0]:g} Å in z); "
+                "the ice must lie inside the volume"
+            )
+        ice = sample.ice_thickness if sample.ice_thickness is not None else extent[0]
+        room = min(ice, extent[1], extent[2])
+        vesicles = self.vesicles
+        smallest = 2 * vesicles.radius[0] / vesicles.max_aspect  # thinnest diameter possible
+        if vesicles.count > 0 and smallest > room:
+            raise ValueError(
+                f"vesicles.radius {list(vesicles.radius)} Å: even the smallest vesicle "
+                f"({smallest:g} Å across its thinnest axis) does not fit in the sample "
+                f"({room:g} Å in its smallest extent of ice and box)"
+            )
 
     def used_labels(self) -> list[str]:
         """Class names used by species, filaments and vesicles, in config order (no background)."""
@@ -690,13 +712,20 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """A pydantic validation error as one line naming the source and the failing field."""
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """Format a pydantic validation error as one line naming the source and the failing field.
+
+    ``prefix`` (e.g. ``"reconstruction"``) is put before the field path of a section validated
+    on its own.
+    """
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    where = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"].removeprefix("Value error, ")
+    given = err.get("input")
+    if isinstance(given, (int, float, str)) and err["type"] != "value_error":
+        msg += f", got {given!r}"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"invalid config {source}: {where}: {msg}{extra}"
+    return f"invalid config {source}: {where + ': ' if where else ''}{msg}{extra}"
 
 
 def config_from_dict(
@@ -711,6 +740,29 @@ def config_from_dict(
         return SimulationConfig.model_validate(tree)
     except ValidationError as exc:
         raise TomosimError(format_validation_error(exc, source)) from None
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def validate_section(
+    model: type[SectionT], tree: Any, *, source: str, where: str
+) -> SectionT:
+    """Validate one config section (``where``, e.g. ``"reconstruction"``) from a raw tree.
+
+    Raises
+    ------
+    TomosimError
+        ``invalid config SOURCE: WHERE.field: problem`` for a value out of range or unknown key.
+    """
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise TomosimError(f"invalid config {source}: {where} must be a section (a mapping)")
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        raise TomosimError(format_validation_error(exc, source, where)) from None
 
 
 def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -730,8 +782,11 @@ def read_config_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""
         raise TomosimError(f"config {p} is not valid YAML{at}") from None
-    if loaded is None:
-        loaded = {}
+    if loaded is None or loaded == {}:
+        raise TomosimError(
+            f"config {p} is empty; write the sections to simulate (an all-defaults run of empty "
+            "ice needs at least one explicit key, e.g. 'seed: 0')"
+        )
     if not isinstance(loaded, dict):
         raise TomosimError(f"config {p} must be a YAML mapping of sections")
     return loaded

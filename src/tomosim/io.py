@@ -10,9 +10,13 @@ Array axes are ``(z, y, x)`` (see CONVENTIONS.md); MRC ``voxel_size`` is the pix
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
+import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,19 +62,38 @@ def _set_imod_stamp_and_flags(header: np.recarray, stamp: int, flags: int) -> No
     header.extra2 = np.frombuffer(bytes(raw), dtype=np.asarray(header.extra2).dtype)
 
 
+PARTIAL_MARK = ".partial"
+
+
+def _owner_tag() -> str:
+    """``<pid>-<host>``: the process writing a temporary file, and a short hash of its host."""
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    return f"{os.getpid()}-{host:08x}"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
-    The temporary file keeps the final suffix (``.mrc``, ``.png`` ...) so that writers which
-    choose a format by suffix still do the right thing. On any exception the temporary file is
-    removed and ``path`` is left untouched.
+    The temporary file is ``.<stem>.<pid>-<random>.partial<suffixes>``: it keeps the final suffix
+    (``.mrc``, ``.png`` ...) so that writers which choose a format by suffix still do the right
+    thing, and names its process so that :func:`remove_stale_partials` can remove the leftovers
+    of a killed run. On any exception the temporary file is removed and ``path`` is left
+    untouched; an ``OSError`` without a file name (a full disk) gets ``path`` as its file name.
     """
     final = Path(path)
+    if final.is_dir():
+        raise TomosimError(f"output path is a folder, not a file: {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=".partial" + "".join(final.suffixes), dir=final.parent
-    )
+    remove_stale_partials(final.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.stem}.{_owner_tag()}-",
+            suffix=PARTIAL_MARK + "".join(final.suffixes),
+            dir=final.parent,
+        )
+    except OSError as exc:  # e.g. a name too long: name the file asked for, not the temporary
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -78,23 +101,169 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.filename is None:  # e.g. ENOSPC from a write: name the file being written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files (and staging folders) of killed runs in ``folder``.
+
+    Temporary names made by :func:`atomic_path` and :func:`staged_folder` carry the process id
+    and a hash of the host writing them (``.<stem>.<pid>-<host>-<random>.partial...``); those made
+    on this host by processes that no longer exist are removed. Files of live processes, of other
+    hosts (a shared file system) and hidden files not made by tomosim are kept.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    removed: list[Path] = []
+    host = _owner_tag().split("-")[1]
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or PARTIAL_MARK not in name:
+            continue
+        head = name[: name.index(PARTIAL_MARK)].rsplit(".", 1)[-1].split("-")
+        if len(head) < 3 or not head[0].isdigit() or head[1] != host:
+            continue
+        if _process_alive(int(head[0])):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging folder beside ``path``; it becomes ``path`` if the block succeeds.
+
+    The staging folder is ``.<name>.<pid>-<random>.partial``. An existing non-empty ``path`` is
+    refused unless ``overwrite``; with ``overwrite`` the old folder is replaced only once the new
+    one is complete (moved aside, the new one renamed in, the old one deleted), so a run killed at
+    any moment leaves either the old folder or the new one, never a mix. On any exception the
+    staging folder is removed.
+
+    Raises
+    ------
+    TomosimError
+        If ``path`` is a file, or a non-empty folder and ``overwrite`` is False.
+    """
+    final = Path(path)
+    if final.exists() and not final.is_dir():
+        raise TomosimError(f"output path exists and is not a folder: {final}")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise TomosimError(
+            f"output folder exists and is not empty (use --overwrite to replace it): {final}"
+        )
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(parent)
+    try:
+        staging = Path(tempfile.mkdtemp(
+            prefix=f".{final.name}.{_owner_tag()}-", suffix=PARTIAL_MARK, dir=parent
+        ))
+    except OSError as exc:  # e.g. a name too long: name the folder asked for
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders; give the usual mode
+        if final.exists():
+            old = Path(tempfile.mkdtemp(
+                prefix=f".{final.name}.{_owner_tag()}-old-", suffix=PARTIAL_MARK, dir=parent
+            ))
+            os.replace(final, old / final.name)
+            os.replace(staging, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def reserve_space(path: str | os.PathLike[str]) -> None:
+    """Allocate the disk blocks of a file that will be written through a memory map.
+
+    Writing to a memory-mapped page for which the disk has no room kills the process with
+    SIGBUS; reserving the blocks first turns a full disk into an ``OSError`` (ENOSPC) that names
+    the file. A no-op where the file system cannot reserve space.
+    """
+    size = os.path.getsize(path)
+    if size == 0 or not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+
+
 def cache_dir(kind: str) -> Path:
-    """The on-disk cache folder for ``kind`` ("structures", "potentials", ...), created if needed.
+    """Return the on-disk cache folder for ``kind`` ("structures", "potentials" ...), created.
 
     ``$TOMOSIM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/tomosim``, else ``~/.cache/tomosim``.
+
+    Raises
+    ------
+    TomosimError
+        If the folder cannot be created or written (naming the variable that chose it).
     """
-    root = os.environ.get("TOMOSIM_CACHE_DIR")
+    variable = "TOMOSIM_CACHE_DIR"
+    root = os.environ.get(variable)
     if not root:
+        variable = "XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "HOME"
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = str(Path(xdg) / "tomosim")
     path = Path(root) / kind
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise TomosimError(
+            f"cannot use the cache folder {path} (set by {variable}): "
+            f"{exc.strerror or exc}"
+        ) from None
     return path
+
+
+def require_finite(data: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Refuse a volume with NaN or infinite values, naming how many and the file."""
+    if data.dtype.kind == "f":
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise TomosimError(f"{bad} voxels are NaN or infinite: {path}")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -123,7 +292,7 @@ def read_tlt(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = "file not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+        reason = "not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
         raise TomosimError(f"tilt angle file {reason}: {p}") from None
     angles = []
     for number, line in enumerate(text.splitlines(), start=1):

@@ -246,3 +246,42 @@ def labels_consistent(
 ) -> bool:
     """True when every voxel's label is the class of its instance (and 0 where there is none)."""
     return label_mismatches(labels, instances, instance_class) == 0
+
+
+def label_ids(data: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
+    """Class ids as uint8 from a label volume read from ``path``, with 255 = not labelled.
+
+    MRC mode 0 holds bytes that tools read as signed (mrcfile, napari) or unsigned (IMOD,
+    tomosim); a voxel painted 255 in one reads as -1 in the other. Both mean "not labelled":
+    int8 data are reinterpreted as unsigned bytes (-1 -> 255), and in wider integer types -1 is
+    mapped to 255.
+
+    Parameters
+    ----------
+    data
+        Label volume of any shape; integer dtype with values in -1..255.
+    path
+        The file it came from, for the error message.
+
+    Raises
+    ------
+    TomosimError
+        Float data (a tomogram rather than labels) or ids outside -1..255.
+    """
+    if data.dtype == np.uint8:
+        return data
+    if data.dtype == np.int8:
+        return data.view(np.uint8)
+    if data.dtype.kind not in "iu":
+        raise TomosimError(
+            f"labels must be integer class ids (MRC mode 0, 1 or 6), got {data.dtype} values "
+            f"(is this a tomogram?): {path}"
+        )
+    if data.size:
+        low, high = int(data.min()), int(data.max())
+        if low < -1 or high > IGNORE_LABEL:
+            raise TomosimError(
+                f"label ids must lie in 0..255 (-1 or 255 = not labelled), found {low}..{high}: "
+                f"{path}"
+            )
+    return np.where(data == -1, IGNORE_LABEL, data).astype(np.uint8)

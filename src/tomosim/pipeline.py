@@ -61,7 +61,14 @@ from tomosim.microscope import TiltSeries, simulate_tilt_series
 from tomosim.particles import optics_table, particles_table, write_particles
 from tomosim.phantom import Phantom
 from tomosim.potential import ICE_POTENTIAL_V, Potential
-from tomosim.preview import compose, overlay_labels, power_spectrum, to_gray, write_png
+from tomosim.preview import (
+    add_scale_bar,
+    compose,
+    overlay_labels,
+    power_spectrum,
+    to_gray,
+    write_png,
+)
 from tomosim.recipe import acquisition, optics, phantom_recipe
 from tomosim.reconstruct import PhaseFlipSettings, weighted_backprojection
 from tomosim.rendering import template_pixel_size
@@ -238,7 +245,19 @@ def simulate(
                 _write_microscope(config, tilt_series, tomogram, paths)
         with stage("preview", timings):
             if config.output.previews:
-                write_png(paths["preview.png"], preview_image(phantom, tilt_series, tomogram))
+                write_png(
+                    paths["preview.png"],
+                    preview_image(
+                        phantom, tilt_series, tomogram, settings=preview_settings(config),
+                        distractors=any(
+                            s.label == "background" for s in config.proteins.species
+                        ),
+                        pixel_size=config.sample.pixel_size,
+                        tomogram_pixel_size=(
+                            config.sample.pixel_size * config.reconstruction.binning
+                        ),
+                    ),
+                )
     write_text(paths["config.resolved.yaml"], dump_config(config))
     return SimulationResult(phantom, tilt_series, tomogram, out, timings)
 
@@ -334,41 +353,72 @@ def _write_microscope(
 # --------------------------------------------------------------------------------------------
 
 
+def preview_settings(config: SimulationConfig) -> str:
+    """One line of the main microscope settings, for the preview (ASCII: the font's range)."""
+    scope = config.microscope
+    tilt = scope.tilt
+    return (
+        f"{scope.optics.voltage_kv:g} kV, defocus {scope.optics.defocus_um:g} um, "
+        f"dose {scope.dose.total_dose_e_per_a2:g} e/A^2, "
+        f"tilts {tilt.min_angle:g}..{tilt.max_angle:g} deg step {tilt.step:g}, "
+        f"pixel {config.sample.pixel_size:g} A, seed {config.seed}"
+    )
+
+
 def preview_image(
-    phantom: Phantom, tilt_series: TiltSeries | None, tomogram: np.ndarray | None
+    phantom: Phantom,
+    tilt_series: TiltSeries | None,
+    tomogram: np.ndarray | None,
+    *,
+    settings: str = "",
+    distractors: bool = False,
+    pixel_size: float | None = None,
+    tomogram_pixel_size: float | None = None,
 ) -> np.ndarray:
-    """The preview panels: ground truth xy/xz with labels, tilt images, tomogram, spectrum."""
+    """Compose the preview: ground truth xy/xz with labels, tilt images, tomogram, spectrum.
+
+    ``pixel_size`` (Å, of the sample) adds scale bars to the xy panels (``tomogram_pixel_size``
+    to the tomogram's); ``distractors`` adds a legend entry for uncoloured particles labelled
+    background; ``settings`` is printed below the panels.
+    """
     colours = {i: class_colour(i) for i in phantom.class_names}
     zc, yc = phantom.potential.shape[0] // 2, phantom.potential.shape[1] // 2
+
+    def bar(title: str, panel: np.ndarray, size: float | None) -> tuple[str, np.ndarray]:
+        if size is None:
+            return title, panel
+        image, length = add_scale_bar(panel, size)
+        return f"{title}, bar {length}", image
+
+    ground_xy = overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours)
+    ground_xz = overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours)
     panels = [
-        (
-            "ground truth xy (labels)",
-            overlay_labels(to_gray(phantom.potential[zc]), phantom.labels[zc], colours),
-        ),
-        (
-            "ground truth xz (labels)",
-            overlay_labels(to_gray(phantom.potential[:, yc]), phantom.labels[:, yc], colours),
-        ),
+        bar("ground truth xy (labels)", ground_xy, pixel_size),
+        ("ground truth xz (labels)", ground_xz),
     ]
     if tilt_series is not None and tomogram is not None:
         angles = tilt_series.angles_deg
         zero, high = int(np.argmin(np.abs(angles))), int(np.argmax(np.abs(angles)))
         tz = min(zc, tomogram.shape[0] - 1)
+        tomogram_xy = to_gray(tomogram[tz])
+        if tomogram.shape == phantom.labels.shape:
+            tomogram_labels = overlay_labels(tomogram_xy, phantom.labels[tz], colours)
+        else:
+            tomogram_labels = tomogram_xy
         panels += [
             (f"tilt {angles[zero]:+.0f} deg", to_gray(tilt_series.images[zero])),
             (f"tilt {angles[high]:+.0f} deg", to_gray(tilt_series.images[high])),
-            ("tomogram xy", to_gray(tomogram[tz])),
-            (
-                "tomogram xy (labels)",
-                overlay_labels(to_gray(tomogram[tz]), phantom.labels[tz], colours)
-                if tomogram.shape == phantom.labels.shape
-                else to_gray(tomogram[tz]),
-            ),
+            bar("tomogram xy", tomogram_xy, tomogram_pixel_size),
+            ("tomogram xy (labels)", tomogram_labels),
             ("tomogram xz", to_gray(tomogram[:, min(yc, tomogram.shape[1] - 1)])),
             ("power spectrum, 0 deg image", to_gray(power_spectrum(tilt_series.images[zero]))),
         ]
-    legend = [(name, colours[i]) for i, name in sorted(phantom.class_names.items()) if i > 0]
-    return compose(panels, columns=2, legend=legend)
+    legend: list[tuple[str, tuple[int, int, int] | None]] = [
+        (name, colours[i]) for i, name in sorted(phantom.class_names.items()) if i > 0
+    ]
+    if distractors:
+        legend.append(("uncoloured particles: distractors (labelled background)", None))
+    return compose(panels, columns=2, legend=legend, footer=[settings] if settings else [])
 
 
 class _Stages:

@@ -61,14 +61,54 @@ def _as_rgb(panel: np.ndarray) -> np.ndarray:
     return np.repeat(panel[..., None], 3, axis=2) if panel.ndim == 2 else panel
 
 
+SCALE_BAR_NM = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+"""Scale bar lengths to choose from, nm."""
+
+
+def add_scale_bar(panel: np.ndarray, pixel_size: float) -> tuple[np.ndarray, str]:
+    """Draw a scale bar into the lower left of an image; return the image and its length.
+
+    Parameters
+    ----------
+    panel
+        ``(y, x)`` grey or ``(y, x, 3)`` RGB uint8 image.
+    pixel_size
+        Å per pixel.
+
+    Returns
+    -------
+    tuple
+        RGB uint8 image with a white bar (black outline) about a fifth of its width long, and
+        the bar's length as ASCII text (``"100 nm"``, ``"1 um"``: the default font has no µ).
+    """
+    rgb = _as_rgb(np.asarray(panel, np.uint8)).copy()
+    height, width = rgb.shape[:2]
+    target_nm = width * pixel_size / 10.0 / 5.0
+    length_nm = min(SCALE_BAR_NM, key=lambda nm: abs(np.log(nm / target_nm)))
+    length_px = max(1, round(length_nm * 10.0 / pixel_size))
+    thick = max(2, height // 60)
+    x0, y1 = max(1, width // 20), height - max(2, height // 20)
+    y0, x1 = y1 - thick, min(width - 2, x0 + length_px)
+    if y0 > 1 and x1 > x0:
+        rgb[y0 - 1 : y1 + 1, x0 - 1 : x1 + 1] = 0
+        rgb[y0:y1, x0:x1] = 255
+    text = f"{length_nm / 1000:g} um" if length_nm >= 1000 else f"{length_nm} nm"
+    return rgb, text
+
+
 def compose(
     panels: Sequence[tuple[str, np.ndarray]],
     *,
     columns: int = 2,
     max_panel_size: int = 384,
-    legend: Sequence[tuple[str, tuple[int, int, int]]] = (),
+    legend: Sequence[tuple[str, tuple[int, int, int] | None]] = (),
+    footer: Sequence[str] = (),
 ) -> np.ndarray:
-    """Arrange titled panels (grey uint8 or RGB uint8) in a grid, with an optional colour legend."""
+    """Arrange titled panels (grey uint8 or RGB uint8) in a grid, with a legend and footer.
+
+    A legend entry with colour None is drawn as an empty box (things shown but not coloured,
+    e.g. distractor particles labelled background); ``footer`` lines are printed below.
+    """
     font = ImageFont.load_default()
     title_h, pad = 16, 6
     scaled: list[tuple[str, Image.Image]] = []
@@ -86,9 +126,12 @@ def compose(
     cell_w = max(im.size[0] for _, im in scaled) + pad
     cell_h = max(im.size[1] for _, im in scaled) + title_h + pad
     legend_h = 18 if legend else 0
-    canvas = Image.new(
-        "RGB", (cell_w * columns + pad, cell_h * rows + pad + legend_h), (255, 255, 255)
-    )
+    footer_h = 14 * len(footer)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    legend_w = sum(24 + int(measure.textlength(name, font=font)) for name, _ in legend)
+    text_w = max([legend_w, *(int(measure.textlength(t, font=font)) for t in footer)], default=0)
+    width = max(cell_w * columns + pad, text_w + 2 * pad)
+    canvas = Image.new("RGB", (width, cell_h * rows + pad + legend_h + footer_h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for k, (title, im) in enumerate(scaled):
         x0 = pad + (k % columns) * cell_w
@@ -97,10 +140,15 @@ def compose(
         canvas.paste(im, (x0, y0 + title_h))
     x = pad
     for name, colour in legend:
-        y = canvas.size[1] - legend_h + 3
-        draw.rectangle([x, y, x + 10, y + 10], fill=tuple(colour))
+        y = canvas.size[1] - footer_h - legend_h + 3
+        if colour is None:
+            draw.rectangle([x, y, x + 10, y + 10], outline=(0, 0, 0))
+        else:
+            draw.rectangle([x, y, x + 10, y + 10], fill=tuple(colour))
         draw.text((x + 14, y - 1), name, fill=(0, 0, 0), font=font)
         x += 24 + int(draw.textlength(name, font=font))
+    for k, line in enumerate(footer):
+        draw.text((pad, canvas.size[1] - footer_h + 14 * k), line, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 
 

@@ -87,8 +87,11 @@ def tilt_series_table(
         Path of the tilt-series stack as RELION should read it; rows name ``<i>@<stack>``.
     """
     n = len(tilts)
-    u = tilts["defocus_u_a"].to_numpy(np.float64)
-    v = tilts["defocus_v_a"].to_numpy(np.float64)
+    # the true defocus the image was formed with (``true_defocus_*``, when the simulation models
+    # a CTF-estimation error, differs from the estimate ``defocus_*`` used for CTF correction)
+    true = "true_defocus_u_a" in tilts.columns
+    u = tilts["true_defocus_u_a" if true else "defocus_u_a"].to_numpy(np.float64)
+    v = tilts["true_defocus_v_a" if true else "defocus_v_a"].to_numpy(np.float64)
     return pd.DataFrame(
         {
             "rlnMicrographName": [f"{i + 1}@{stack}" for i in range(n)],

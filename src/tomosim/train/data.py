@@ -24,7 +24,14 @@ from scipy import ndimage
 
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
-from tomosim.labels import IGNORE_LABEL, ClassTable, make_class_table, read_class_table
+from tomosim.io import require_finite
+from tomosim.labels import (
+    IGNORE_LABEL,
+    ClassTable,
+    label_ids,
+    make_class_table,
+    read_class_table,
+)
 
 NORMALISATION: dict[str, Any] = {"method": "median_iqr", "clip": 10.0}
 """How tomograms are normalised (stored in every checkpoint; see :func:`robust_normalise`)."""
@@ -217,13 +224,15 @@ def read_labelled_tomogram(
             f"labels shape {labels.data.shape} differs from tomogram shape {volume.data.shape}: "
             f"{labels_path}"
         )
-    if labels.data.dtype != np.uint8:
-        data = labels.data
-        if data.size and (data.min() < 0 or data.max() > 255 or np.any(data != np.round(data))):
-            raise TomosimError(f"labels must be integer class ids 0..255: {labels_path}")
-        label_data = data.astype(np.uint8)
-    else:
-        label_data = labels.data
+    label_data = label_ids(labels.data, labels_path)
+    if min(labels.voxel_size) > 0 and not np.allclose(
+        labels.voxel_size, volume.voxel_size, rtol=0.01
+    ):
+        raise TomosimError(
+            f"labels voxel size {labels.voxel_size[::-1]} Å differs from the tomogram's "
+            f"{volume.voxel_size[::-1]} Å (x, y, z): {labels_path}"
+        )
+    require_finite(volume.data, tomogram_path)
     if classes is None:
         classes = read_class_table(classes_path) if classes_path is not None else make_class_table(
             [int(v) for v in np.unique(label_data) if v not in (0, IGNORE_LABEL)],

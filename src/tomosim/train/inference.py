@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from tomosim.array_statistics import summary_statistics
 from tomosim.errors import TomosimError
-from tomosim.io import atomic_path, set_header_statistics
+from tomosim.io import atomic_path, reserve_space, set_header_statistics
 from tomosim.train.checkpoint import ModelCheckpoint, network_from_checkpoint
 from tomosim.train.data import needs_resampling, resample_volume, robust_normalise
 from tomosim.train.device import autocast, resolve_device
@@ -210,6 +210,7 @@ def probability_map_files(
             tmp = stack.enter_context(atomic_path(Path(directory) / f"{name}.mrc"))
             mrc = mrcfile.new_mmap(tmp, shape=shape, mrc_mode=mode, overwrite=True)
             handles.append(mrc)
+            reserve_space(tmp)  # a full disk: OSError now, not SIGBUS when the map is written
             arrays.append(mrc.data)
         try:
             yield arrays

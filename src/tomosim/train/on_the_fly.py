@@ -31,9 +31,13 @@ what you need from ``folder``: ``tomogram.mrc``, ``labels.mrc``, ``classes.csv``
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
+import functools
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -265,7 +269,31 @@ def phantom_loader(
     )
     if batch_size is None:
         extra["collate_fn"] = _as_is
+    if num_workers > 0:
+        extra["worker_init_fn"] = functools.partial(die_with_parent, os.getpid())
     return DataLoader(stream, batch_size=batch_size, num_workers=num_workers, **extra)
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process receives when its parent dies (Linux)."""
+
+
+def die_with_parent(parent_pid: int, worker_id: int = 0) -> None:
+    """Make this worker process end when ``parent_pid`` ends, even by SIGKILL (Linux).
+
+    Asks the kernel for SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``), then exits
+    at once if the parent is already gone. Elsewhere it does nothing: torch's own watchdog (a
+    check between items) remains.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _as_is(item: Any) -> Any:

@@ -8,18 +8,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tomosim.io import atomic_path, write_text
 from tomosim.train.checkpoint import ModelCheckpoint
 
 
 def write_training_report(output_dir: str | os.PathLike[str], checkpoint: ModelCheckpoint) -> None:
-    """Write ``metrics.json`` (final record, history, classes) and ``training_curve.png``."""
+    """Write ``metrics.json`` (final record, history, classes, torch threads) and the curve."""
     root = Path(output_dir)
     history = checkpoint.history
     report = {
         "epochs": checkpoint.epoch,
         "iterations": checkpoint.iteration,
         "pixel_size": checkpoint.pixel_size,
+        # the weights depend on torch's thread count (CONVENTIONS.md): recorded to reproduce them
+        "torch_threads": torch.get_num_threads(),
         "classes": dict(zip(checkpoint.classes.names, checkpoint.classes.ids, strict=False)),
         "final": history[-1] if history else None,
         "history": history,

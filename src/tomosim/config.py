@@ -306,6 +306,27 @@ class VesiclesConfig(Section):
     sheet_max_tilt: float = Field(
         20.0, ge=0, lt=90, description="largest tilt of a sheet from the xy plane, degrees"
     )
+    deformation: float = Field(
+        0.0, ge=0, le=1e4,
+        description="largest radial displacement of free-form vesicles from the ellipsoid, Å "
+        "(0: plain ellipsoids)",
+    )
+    deformation_bumps: int = Field(
+        6, ge=1, le=64, description="number of smooth bumps of a deformed vesicle's radius"
+    )
+    deformation_width: float = Field(
+        40.0, ge=10, le=180, description="angular width of a bump, degrees (larger: smoother)"
+    )
+
+    @model_validator(mode="after")
+    def _deformation_keeps_radius_positive(self) -> VesiclesConfig:
+        smallest = self.radius[0] / self.max_aspect - self.thickness / 2.0
+        if self.deformation > 0 and not self.deformation < smallest:
+            raise ValueError(
+                f"vesicles.deformation {self.deformation} Å must be below radius_min / "
+                f"max_aspect - thickness / 2 = {smallest:.4g} Å (the radius would reach zero)"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,13 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from tomosim.errors import TomosimError
-from tomosim.membranes import Sheet, Vesicle, sheet_surface_points, vesicle_surface_points
+from tomosim.membranes import (
+    Sheet,
+    Vesicle,
+    sheet_surface_points,
+    vesicle_area,
+    vesicle_surface_points,
+)
 from tomosim.potential import Potential
 
 __all__ = [
@@ -161,6 +167,8 @@ def axial_radius(template: Potential, axis: np.ndarray, *, envelope_threshold: f
 
 
 def _area(membrane: Vesicle | Sheet, half_extent: float) -> float:
+    if isinstance(membrane, Vesicle) and membrane.deformation is not None:
+        return vesicle_area(membrane)
     if isinstance(membrane, Vesicle):  # Knud Thomsen's approximation, within 1.1 %
         a, b, c = np.asarray(membrane.semi_axes, dtype=np.float64)
         p = 1.6075

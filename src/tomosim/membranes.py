@@ -1,8 +1,12 @@
 """Membranes: lipid vesicles as spherical or ellipsoidal bilayers with a radial potential profile.
 
-A vesicle is an ellipsoid (centre, semi-axes, rotation) whose surface is the *mid-plane* of the
-bilayer. Every voxel gets the potential of the bilayer profile at its signed distance ``d`` from
-that surface (``d < 0`` inside), in volts, as the excess over vitreous ice (CONVENTIONS.md).
+A vesicle is an ellipsoid (centre, semi-axes, rotation), optionally deformed into a free-form,
+star-shaped surface by a smooth random radius function on the sphere (:class:`Deformation`),
+whose surface is the *mid-plane* of the bilayer. Every voxel gets the potential of the bilayer
+profile at its signed distance ``d`` from that surface (``d < 0`` inside), in volts, as the excess
+over vitreous ice (CONVENTIONS.md). For a deformed vesicle ``d`` is the first-order distance
+``F / |∇F|`` of the level function ``F(q) = |q| − r(q / |q|)`` (:func:`deformed_distance`),
+exact on the mid-plane, and the membrane-protein normal is ``∇F / |∇F|``.
 
 Positions are ``(x, y, z)`` in Å in sample coordinates (from the centre of voxel ``[0, 0, 0]``);
 arrays are ``(z, y, x)``.
@@ -171,8 +175,55 @@ def membrane_profile(
 
 
 @dataclass(frozen=True)
+class Deformation:
+    """Smooth radial deformation of a vesicle: a sum of Gaussian bumps on the sphere.
+
+    In the vesicle frame, the mid-plane in the direction of the unit vector ``u`` is at radius
+
+    ``r(u) = ρ(u) + Σ_j a_j exp(κ (u · d_j − 1))``
+
+    with ``ρ(u) = (Σ_i u_i² / e_i²)^(−1/2)`` the radius of the ellipsoid of semi-axes ``e``. Each
+    bump is a von Mises–Fisher profile of angular width ``σ ≈ 1/√κ`` (radians) around ``d_j``.
+    The surface is star-shaped about the centre as long as ``r > 0``: inside and outside and the
+    normal are defined everywhere.
+
+    Attributes
+    ----------
+    directions
+        ``(m, 3)`` unit bump directions ``d_j`` in the vesicle frame.
+    amplitudes
+        ``(m,)`` bump heights ``a_j``, Å (either sign).
+    concentration
+        ``κ`` (dimensionless), ``1 / σ²`` for an angular width ``σ`` in radians.
+    """
+
+    directions: np.ndarray
+    amplitudes: np.ndarray
+    concentration: float
+
+    @property
+    def bound(self) -> float:
+        """Upper bound of ``|r(u) − ρ(u)|``, Å: ``Σ |a_j|``."""
+        return float(np.sum(np.abs(self.amplitudes)))
+
+
+def _fibonacci_directions(count: int) -> np.ndarray:
+    """``(count, 3)`` unit vectors of the Fibonacci sphere lattice (near-uniform, equal area)."""
+    k = np.arange(count) + 0.5
+    z = 1.0 - 2.0 * k / count
+    phi = np.pi * (1.0 + math.sqrt(5.0)) * k
+    rho = np.sqrt(1.0 - z * z)
+    return np.stack([rho * np.cos(phi), rho * np.sin(phi), z], axis=1)
+
+
+def _quadrature_directions() -> np.ndarray:
+    """Equal-weight directions for averages over the sphere (Fibonacci lattice, 4096 points)."""
+    return _fibonacci_directions(4096)
+
+
+@dataclass(frozen=True)
 class Vesicle:
-    """An ellipsoidal vesicle; its surface is the bilayer mid-plane.
+    """An ellipsoidal vesicle, optionally deformed; its surface is the bilayer mid-plane.
 
     Attributes
     ----------
@@ -183,21 +234,28 @@ class Vesicle:
     rotation
         ``(3, 3)`` float64 active rotation from the vesicle's axes to the sample: a point ``q``
         in the vesicle frame is at ``centre + rotation @ q``.
+    deformation
+        Smooth radial deformation of the ellipsoid (:class:`Deformation`), or None.
     """
 
     centre: np.ndarray
     semi_axes: np.ndarray
     rotation: np.ndarray
+    deformation: Deformation | None = None
 
     @property
     def bounding_radius(self) -> float:
-        """Largest semi-axis, Å."""
-        return float(np.max(self.semi_axes))
+        """Largest semi-axis plus the largest outward deformation, Å."""
+        extra = 0.0 if self.deformation is None else self.deformation.bound
+        return float(np.max(self.semi_axes)) + extra
 
     @property
     def volume(self) -> float:
-        """Enclosed volume ``4/3 π abc``, Å³."""
-        return float(4.0 / 3.0 * np.pi * np.prod(self.semi_axes))
+        """Enclosed volume, Å³: ``4/3 π abc``, or ``(1/3) ∫ r(u)³ dΩ`` when deformed."""
+        if self.deformation is None:
+            return float(4.0 / 3.0 * np.pi * np.prod(self.semi_axes))
+        r = radius_function(self, _quadrature_directions())[0]
+        return float(4.0 / 3.0 * np.pi * np.mean(r**3))
 
 
 @dataclass(frozen=True)
@@ -308,6 +366,126 @@ def _distance_box(
     return out
 
 
+def radius_function(vesicle: Vesicle, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-plane radius of a vesicle in body-frame directions, and its tangential gradient.
+
+    Parameters
+    ----------
+    vesicle
+        The vesicle (ellipsoidal, deformed or not).
+    directions
+        ``(n, 3)`` unit vectors ``u`` in the vesicle frame ``(x, y, z)``.
+
+    Returns
+    -------
+    radius, gradient
+        ``(n,)`` ``r(u)`` Å and ``(n, 3)`` its gradient on the unit sphere, ``(I − u uᵀ) ∇r``
+        (Å per radian, tangent to the sphere), both in the vesicle frame.
+    """
+    u = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+    inverse_sq = 1.0 / np.asarray(vesicle.semi_axes, dtype=np.float64) ** 2
+    quadric = np.sum(u * u * inverse_sq, axis=1)
+    radius = quadric**-0.5
+    gradient = -(quadric**-1.5)[:, None] * u * inverse_sq
+    deformation = vesicle.deformation
+    if deformation is not None:
+        dirs = np.asarray(deformation.directions, dtype=np.float64)
+        kappa = float(deformation.concentration)
+        bumps = np.asarray(deformation.amplitudes) * np.exp(kappa * (u @ dirs.T - 1.0))
+        radius = radius + bumps.sum(axis=1)
+        gradient = gradient + kappa * bumps @ dirs
+    gradient = gradient - np.sum(gradient * u, axis=1, keepdims=True) * u
+    return radius, gradient
+
+
+def deformed_distance(vesicle: Vesicle, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance (Å, negative inside) from a vesicle's mid-plane and the outward normal.
+
+    With ``F(q) = |q| − r(q / |q|)`` (``q`` the point in the vesicle frame), the distance is
+    taken to first order as ``F / |∇F|`` and the normal as ``∇F / |∇F|``, where
+    ``∇F = u − (I − u uᵀ) ∇r / |q|``. Both are exact on the surface (``F = 0``: the mid-plane
+    lies exactly at ``r(u)`` along every ray); off it the distance is within ``κ d² / 2`` of the
+    true one for a surface of curvature ``κ`` (< 1 Å inside a bilayer for curvature radii above
+    ~500 Å), as for sheets.
+
+    Parameters
+    ----------
+    vesicle
+        The vesicle.
+    points
+        ``(n, 3)`` sample points ``(x, y, z)`` Å.
+
+    Returns
+    -------
+    distance, normal
+        ``(n,)`` Å and ``(n, 3)`` unit vectors in the sample frame.
+    """
+    rotation = np.asarray(vesicle.rotation, dtype=np.float64)
+    q = (np.asarray(points, dtype=np.float64).reshape(-1, 3) - vesicle.centre) @ rotation
+    length = np.linalg.norm(q, axis=1)
+    safe = np.maximum(length, 1e-12)
+    u = np.where(length[:, None] > 1e-12, q / safe[:, None], np.array([0.0, 0.0, 1.0]))
+    radius, gradient = radius_function(vesicle, u)
+    grad_f = u - gradient / safe[:, None]
+    norm = np.linalg.norm(grad_f, axis=1)
+    return (length - radius) / norm, (grad_f / norm[:, None]) @ rotation.T
+
+
+@numba.njit(cache=True, parallel=True)
+def _deformed_distance_box(
+    corner: np.ndarray, shape: np.ndarray, pixel_size: float, centre: np.ndarray,
+    rotation: np.ndarray, semi_axes: np.ndarray, directions: np.ndarray,
+    amplitudes: np.ndarray, kappa: float, reach: float,
+) -> np.ndarray:  # pragma: no cover - numba
+    """:func:`deformed_distance` at the voxel centres of a box; ``±inf`` beyond ``reach`` Å."""
+    out = np.empty((shape[0], shape[1], shape[2]))
+    inv0 = 1.0 / semi_axes[0] ** 2
+    inv1 = 1.0 / semi_axes[1] ** 2
+    inv2 = 1.0 / semi_axes[2] ** 2
+    for iz in numba.prange(shape[0]):
+        y = np.empty(3)
+        g = np.empty(3)
+        for iy in range(shape[1]):
+            for ix in range(shape[2]):
+                px = (corner[2] + ix) * pixel_size - centre[0]
+                py = (corner[1] + iy) * pixel_size - centre[1]
+                pz = (corner[0] + iz) * pixel_size - centre[2]
+                for k in range(3):  # body frame: rotation.T @ p
+                    y[k] = rotation[0, k] * px + rotation[1, k] * py + rotation[2, k] * pz
+                length = math.sqrt(y[0] ** 2 + y[1] ** 2 + y[2] ** 2)
+                if length < 1e-12:
+                    y[0], y[1], y[2], length_safe = 0.0, 0.0, 1.0, 1e-12
+                else:
+                    length_safe = length
+                    for k in range(3):
+                        y[k] /= length
+                quadric = y[0] ** 2 * inv0 + y[1] ** 2 * inv1 + y[2] ** 2 * inv2
+                radius = quadric**-0.5
+                scale = -(quadric**-1.5)
+                g[0] = scale * y[0] * inv0
+                g[1] = scale * y[1] * inv1
+                g[2] = scale * y[2] * inv2
+                for j in range(amplitudes.shape[0]):
+                    cosine = (directions[j, 0] * y[0] + directions[j, 1] * y[1]
+                              + directions[j, 2] * y[2])
+                    bump = amplitudes[j] * math.exp(kappa * (cosine - 1.0))
+                    radius += bump
+                    for k in range(3):
+                        g[k] += kappa * bump * directions[j, k]
+                along = g[0] * y[0] + g[1] * y[1] + g[2] * y[2]
+                norm_sq = 0.0
+                for k in range(3):
+                    component = y[k] - (g[k] - along * y[k]) / length_safe
+                    norm_sq += component * component
+                d = (length - radius) / math.sqrt(norm_sq)
+                if d > reach:
+                    d = np.inf
+                elif d < -reach:
+                    d = -np.inf
+                out[iz, iy, ix] = d
+    return out
+
+
 def _box_around(
     vesicle: Vesicle, reach: float, *, shape: tuple[int, int, int], pixel_size: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -330,11 +508,21 @@ def signed_distance(
     ``reach`` may read ``±inf``.
     """
     corner, size = _box_around(vesicle, reach, shape=shape, pixel_size=pixel_size)
-    data = _distance_box(
-        corner, size, float(pixel_size), np.asarray(vesicle.centre, dtype=np.float64),
-        np.asarray(vesicle.rotation, dtype=np.float64),
-        np.asarray(vesicle.semi_axes, dtype=np.float64), float(reach),
-    )
+    centre = np.asarray(vesicle.centre, dtype=np.float64)
+    rotation = np.asarray(vesicle.rotation, dtype=np.float64)
+    semi_axes = np.asarray(vesicle.semi_axes, dtype=np.float64)
+    deformation = vesicle.deformation
+    if deformation is None:
+        data = _distance_box(
+            corner, size, float(pixel_size), centre, rotation, semi_axes, float(reach)
+        )
+    else:
+        data = _deformed_distance_box(
+            corner, size, float(pixel_size), centre, rotation, semi_axes,
+            np.asarray(deformation.directions, dtype=np.float64).reshape(-1, 3),
+            np.asarray(deformation.amplitudes, dtype=np.float64),
+            float(deformation.concentration), float(reach),
+        )
     return LocalBox(data, (int(corner[0]), int(corner[1]), int(corner[2])))
 
 
@@ -416,6 +604,9 @@ def points_inside(
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     out = np.zeros(pts.shape[0], dtype=bool)
     for vesicle in vesicles:
+        if vesicle.deformation is not None:
+            out |= deformed_distance(vesicle, pts)[0] < -margin
+            continue
         body = (pts - vesicle.centre) @ np.asarray(vesicle.rotation)
         semi = np.asarray(vesicle.semi_axes, dtype=np.float64)
         candidates = np.flatnonzero(~out & (np.sum((body / semi) ** 2, axis=1) < 1.0))
@@ -438,12 +629,68 @@ class VesiclePopulation:
         Largest ratio of the largest to a smaller semi-axis (1: spheres).
     thickness
         Bilayer thickness, Å.
+    deformation
+        Largest radial displacement of the deformed surface from the ellipsoid, Å; 0 keeps
+        plain ellipsoids (see :class:`Deformation`).
+    deformation_bumps
+        Number of Gaussian bumps of a deformed vesicle.
+    deformation_width
+        Angular width ``σ`` of a bump, degrees (larger is smoother).
     """
 
     count: int
     radius: tuple[float, float]
     max_aspect: float
     thickness: float
+    deformation: float = 0.0
+    deformation_bumps: int = 6
+    deformation_width: float = 40.0
+
+
+def draw_deformation(
+    amplitude: float, bumps: int, width_deg: float, rng: np.random.Generator
+) -> Deformation:
+    """A random :class:`Deformation` whose largest radial displacement is ``amplitude`` Å.
+
+    Bump directions are uniform on the sphere and their relative heights uniform in
+    ``[−1, 1]``; the heights are then scaled so that the largest ``|Σ_j a_j exp(κ(u·d_j − 1))|``
+    over a 4096-direction Fibonacci lattice equals ``amplitude`` (the lattice spacing, ~3.2°, is
+    far below the narrowest allowed bump, so this is the maximum to well under 1 %).
+    ``κ = 1 / σ²`` with ``σ = width_deg`` in radians.
+    """
+    if not amplitude > 0 or bumps < 1 or not 10.0 <= width_deg <= 180.0:
+        raise TomosimError(
+            f"bad vesicle deformation: amplitude {amplitude} Å, bumps {bumps}, width {width_deg}°"
+        )
+    directions = rng.standard_normal((bumps, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    heights = rng.uniform(-1.0, 1.0, bumps)
+    kappa = 1.0 / math.radians(width_deg) ** 2
+    lattice = _quadrature_directions()
+    field = np.exp(kappa * (lattice @ directions.T - 1.0)) @ heights
+    peak = float(np.max(np.abs(field)))
+    if not peak > 0:  # pragma: no cover - measure-zero draw
+        peak = 1.0
+    return Deformation(directions, heights * (amplitude / peak), kappa)
+
+
+def check_deformation(population: VesiclePopulation) -> None:
+    """Refuse a deformation that could bring the inner leaflet's head groups to the centre.
+
+    The smallest radius of an undeformed vesicle is ``radius_min / max_aspect``; the deformation
+    may lower it by up to ``deformation`` Å, and the inner head groups sit ``thickness / 2``
+    further in, so ``deformation < radius_min / max_aspect − thickness / 2`` keeps every radius
+    of the bilayer positive.
+    """
+    if population.deformation < 0:
+        raise TomosimError(f"vesicle deformation must be >= 0 Å, got {population.deformation}")
+    smallest = population.radius[0] / population.max_aspect - population.thickness / 2.0
+    if population.deformation > 0 and not population.deformation < smallest:
+        raise TomosimError(
+            f"vesicle deformation {population.deformation} Å must be below the smallest inner "
+            f"radius, radius_min / max_aspect - thickness / 2 = {smallest:.4g} Å (the radius "
+            "would reach zero)"
+        )
 
 
 def place_vesicles(
@@ -494,6 +741,7 @@ def place_vesicles(
             f"vesicle min radius {population.radius[0]} Å must exceed half the bilayer thickness "
             f"{population.thickness / 2.0} Å"
         )
+    check_deformation(population)
     n = population.count
     largest = np.sort(rng.uniform(population.radius[0], population.radius[1], n))[::-1]
     ratios = rng.uniform(1.0, population.max_aspect, (n, 2))
@@ -501,9 +749,10 @@ def place_vesicles(
     extent = (np.asarray(shape[::-1], dtype=np.float64) - 1.0) * pixel_size
     half_thickness = population.thickness / 2.0
     placed: list[Vesicle] = []
+    deformed = population.deformation > 0
     for i in range(n):
         semi_axes = np.array([largest[i], largest[i] / ratios[i, 0], largest[i] / ratios[i, 1]])
-        reach = largest[i] + half_thickness
+        reach = largest[i] + population.deformation + half_thickness
         centres = rng.uniform(0.0, 1.0, (max_attempts, 3)) * extent
         ok = np.ones(max_attempts, dtype=bool)
         for other in placed:
@@ -513,6 +762,15 @@ def place_vesicles(
         if free.size == 0:
             continue
         placed.append(Vesicle(centres[free[0]], semi_axes, rotations[i]))
+    if deformed:  # drawn after the placements, so undeformed populations draw exactly as before
+        placed = [
+            Vesicle(
+                v.centre, v.semi_axes, v.rotation,
+                draw_deformation(population.deformation, population.deformation_bumps,
+                                 population.deformation_width, rng),
+            )
+            for v in placed
+        ]
     if len(placed) < n:
         warnings.warn(
             f"vesicles: placed {len(placed)} of {n} (no free place in {max_attempts} attempts)",
@@ -730,6 +988,8 @@ def vesicle_surface_points(
     points, normals
         ``(count, 3)`` each, sample frame ``(x, y, z)`` Å and unit vectors.
     """
+    if vesicle.deformation is not None:
+        return _deformed_surface_points(vesicle, count, rng)
     e = np.asarray(vesicle.semi_axes, dtype=np.float64)
     out_q: list[np.ndarray] = []
     have = 0
@@ -745,6 +1005,45 @@ def vesicle_surface_points(
     normal_body /= np.linalg.norm(normal_body, axis=1, keepdims=True)
     rotation = np.asarray(vesicle.rotation)
     return vesicle.centre + q @ rotation.T, normal_body @ rotation.T
+
+
+def _area_elements(vesicle: Vesicle, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radius, body-frame outward normal and area per solid angle ``dA/dΩ`` in directions ``u``.
+
+    On the surface ``q = r(u) u`` the normal is ``∇F ∝ u − ∇r / r`` and
+    ``dA/dΩ = r² |u − ∇r / r| = r √(r² + |∇r|²)``.
+    """
+    radius, gradient = radius_function(vesicle, u)
+    normal = u - gradient / radius[:, None]
+    stretch = np.linalg.norm(normal, axis=1)
+    return radius, normal / stretch[:, None], radius**2 * stretch
+
+
+def vesicle_area(vesicle: Vesicle) -> float:
+    """Mid-plane area of a deformed vesicle, Å² (``∫ dA/dΩ dΩ`` on a 4096-point lattice)."""
+    return float(4.0 * np.pi * np.mean(_area_elements(vesicle, _quadrature_directions())[2]))
+
+
+def _deformed_surface_points(
+    vesicle: Vesicle, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`vesicle_surface_points` for a deformed vesicle (rejection on ``dA/dΩ``)."""
+    bound = 1.25 * float(np.max(_area_elements(vesicle, _quadrature_directions())[2]))
+    points: list[np.ndarray] = []
+    normals: list[np.ndarray] = []
+    have = 0
+    while have < count:
+        u = rng.standard_normal((max(64, 2 * (count - have)), 3))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        radius, normal, element = _area_elements(vesicle, u)
+        keep = rng.random(u.shape[0]) * bound < element
+        points.append(u[keep] * radius[keep, None])
+        normals.append(normal[keep])
+        have += int(keep.sum())
+    rotation = np.asarray(vesicle.rotation)
+    q = np.concatenate(points)[:count]
+    n = np.concatenate(normals)[:count]
+    return vesicle.centre + q @ rotation.T, n @ rotation.T
 
 
 def sheet_surface_points(

@@ -97,6 +97,9 @@ def vesicle_population(vesicles: VesiclesConfig) -> VesiclePopulation:
         radius=(float(vesicles.radius[0]), float(vesicles.radius[1])),
         max_aspect=float(vesicles.max_aspect),
         thickness=float(vesicles.thickness),
+        deformation=float(vesicles.deformation),
+        deformation_bumps=int(vesicles.deformation_bumps),
+        deformation_width=float(vesicles.deformation_width),
     )
 
 

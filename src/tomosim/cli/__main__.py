@@ -1,0 +1,5 @@
+"""``python -m tomosim.cli``."""
+
+from tomosim.cli.entry import main
+
+main()

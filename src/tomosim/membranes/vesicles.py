@@ -1,59 +1,6 @@
-"""Membranes: lipid vesicles as spherical or ellipsoidal bilayers with a radial potential profile.
+"""Vesicles: ellipsoidal or free-form (deformed) lipid bilayers.
 
-A vesicle is an ellipsoid (centre, semi-axes, rotation), optionally deformed into a free-form,
-star-shaped surface by a smooth random radius function on the sphere (:class:`Deformation`),
-whose surface is the *mid-plane* of the bilayer. Every voxel gets the potential of the bilayer
-profile at its signed distance ``d`` from that surface (``d < 0`` inside), in volts, as the excess
-over vitreous ice (CONVENTIONS.md). For a deformed vesicle ``d`` is the first-order distance
-``F / |∇F|`` of the level function ``F(q) = |q| − r(q / |q|)`` (:func:`deformed_distance`),
-exact on the mid-plane, and the membrane-protein normal is ``∇F / |∇F|``.
-
-Positions are ``(x, y, z)`` in Å in sample coordinates (from the centre of voxel ``[0, 0, 0]``);
-arrays are ``(z, y, x)``.
-
-The bilayer profile
--------------------
-The profile is built as in the scattering-density-profile models of X-ray and neutron
-diffraction on fluid phosphatidylcholine bilayers (Nagle & Wiener 1988, *BBA* 942, 1; Nagle et al.
-1996, *Biophys. J.* 70, 1419; Nagle & Tristram-Nagle 2000, *BBA* 1469, 159; Kučerka et al. 2008,
-*Biophys. J.* 95, 2356): each component group occupies a volume fraction ``P_g(d)`` of the slab,
-water fills the rest, and the potential excess over ice is ``V(d) = Σ_g P_g(d) (V_g − V_ice)``.
-
-- **Head groups** (phosphocholine + glycerol + carbonyls, C10H18NO8P, 319 Å³ per lipid, Nagle &
-  Wiener 1988): one Gaussian per leaflet centred at ``±thickness/2`` (the head-to-head distance
-  ``D_HH`` ≈ 36–40 Å: 38 Å for fluid DPPC, Nagle et al. 1996), width σ = 3.0 Å, integral
-  ``V_head / A`` (the head-group volume per area).
-- **Hydrocarbon core** (CH2 and CH3 of two C16 chains, 28 CH2 + 2 CH3 with
-  ``V_CH3 = 2 V_CH2``, ``V_CH2`` = 27.7 Å³): a slab of half-thickness ``D_C = thickness/2 − 4.8 Å``
-  (``D_HH/2 − D_C`` = 19.0 − 14.2 Å for DPPC, Nagle et al. 1996) with error-function edges of
-  σ = 2.4 Å, the terminal methyls a Gaussian trough of σ = 2.9 Å at the mid-plane (Kučerka et al.
-  2008). The area per lipid follows from volume conservation, ``A = V_chains / D_C``
-  (58 Å² at the default 40 Å thickness; 64 Å² fluid DPPC, 48 Å² gel).
-- **Mean inner potential of each group** ``V_g = 47.878 V·Å² · Σ f_e(0) / volume``: the same
-  neutral-atom electron scattering factors (Peng et al. 1996, International Tables C 4.3.2.2,
-  ``f_e(0) = Σ a_i`` from ``gemmi``) as the atomic potentials of proteins, and the excess taken
-  over the same ice potential as proteins (:data:`tomosim.potential.ICE_POTENTIAL_V`, 4.48 V), so
-  membranes and proteins have consistent contrast. Head groups 8.73 V (+4.25 V over ice), CH2
-  6.16 V (+1.68 V), CH3 3.54 V (−0.94 V).
-
-The result at the default 40 Å thickness: ``V(d)`` is 0 in the ice, peaks at ≈ +3.1 V over ice at
-the head groups (``|d| = thickness/2``), holds ≈ +1.6 V through the core and dips to ≈ +0.3 V at
-the methyl trough — head groups denser than ice, the core less dense than protein (≈ +3.5 V in
-the same model: an average residue, C4.9 H7.8 N1.35 O1.5, in 135 Å³). The profile integrates to
-≈ 88 V·Å across the bilayer. Because of the methyl trough the potential drops below a typical
-label threshold (0.5 V) at the mid-plane for pixels finer than ~8 Å: label membranes with the
-``|d| ≤ thickness/2`` mask, not with a potential threshold. The membrane dipole potential
-(0.26–0.51 V inside the core; Wang, Bose & Sigworth 2006, *PNAS* 103, 18528) is not included.
-
-**Anti-aliasing.** Voxels hold the mean of the potential over their cube (CONVENTIONS.md). For a
-locally flat bilayer the distance ``d`` of a point uniform in a voxel has variance
-``pixel_size² / 12`` in every direction, so the voxel mean is the profile convolved with that
-spread. It is applied analytically by widening every Gaussian and error function:
-``σ² → σ² + pixel_size² / 12``. This keeps the integral and the spread exactly; against
-8 × 8 × 8 point supersampling of an ellipsoidal vesicle the voxel values differ by at most
-0.02 V at 6 Å pixels and 0.09 V at 10 Å (peak ≈ 2.4–2.7 V).
-
-**Labels.** The membrane label covers the bilayer: voxels whose centre has ``|d| ≤ thickness/2``.
+See :mod:`tomosim.membranes.bilayer` for the bilayer profile, the anti-aliasing and the label rule.
 """
 
 from __future__ import annotations
@@ -62,116 +9,17 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import gemmi
 import numba
 import numpy as np
-from scipy.spatial.transform import Rotation
-from scipy.special import erf
 
 from tomosim.errors import TomosimError
+from tomosim.membranes.bilayer import (
+    HEAD_SIGMA,
+    PROFILE_REACH_SIGMAS,
+    LocalBox,
+    membrane_profile,
+)
 from tomosim.orientations import random_rotations
-from tomosim.potential import ICE_POTENTIAL_V
-
-POTENTIAL_CONSTANT = 47.878
-"""``h² / (2π m₀ e)`` in V·Å² (CONVENTIONS.md): potential integral = constant · f_e(0)."""
-
-HEAD_GROUP_FORMULA = {"C": 10, "H": 18, "N": 1, "O": 8, "P": 1}
-"""Phosphatidylcholine head group with glycerol and carbonyls (Nagle & Wiener 1988)."""
-HEAD_GROUP_VOLUME = 319.0
-"""Å³ per lipid (Nagle & Wiener 1988; Nagle & Tristram-Nagle 2000)."""
-METHYLENE_VOLUME = 27.7
-"""Å³ per CH2 in a fluid bilayer near room temperature; CH3 is twice this (Nagle & Wiener 1988)."""
-CHAIN_METHYLENES = 28
-CHAIN_METHYLS = 2
-HEAD_SIGMA = 3.0
-"""Å, width of the head-group Gaussian."""
-CORE_EDGE_SIGMA = 2.4
-"""Å, width of the hydrocarbon edges (Kučerka et al. 2008)."""
-METHYL_SIGMA = 2.9
-"""Å, width of the methyl trough (Kučerka et al. 2008)."""
-HEAD_TO_CORE = 4.8
-"""Å from a head-group peak to the hydrocarbon edge, ``D_HH/2 − D_C`` (DPPC, Nagle et al. 1996)."""
-PROFILE_REACH_SIGMAS = 5.0
-"""The profile is evaluated up to this many (widened) head-group widths beyond ``thickness/2``."""
-
-
-def _scattering_sum(formula: dict[str, int]) -> float:
-    """``Σ f_e(0)`` in Å of a formula, Peng et al. (1996) coefficients via gemmi."""
-    return float(
-        sum(count * sum(gemmi.Element(symbol).c4322.a) for symbol, count in formula.items())
-    )
-
-
-def mean_inner_potential(formula: dict[str, int], volume: float) -> float:
-    """Mean potential of atoms filling ``volume`` Å³: ``47.878 · Σ f_e(0) / volume``, volts."""
-    return POTENTIAL_CONSTANT * _scattering_sum(formula) / volume
-
-
-HEAD_POTENTIAL_V = mean_inner_potential(HEAD_GROUP_FORMULA, HEAD_GROUP_VOLUME)
-METHYLENE_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 2}, METHYLENE_VOLUME)
-METHYL_POTENTIAL_V = mean_inner_potential({"C": 1, "H": 3}, 2.0 * METHYLENE_VOLUME)
-
-
-def membrane_profile(
-    distance: np.ndarray,
-    *,
-    thickness: float,
-    pixel_size: float = 0.0,
-    ice_potential_v: float | None = None,
-) -> np.ndarray:
-    """Potential of a lipid bilayer (excess over ice, V) at signed distance from its mid-plane.
-
-    Parameters
-    ----------
-    distance
-        Signed distance from the bilayer mid-plane, Å (any shape).
-    thickness
-        Head-to-head distance ``D_HH``, Å: the head-group peaks sit at ``±thickness/2``.
-    pixel_size
-        Voxel size, Å, for the voxel average (every width widened by ``pixel_size² / 12``);
-        0 gives the point profile.
-    ice_potential_v
-        Mean potential of the ice the excess is taken over, V; ``None`` = the project default
-        :data:`tomosim.potential.ICE_POTENTIAL_V` (4.48 V), as for proteins; 0 gives the
-        absolute potential (``solvent="none"``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape as ``distance``, float64, volts.
-    """
-    if not thickness > 2.0 * HEAD_TO_CORE:
-        raise TomosimError(f"membrane thickness must be > {2 * HEAD_TO_CORE} Å, got {thickness}")
-    ice = ICE_POTENTIAL_V if ice_potential_v is None else float(ice_potential_v)
-    d = np.abs(np.asarray(distance, dtype=np.float64))
-    blur = pixel_size**2 / 12.0
-    half = thickness / 2.0
-    core = half - HEAD_TO_CORE
-    area = (CHAIN_METHYLENES + 2 * CHAIN_METHYLS) * METHYLENE_VOLUME / core  # Å² per lipid
-
-    s_head = math.sqrt(HEAD_SIGMA**2 + blur)
-    s_edge = math.sqrt(CORE_EDGE_SIGMA**2 + blur)
-    s_methyl = math.sqrt(METHYL_SIGMA**2 + blur)
-    head = (HEAD_GROUP_VOLUME / area) / (s_head * math.sqrt(2 * math.pi)) * (
-        np.exp(-0.5 * ((d - half) / s_head) ** 2) + np.exp(-0.5 * ((d + half) / s_head) ** 2)
-    )
-    edge = math.sqrt(2.0) * s_edge
-    chains = 0.5 * (erf((d + core) / edge) - erf((d - core) / edge))
-    methyl_integral = 2 * CHAIN_METHYLS * 2.0 * METHYLENE_VOLUME / area  # both leaflets, Å
-    methyl = (
-        methyl_integral / (s_methyl * math.sqrt(2 * math.pi)) * np.exp(-0.5 * (d / s_methyl) ** 2)
-    )
-    methyl = np.minimum(methyl, chains)
-    return (
-        head * (HEAD_POTENTIAL_V - ice)
-        + (chains - methyl) * (METHYLENE_POTENTIAL_V - ice)
-        + methyl * (METHYL_POTENTIAL_V - ice)
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Vesicles
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -258,29 +106,6 @@ class Vesicle:
         return float(4.0 / 3.0 * np.pi * np.mean(r**3))
 
 
-@dataclass(frozen=True)
-class LocalBox:
-    """A sub-volume of the sample: ``volume[z0:z0+nz, y0:y0+ny, x0:x0+nx]``.
-
-    Attributes
-    ----------
-    data
-        ``(nz, ny, nx)`` array (float32 volts for potentials).
-    corner
-        ``(z0, y0, x0)`` index of ``data[0, 0, 0]`` in the sample volume.
-    mask
-        ``(nz, ny, nx)`` bool label mask of the object, or None.
-    """
-
-    data: np.ndarray
-    corner: tuple[int, int, int]
-    mask: np.ndarray | None = None
-
-    @property
-    def slices(self) -> tuple[slice, slice, slice]:
-        """Index of the box in the sample volume."""
-        (z0, y0, x0), (nz, ny, nx) = self.corner, self.data.shape
-        return slice(z0, z0 + nz), slice(y0, y0 + ny), slice(x0, x0 + nx)
 
 
 @numba.njit(cache=True)
@@ -486,17 +311,6 @@ def _deformed_distance_box(
     return out
 
 
-def _box_around(
-    vesicle: Vesicle, reach: float, *, shape: tuple[int, int, int], pixel_size: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Corner ``(z0, y0, x0)`` and size of the voxel box within ``reach`` Å of the surface."""
-    extent = vesicle.bounding_radius + reach
-    centre_zyx = np.asarray(vesicle.centre, dtype=np.float64)[::-1]
-    low = np.floor((centre_zyx - extent) / pixel_size).astype(np.int64)
-    high = np.ceil((centre_zyx + extent) / pixel_size).astype(np.int64) + 1
-    low = np.clip(low, 0, np.asarray(shape))
-    high = np.clip(high, 0, np.asarray(shape))
-    return low, np.maximum(high - low, 0)
 
 
 def signed_distance(
@@ -784,194 +598,6 @@ def place_vesicles(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sheet:
-    """A bilayer sheet; its mid-plane is the height field ``z' = h(x', y')`` in its own frame.
-
-    ``h(x', y') = Σ_j A_j cos(2π (k_j · (x', y')) + φ_j)``: a sum of plane waves (amplitudes
-    ``A_j`` Å, wave vectors ``k_j`` 1/Å, phases ``φ_j``); no waves is a flat sheet. The frame is
-    placed by ``centre`` and ``rotation``: a point ``q`` of the sheet frame lies at
-    ``centre + rotation @ q`` in the sample.
-
-    The signed distance of a point ``q`` (sheet frame) from the mid-plane is taken as
-    ``(q_z − h) / √(1 + |∇h|²)`` (positive on the +z' side), exact for a flat sheet and within
-    ``κ d² / 2`` for a sheet of curvature ``κ`` at distance ``d`` (< 1 Å within a bilayer for
-    curvature radii above ~1000 Å).
-
-    Attributes
-    ----------
-    centre
-        ``(3,)`` ``(x, y, z)`` Å.
-    rotation
-        ``(3, 3)`` active rotation from the sheet frame to the sample.
-    amplitudes, phases
-        ``(m,)`` Å and radians.
-    wave_vectors
-        ``(m, 2)`` 1/Å, in the sheet's x', y' plane.
-    """
-
-    centre: np.ndarray
-    rotation: np.ndarray
-    amplitudes: np.ndarray
-    wave_vectors: np.ndarray
-    phases: np.ndarray
-
-    def height(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``h``, ``∂h/∂x'`` and ``∂h/∂y'`` at sheet-frame points (Å, broadcasting)."""
-        h = np.zeros(np.broadcast(x, y).shape)
-        hx = np.zeros_like(h)
-        hy = np.zeros_like(h)
-        for a, (kx, ky), phi in zip(self.amplitudes, self.wave_vectors, self.phases, strict=True):
-            arg = 2 * np.pi * (kx * x + ky * y) + phi
-            h = h + a * np.cos(arg)
-            hx = hx - a * 2 * np.pi * kx * np.sin(arg)
-            hy = hy - a * 2 * np.pi * ky * np.sin(arg)
-        return h, hx, hy
-
-    def signed_distance(self, points: np.ndarray) -> np.ndarray:
-        """Signed distance (Å) of sample points ``(..., 3)`` ``(x, y, z)`` from the mid-plane."""
-        q = (np.asarray(points, dtype=np.float64) - self.centre) @ self.rotation
-        h, hx, hy = self.height(q[..., 0], q[..., 1])
-        return (q[..., 2] - h) / np.sqrt(1 + hx**2 + hy**2)
-
-    def normal(self, points: np.ndarray) -> np.ndarray:
-        """Return unit normals ``(..., 3)`` (sample frame, towards +z') at the points' x', y'."""
-        q = (np.asarray(points, dtype=np.float64) - self.centre) @ self.rotation
-        _, hx, hy = self.height(q[..., 0], q[..., 1])
-        n = np.stack([-hx, -hy, np.ones_like(hx)], axis=-1)
-        n /= np.linalg.norm(n, axis=-1, keepdims=True)
-        return n @ self.rotation.T
-
-
-@numba.njit(cache=True, parallel=True)
-def _sheet_distance_grid(
-    shape, pixel_size, centre, rotation, amplitudes, wave_vectors, phases, band
-):  # pragma: no cover - numba
-    """:meth:`Sheet.signed_distance` at every voxel centre, float32 ``(z, y, x)``.
-
-    Voxels farther than ``band`` Å from the sheet's frame plane plus its largest height get
-    ``±inf`` without evaluating the waves.
-    """
-    bound = band
-    for j in range(amplitudes.shape[0]):
-        bound += abs(amplitudes[j])
-    out = np.empty((shape[0], shape[1], shape[2]), np.float32)
-    two_pi = 2.0 * math.pi
-    for iz in numba.prange(shape[0]):
-        pz = iz * pixel_size - centre[2]
-        for iy in range(shape[1]):
-            py = iy * pixel_size - centre[1]
-            for ix in range(shape[2]):
-                px = ix * pixel_size - centre[0]
-                qx = rotation[0, 0] * px + rotation[1, 0] * py + rotation[2, 0] * pz
-                qy = rotation[0, 1] * px + rotation[1, 1] * py + rotation[2, 1] * pz
-                qz = rotation[0, 2] * px + rotation[1, 2] * py + rotation[2, 2] * pz
-                if abs(qz) > bound:
-                    out[iz, iy, ix] = math.inf if qz > 0 else -math.inf
-                    continue
-                h = 0.0
-                hx = 0.0
-                hy = 0.0
-                for j in range(amplitudes.shape[0]):
-                    arg = two_pi * (wave_vectors[j, 0] * qx + wave_vectors[j, 1] * qy) + phases[j]
-                    h += amplitudes[j] * math.cos(arg)
-                    s = amplitudes[j] * two_pi * math.sin(arg)
-                    hx -= s * wave_vectors[j, 0]
-                    hy -= s * wave_vectors[j, 1]
-                out[iz, iy, ix] = (qz - h) / math.sqrt(1.0 + hx * hx + hy * hy)
-    return out
-
-
-def sheet_potential(
-    sheet: Sheet,
-    *,
-    pixel_size: float,
-    shape: tuple[int, int, int],
-    thickness: float,
-    ice_potential_v: float | None = None,
-) -> LocalBox:
-    """Voxel-averaged bilayer potential of a sheet on the z range it reaches, with its label mask.
-
-    As :func:`vesicle_potential`: :func:`membrane_profile` of the signed distance at each voxel
-    centre (``data`` float32 V, excess over ice), ``mask`` = ``|d| ≤ thickness / 2``. The box
-    spans the whole x and y of the volume and the z planes within reach of the mid-plane.
-    """
-    if not pixel_size > 0:
-        raise TomosimError(f"pixel_size must be > 0 Å, got {pixel_size}")
-    widest = math.sqrt(HEAD_SIGMA**2 + pixel_size**2 / 12.0)
-    reach = thickness / 2.0 + PROFILE_REACH_SIGMAS * widest + pixel_size
-    nz, ny, nx = shape
-    distance = _sheet_distance_grid(
-        np.array(shape, np.int64), float(pixel_size), np.asarray(sheet.centre, np.float64),
-        np.asarray(sheet.rotation, np.float64), np.asarray(sheet.amplitudes, np.float64),
-        np.asarray(sheet.wave_vectors, np.float64).reshape(-1, 2),
-        np.asarray(sheet.phases, np.float64), float(reach),
-    )
-    near = np.abs(distance) <= reach
-    z_any = np.flatnonzero(near.any(axis=(1, 2)))
-    if z_any.size == 0:
-        return LocalBox(np.zeros((0, ny, nx), np.float32), (0, 0, 0), np.zeros((0, ny, nx), bool))
-    z0, z1 = int(z_any[0]), int(z_any[-1]) + 1
-    d = distance[z0:z1]
-    potential = np.zeros(d.shape, dtype=np.float32)
-    inside = near[z0:z1]
-    potential[inside] = membrane_profile(
-        d[inside], thickness=thickness, pixel_size=pixel_size, ice_potential_v=ice_potential_v
-    )
-    return LocalBox(potential, (z0, 0, 0), np.abs(d) <= thickness / 2.0)
-
-
-@dataclass(frozen=True)
-class SheetPopulation:
-    """How many membrane sheets to draw and how they undulate (see :func:`place_sheets`)."""
-
-    count: int = 0
-    amplitude: float = 150.0
-    wavelength: float = 4000.0
-    max_tilt: float = 20.0
-
-
-def place_sheets(
-    count: int,
-    *,
-    shape: tuple[int, int, int],
-    pixel_size: float,
-    rng: np.random.Generator,
-    amplitude: float,
-    wavelength: float,
-    max_tilt: float,
-    waves: int = 3,
-) -> list[Sheet]:
-    """Draw ``count`` sheets crossing the volume, stacked along z without crossing each other.
-
-    Each sheet's frame is tilted from the sample's xy plane by an angle uniform in
-    ``[0, max_tilt]`` degrees (uniform azimuth), its centre is at the volume's x, y centre and at
-    evenly spaced z levels (jittered by a quarter of the spacing), and its height field is
-    ``waves`` plane waves of random direction and phase, each of amplitude ``amplitude / waves``
-    and wavelength uniform in ``[wavelength / 2, wavelength]`` Å.
-    """
-    if count < 0 or amplitude < 0 or not wavelength > 0 or not 0 <= max_tilt < 90:
-        raise TomosimError(
-            f"bad sheets: count {count}, amplitude {amplitude}, wavelength {wavelength}, "
-            f"max_tilt {max_tilt}"
-        )
-    extent = np.asarray(shape[::-1], dtype=np.float64) * pixel_size
-    spacing = extent[2] / max(count, 1)
-    sheets = []
-    for i in range(count):
-        tilt = np.deg2rad(rng.uniform(0.0, max_tilt))
-        azimuth = rng.uniform(0.0, 2 * np.pi)
-        axis = np.array([-np.sin(azimuth), np.cos(azimuth), 0.0])
-        rotation = Rotation.from_rotvec(axis * tilt).as_matrix()
-        z = (i + 0.5) * spacing + rng.uniform(-0.25, 0.25) * spacing
-        centre = np.array([extent[0] / 2, extent[1] / 2, z])
-        directions = rng.uniform(0.0, 2 * np.pi, waves)
-        lengths = rng.uniform(wavelength / 2, wavelength, waves)
-        wave_vectors = np.stack([np.cos(directions), np.sin(directions)], axis=1) / lengths[:, None]
-        amplitudes = np.full(waves, amplitude / max(waves, 1))
-        phases = rng.uniform(0.0, 2 * np.pi, waves)
-        sheets.append(Sheet(centre, rotation, amplitudes, wave_vectors, phases))
-    return sheets
 
 
 def vesicle_surface_points(
@@ -1046,43 +672,16 @@ def _deformed_surface_points(
     return vesicle.centre + q @ rotation.T, n @ rotation.T
 
 
-def sheet_surface_points(
-    sheet: Sheet, count: int, rng: np.random.Generator, *, half_extent: float
+def _box_around(
+    vesicle: Vesicle, reach: float, *, shape: tuple[int, int, int], pixel_size: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` points on a sheet's mid-plane over ``|x'|, |y'| ≤ half_extent``, with normals.
-
-    Uniform in the frame's x', y' and kept with probability ``√(1 + |∇h|²) / max`` (uniform in
-    area). Normals point towards +z' of the sheet frame.
-    """
-    points: list[np.ndarray] = []
-    have = 0
-    slope_max = 2 * np.pi * float(np.sum(np.abs(sheet.amplitudes)
-                                         * np.linalg.norm(sheet.wave_vectors, axis=1)))
-    bound = math.sqrt(1 + slope_max**2)
-    while have < count:
-        m = max(64, 2 * (count - have))
-        x = rng.uniform(-half_extent, half_extent, m)
-        y = rng.uniform(-half_extent, half_extent, m)
-        h, hx, hy = sheet.height(x, y)
-        keep = rng.random(m) < np.sqrt(1 + hx**2 + hy**2) / bound
-        points.append(np.stack([x[keep], y[keep], h[keep]], axis=1))
-        have += int(keep.sum())
-    q = np.concatenate(points)[:count]
-    sample = sheet.centre + q @ sheet.rotation.T
-    return sample, sheet.normal(sample)
+    """Corner ``(z0, y0, x0)`` and size of the voxel box within ``reach`` Å of the surface."""
+    extent = vesicle.bounding_radius + reach
+    centre_zyx = np.asarray(vesicle.centre, dtype=np.float64)[::-1]
+    low = np.floor((centre_zyx - extent) / pixel_size).astype(np.int64)
+    high = np.ceil((centre_zyx + extent) / pixel_size).astype(np.int64) + 1
+    low = np.clip(low, 0, np.asarray(shape))
+    high = np.clip(high, 0, np.asarray(shape))
+    return low, np.maximum(high - low, 0)
 
 
-def vesicles_clear_of_sheets(
-    vesicles: list[Vesicle], sheets: list[Sheet], *, thickness: float, min_gap: float = 20.0
-) -> list[Vesicle]:
-    """Keep the vesicles whose bilayer stays ``min_gap`` Å clear of every sheet's bilayer.
-
-    Tested on the bounding sphere: ``|d(centre)| ≥ largest semi-axis + thickness + min_gap``
-    (``d`` the sheet's signed distance).
-    """
-    keep = []
-    for vesicle in vesicles:
-        clearance = vesicle.bounding_radius + thickness + min_gap
-        if all(abs(float(s.signed_distance(vesicle.centre))) >= clearance for s in sheets):
-            keep.append(vesicle)
-    return keep

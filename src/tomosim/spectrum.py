@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.fft
 
@@ -71,16 +72,32 @@ class RadialSpectrum:
         return cls(pixel_size=float(tree["pixel_size"]), amplitude=amplitude)  # type: ignore[arg-type]
 
 
+def _frequencies(shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies (cycles/voxel) along z, y and x of an ``rfftn`` of a ``(z, y, x)`` shape."""
+    return (
+        np.fft.fftfreq(shape[0]).astype(np.float64),
+        np.fft.fftfreq(shape[1]).astype(np.float64),
+        np.fft.rfftfreq(shape[2]).astype(np.float64),
+    )
+
+
+@numba.njit(cache=True)
+def _band_index_kernel(
+    fz: np.ndarray, fy: np.ndarray, fx: np.ndarray, bands: int
+) -> np.ndarray:  # pragma: no cover - compiled
+    index = np.empty((fz.size, fy.size, fx.size), dtype=np.int32)
+    for z in range(fz.size):
+        for y in range(fy.size):
+            for x in range(fx.size):
+                r = np.sqrt(fz[z] * fz[z] + fy[y] * fy[y] + fx[x] * fx[x])
+                index[z, y, x] = min(int(np.floor(r / 0.5 * bands)), bands)
+    return index
+
+
 def _band_index(shape: Sequence[int], bands: int) -> np.ndarray:
     """Band of every voxel of an ``rfftn`` of ``shape``; ``bands`` beyond Nyquist."""
-    axes = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
-    radius = np.zeros([a.size for a in axes], dtype=np.float32)
-    for dim, a in enumerate(axes):
-        view = [1] * len(axes)
-        view[dim] = a.size
-        radius = radius + (a.astype(np.float32) ** 2).reshape(view)
-    index = np.floor(np.sqrt(radius) / 0.5 * bands).astype(np.int32)
-    return np.minimum(index, bands)
+    fz, fy, fx = _frequencies(shape)
+    return _band_index_kernel(fz, fy, fx, bands)
 
 
 def _rfft_weights(shape: Sequence[int]) -> np.ndarray:
@@ -91,6 +108,68 @@ def _rfft_weights(shape: Sequence[int]) -> np.ndarray:
     if nx % 2 == 0:
         weights[-1] = 1.0
     return weights
+
+
+@numba.njit(cache=True)
+def _band_sums(
+    transform: np.ndarray, index: np.ndarray, x_weights: np.ndarray, bands: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Weighted sums of ``|transform|`` and of the weights per band (one pass, in order)."""
+    sums = np.zeros(bands + 1)
+    counts = np.zeros(bands + 1)
+    nz, ny, nx = transform.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                b = index[z, y, x]
+                w = x_weights[x]
+                sums[b] += w * abs(transform[z, y, x])
+                counts[b] += w
+    return sums, counts
+
+
+@numba.njit(cache=True)
+def _apply_smooth_gain(
+    transform: np.ndarray,
+    index: np.ndarray,
+    fz: np.ndarray,
+    fy: np.ndarray,
+    fx: np.ndarray,
+    gain: np.ndarray,
+    bands: int,
+) -> None:  # pragma: no cover - compiled
+    """Multiply by ``gain`` interpolated linearly in ``|k|`` between band centres, in place.
+
+    Flat beyond the first and last band centres (as ``numpy.interp``); 1 beyond Nyquist.
+    """
+    for z in range(fz.size):
+        for y in range(fy.size):
+            for x in range(fx.size):
+                if index[z, y, x] == bands:
+                    continue
+                r = np.sqrt(fz[z] * fz[z] + fy[y] * fy[y] + fx[x] * fx[x])
+                position = r / 0.5 * bands - 0.5
+                if position <= 0.0:
+                    g = gain[0]
+                elif position >= bands - 1:
+                    g = gain[bands - 1]
+                else:
+                    i = int(position)
+                    t = position - i
+                    g = gain[i] * (1.0 - t) + gain[i + 1] * t
+                transform[z, y, x] *= np.float32(g)
+
+
+@numba.njit(cache=True)
+def _apply_band_gain(
+    transform: np.ndarray, index: np.ndarray, gain: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Multiply every coefficient by the gain of its band (``gain[bands]`` beyond Nyquist)."""
+    nz, ny, nx = transform.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                transform[z, y, x] *= gain[index[z, y, x]]
 
 
 def _check_volume(volume: np.ndarray, pixel_size: float) -> None:
@@ -105,10 +184,7 @@ def _check_volume(volume: np.ndarray, pixel_size: float) -> None:
 def _spectrum_of_transform(
     transform: np.ndarray, index: np.ndarray, shape: Sequence[int], bands: int
 ) -> np.ndarray:
-    weights = np.broadcast_to(_rfft_weights(shape), transform.shape).ravel()
-    flat = index.ravel()
-    sums = np.bincount(flat, weights=np.abs(transform).ravel() * weights, minlength=bands + 1)
-    counts = np.bincount(flat, weights=weights, minlength=bands + 1)
+    sums, counts = _band_sums(transform, index, _rfft_weights(shape), bands)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sums[:bands] / counts[:bands]
     return np.nan_to_num(mean) / np.sqrt(float(np.prod(shape)))
@@ -217,22 +293,14 @@ def match_spectrum(
         gain = np.where(own > 0, target.amplitude / own, 0.0)
     gain = np.clip(np.nan_to_num(gain), 0.0, MAX_GAIN)
     # smooth gain: linear in |k| between band centres (in band units), flat beyond the ends
-    axes = [np.fft.fftfreq(n) for n in data.shape[:-1]] + [np.fft.rfftfreq(data.shape[-1])]
-    radius = np.zeros([a.size for a in axes], dtype=np.float32)
-    for dim, a in enumerate(axes):
-        view = [1] * len(axes)
-        view[dim] = a.size
-        radius = radius + (a.astype(np.float32) ** 2).reshape(view)
-    position = np.sqrt(radius) / 0.5 * bands - 0.5
-    smooth = np.interp(position.ravel(), np.arange(bands), gain).reshape(position.shape)
-    smooth[index == bands] = 1.0
-    transform *= smooth.astype(np.float32)
+    fz, fy, fx = _frequencies(data.shape)
+    _apply_smooth_gain(transform, index, fz, fy, fx, gain.astype(np.float64), bands)
     # exact per-band correction of what interpolation left over
     after = _spectrum_of_transform(transform, index, data.shape, bands)
     with np.errstate(divide="ignore", invalid="ignore"):
         correction = np.where(after > 0, target.amplitude / after, 0.0)
     correction = np.clip(np.nan_to_num(correction), 0.0, MAX_GAIN)
-    transform *= np.append(correction, 1.0).astype(np.float32)[index]
+    _apply_band_gain(transform, index, np.append(correction, 1.0).astype(np.float32))
     out = scipy.fft.irfftn(transform, s=data.shape, workers=-1)
     return (out + mean).astype(np.float32)
 

@@ -8,7 +8,8 @@ The physics modules take plain numbers and small frozen dataclasses, never confi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 from tomosim.assemble import PhantomRecipe
 from tomosim.config import (
@@ -35,6 +36,17 @@ from tomosim.microscope.image_formation import (
 )
 from tomosim.packing import PackingRules, ProteinTarget
 from tomosim.sample_context import SampleContext, SlabSettings
+
+_Plain = TypeVar("_Plain")
+
+
+def same_named_fields(cls: type[_Plain], section: Any) -> _Plain:
+    """The dataclass ``cls`` filled from the config ``section``'s fields of the same names.
+
+    For sections whose physics dataclass uses the config's names one to one (one name per
+    quantity, STYLE.md), so a field added to both needs no translation code.
+    """
+    return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def packing_rules(proteins: ProteinsConfig) -> PackingRules:
@@ -198,34 +210,9 @@ def acquisition(microscope: MicroscopeConfig) -> Acquisition:
         microscope.tilt, microscope.optics, microscope.dose, microscope.detector
     )
     return Acquisition(
-        tilt=TiltSettings(
-            min_angle=tilt.min_angle,
-            max_angle=tilt.max_angle,
-            step=tilt.step,
-            order=tilt.order,
-            group_size=tilt.group_size,
-            start_angle=tilt.start_angle,
-            tilt_axis_angle=tilt.tilt_axis_angle,
-            angle_error=tilt.angle_error,
-            shift_error=tilt.shift_error,
-            rotation_error=tilt.rotation_error,
-        ),
-        focus=Focus(
-            defocus_um=focus.defocus_um,
-            astigmatism_um=focus.astigmatism_um,
-            astigmatism_angle=focus.astigmatism_angle,
-            defocus_jitter_um=focus.defocus_jitter_um,
-            defocus_gradient=focus.defocus_gradient,
-            depth_defocus=focus.depth_defocus,
-            padding=focus.padding,
-        ),
-        dose=DoseSettings(
-            total_dose_e_per_a2=dose.total_dose_e_per_a2,
-            weighting=dose.weighting,
-            exposure_filter=dose.exposure_filter,
-            energy_filter=dose.energy_filter,
-            inelastic_mean_free_path=dose.inelastic_mean_free_path,
-        ),
+        tilt=same_named_fields(TiltSettings, tilt),
+        focus=same_named_fields(Focus, focus),
+        dose=same_named_fields(DoseSettings, dose),
         detector=DetectorSettings(
             detector=detector_model(
                 detector.preset, dqe=detector.dqe, mtf_falloff=detector.mtf_falloff

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import signal
@@ -29,12 +30,18 @@ SMALL = (
     "proteins: {species: [{name: apo, source: 'builtin:apoferritin', count: 1}]}\n"
     "microscope: {tilt: {min_angle: -30, max_angle: 30, step: 15}}\n"
 )
-# a few seconds of work once compiled: long enough to be interrupted mid-way
+# tens of seconds of work once compiled (121 tilts of 256 x 256): long enough to be killed mid-way
+# on a quiet machine too
 SLOW = (
-    "seed: 2\nsample: {shape: [48, 192, 192], pixel_size: 10.0}\n"
+    "seed: 2\nsample: {shape: [64, 256, 256], pixel_size: 10.0}\n"
     "proteins: {species: [{name: apo, source: 'builtin:apoferritin', count: 20}]}\n"
-    "microscope: {tilt: {min_angle: -60, max_angle: 60, step: 2}}\n"
+    "microscope: {tilt: {min_angle: -60, max_angle: 60, step: 1}}\n"
 )
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file in ``folder`` by name (compared instead of the bytes themselves)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
 @contextlib.contextmanager
@@ -305,16 +312,16 @@ def test_sigkill_of_simulate_over_an_existing_run_keeps_the_old_run(tmp_path: Pa
     first = _tomosim("simulate", "small.yaml", "-o", "run", cwd=tmp_path)
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
-    old = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    old = _digests(tmp_path / "run")
     refused = _tomosim("simulate", "slow.yaml", "-o", "run", cwd=tmp_path)
     _, stderr = refused.communicate(timeout=300)
     assert refused.returncode == 2 and "--overwrite" in stderr
     process = _tomosim("simulate", "slow.yaml", "-o", "run", "--overwrite", cwd=tmp_path)
     assert _wait_for(lambda: _staging(tmp_path, "run") or process.poll() is not None, 300)
-    time.sleep(1.0)
     process.kill()
     process.communicate(timeout=60)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == old
+    assert process.returncode == -signal.SIGKILL, "the slow run ended before it was killed"
+    assert _digests(tmp_path / "run") == old
     assert _staging(tmp_path, "run")  # the killed run's leftovers, until the next run
     again = _tomosim("simulate", "small.yaml", "-o", "run", "--overwrite", "--seed", "5",
                      cwd=tmp_path)

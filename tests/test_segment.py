@@ -162,6 +162,47 @@ def test_chunking_does_not_change_the_result(trained):
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, second, strict=False))
 
 
+def test_labels_are_the_argmax_of_the_probabilities_with_or_without_probability_maps(trained):
+    """Labels come from the class comparison in torch; they must equal numpy's argmax of the
+    probability maps (first maximum on ties) whether or not the maps are requested."""
+    from tomosim.train.inference import segment_tomogram
+
+    _, checkpoint = trained
+    image, _ = render_phantom(10.0, seed=5)
+    maps = [np.empty(image.shape, np.float32) for _ in checkpoint.classes.ids]
+    with_maps = segment_tomogram(checkpoint, image, voxel_size=(10.0,) * 3, probabilities=maps)
+    without = segment_tomogram(checkpoint, image, voxel_size=(10.0,) * 3)
+    ids = np.asarray(checkpoint.classes.ids, dtype=np.uint8)
+    assert np.array_equal(with_maps, without)
+    assert np.array_equal(without, ids[np.argmax(np.stack(maps), axis=0)])
+
+
+def test_most_probable_breaks_ties_like_numpy_argmax():
+    from tomosim.train.inference import _most_probable
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 3, size=(2, 5, 7, 9)).astype(np.float32)  # many ties
+    expected = np.argmax(values, axis=1)
+    assert np.array_equal(_most_probable(torch.from_numpy(values)).numpy(), expected)
+
+
+def test_retaining_freed_memory_keeps_results(trained):
+    """glibc told to keep freed memory (what the network commands do) changes no label."""
+    import platform
+
+    from tomosim.memory import retain_freed_memory
+    from tomosim.train.inference import segment_tomogram
+
+    _, checkpoint = trained
+    image, _ = render_phantom(10.0, seed=6)
+    before = segment_tomogram(checkpoint, image, voxel_size=(10.0,) * 3)
+    accepted = retain_freed_memory()
+    if platform.libc_ver()[0] == "glibc":
+        assert accepted  # glibc's mallopt took both settings
+    after = segment_tomogram(checkpoint, image, voxel_size=(10.0,) * 3)
+    assert np.array_equal(before, after)
+
+
 class _WritesAFile:
     """Unpickling this calls open(path, "w"): code execution that leaves evidence."""
 

@@ -286,7 +286,7 @@ def match_spectrum(
     data = np.asarray(volume, dtype=np.float32)
     mean = np.float32(data.mean())
     bands = target.bands
-    transform = scipy.fft.rfftn(data - mean, workers=-1)
+    transform = scipy.fft.rfftn(data - mean, workers=-1, overwrite_x=True)
     index = _band_index(data.shape, bands)
     own = _spectrum_of_transform(transform, index, data.shape, bands)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -301,8 +301,9 @@ def match_spectrum(
         correction = np.where(after > 0, target.amplitude / after, 0.0)
     correction = np.clip(np.nan_to_num(correction), 0.0, MAX_GAIN)
     _apply_band_gain(transform, index, np.append(correction, 1.0).astype(np.float32))
-    out = scipy.fft.irfftn(transform, s=data.shape, workers=-1)
-    return (out + mean).astype(np.float32)
+    out = scipy.fft.irfftn(transform, s=data.shape, workers=-1, overwrite_x=True)
+    out += mean
+    return out.astype(np.float32, copy=False)
 
 
 def spectrum_difference(a: RadialSpectrum, b: RadialSpectrum) -> np.ndarray:

@@ -69,7 +69,11 @@ DeviceOption = Annotated[
 
 
 def require_torch(threads: int | None) -> None:
-    """Check that the training extra is installed and set torch's thread count."""
+    """Check that the training extra is installed, set torch's thread count, keep freed memory.
+
+    Network commands allocate and free large activations per batch; glibc is told to reuse freed
+    memory rather than unmap and fault it in again (:func:`tomosim.memory.retain_freed_memory`).
+    """
     try:
         import monai  # noqa: F401
         import torch
@@ -81,6 +85,9 @@ def require_torch(threads: int | None) -> None:
         if threads < 1:
             raise TomosimError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+    from tomosim.memory import retain_freed_memory
+
+    retain_freed_memory()
 
 
 def class_table_near(path: Path, explicit: Path | None):

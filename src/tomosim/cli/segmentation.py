@@ -253,8 +253,9 @@ def segment(
     write_mrc(output, labels, voxel_size=volume.voxel_size, origin=volume.origin)
     stem = output.name.rsplit(".", 1)[0]
     write_class_table(output.with_name(f"{stem}.classes.csv"), checkpoint.classes)
+    histogram = np.bincount(labels.ravel(), minlength=256)
     classes = zip(checkpoint.classes.ids, checkpoint.classes.names, strict=True)
-    counts = {name: int((labels == label_id).sum()) for label_id, name in classes}
+    counts = {name: int(histogram[label_id]) for label_id, name in classes}
     typer.echo(f"{output}: shape (z, y, x) {labels.shape}, voxels per class {counts}")
 
 

@@ -101,7 +101,8 @@ def robust_normalise(
     scale = (q75 - q25) / 1.349
     if not np.isfinite(scale) or scale <= 0:
         scale = float(sample.std()) or 1.0
-    out = (np.asarray(volume, dtype=np.float32) - np.float32(median)) / np.float32(scale)
+    out = np.subtract(volume, np.float32(median), dtype=np.float32)
+    np.divide(out, np.float32(scale), out=out)
     np.clip(out, -clip, clip, out=out)
     return out
 

@@ -42,7 +42,8 @@ CARD = REPO / "docs" / "pretrained_model.md"
 QUICK_SIMULATION = [
     "sample.shape=[32,96,96]", "sample.ice_thickness=250", "filaments.0.length=[300,500]",
     "filaments.1.length=[300,500]", "filaments.0.count=2", "filaments.1.count=1",
-    "vesicles.radius=[100,150]", "microscope.tilt.step=6",
+    "vesicles.radius=[100,150]", "microscope.tilt.step=6", "context.slab.thickness_gradient=0",
+    "context.slab.roughness=0", "context.slab.curtain_amplitude=0", "context.contamination.count=0",
 ]
 QUICK_TRAIN = [
     "epochs=1", "iterations_per_epoch=2", "batch_size=2", "patch_size=32", "network.depth=2",
@@ -112,8 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "pretrained_run")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--training-phantoms", type=int, default=18)
-    parser.add_argument("--heldout-phantoms", type=int, default=4)
+    parser.add_argument("--training-phantoms", type=int, default=32)
+    parser.add_argument("--heldout-phantoms", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="smoke test; writes WORKDIR only")
     parser.add_argument("--reuse-model", action="store_true", help="skip training if model exists")
     parser.add_argument("--card-only", action="store_true",
@@ -211,19 +212,27 @@ def write_card(
         "",
         "0 background, " + ", ".join(
             f"{i} {n}" for i, n in zip(metrics["classes"].values(), metrics["classes"], strict=True)
-            if n != "background") + ". Everything else (proteasomes, apoferritin, ice) is "
-        "background.",
+            if n != "background") + ". Everything else (other proteins, gold, contamination, ice, "
+        "vacuum) is background.",
         "",
         "## Training data",
         "",
-        f"{len(train_sizes)} phantoms from `examples/pretrained/phantoms.yaml` (seed 12), "
-        "made from tomosim's coarse built-in models (`builtin:ribosome`, `builtin:actin`, "
-        "`builtin:tubulin`, vesicle bilayers; proteasome and apoferritin distractors). Each "
-        "phantom draws its own pixel size "
-        f"({min(train_sizes):.1f}–{max(train_sizes):.1f} Å drawn), ice thickness (500–750 Å), "
-        "crowding, voltage (200/300 kV), defocus (1.5–6 µm), amplitude contrast, dose "
-        "(60–160 e/Å²), tilt range (±45–66°) and step (2°/3°), tilt order, detector (K3/Falcon 4) "
-        "and reconstruction (low-pass 0.3–0.5 cycles/px, SIRT-like filter 0/5/15 iterations). "
+        f"{len(train_sizes)} phantoms from `examples/pretrained/phantoms.yaml` (seed 12). "
+        "Filaments are built from real structures shipped with tomosim: f-actin from PDB 6BNO "
+        "subunits on the 6BNO helix, microtubules from PDB 5IJ0 αβ-tubulin on a left-handed "
+        "13-protofilament B-lattice with a seam (`preset: actin`, `preset: microtubule`). "
+        "Ribosomes are the coarse `builtin:ribosome`; membranes are vesicle and sheet bilayers "
+        "(free-form deformation 0–60 Å). Cellular context: crowders (proteasome, apoferritin, "
+        "tubulin dimers, actin monomers; 12–30 % of the volume, labelled background), "
+        "a slab in vacuum whose thickness gradient, surface roughness and curtains are drawn from "
+        "zero up (flat ice to a rough lamella), gold fiducials and ice "
+        "contamination (background), and the realistic acquisition profile (drift, residual "
+        "alignment errors, tilt-axis error, defocus mismatch). Each phantom draws its own pixel "
+        f"size ({min(train_sizes):.1f}–{max(train_sizes):.1f} Å drawn), ice thickness "
+        "(500–750 Å), crowding, voltage (200/300 kV), defocus (1.5–6 µm), amplitude contrast, "
+        "dose (60–160 e/Å²), tilt range (±45–66°) and step (2°/3°), tilt order, detector "
+        "(K3/Falcon 4) and processing (CTF phase flip or none, low-pass 0.3–0.5 cycles/px, "
+        "SIRT-like filter 0/5/15 iterations). "
         "The network sees everything resampled to "
         f"**{metrics['pixel_size']:g} Å/voxel**; `segment` resamples any tomogram to it and maps "
         "the labels back. Intensity, contrast, noise and blur augmentations add to that.",
@@ -252,17 +261,15 @@ def write_card(
         *(["## Provenance", "", args.note, ""] if args.note else []),
         "## Limits",
         "",
-        "- **Phantom-only, coarse models**: the filaments, ribosomes and membranes are tomosim's "
-        "built-in coarse models in a simple crowded slab. The real-structure filaments (issue "
-        "#10) and the cellular context (issue #11: membranes with proteins, lamellae, fiducials, "
-        "acquisition imperfections) were not available when this model was trained; **retrain "
-        "with the same command once they are on main** (add them to `phantoms.yaml`).",
+        "- **Phantom-only**: trained on phantoms only. Cofilin-decorated actin is not in the "
+        "training data (no cofilactin template ships offline); ribosomes and crowders are coarse "
+        "globular models, so other large complexes will often be labelled ribosome. See "
+        "docs/pseudo_real.md for scores on domain-shifted phantoms.",
         "- Expects IMOD-like contrast (protein dark); run `tomosim match` first: it reports the "
         "polarity, and `--invert` in the reconstruction flips it. `--match-spectrum` filters the "
         "tomogram to the training data's amplitude spectrum.",
         "- Pixel sizes far outside the trained 8–14 Å are resampled to 10 Å; very fine detail "
         "(below ~20 Å) is not used.",
-        "- Ribosome-sized particles only: other large complexes will often be labelled ribosome.",
         "- Scores are on phantoms like the training ones; real data will score lower. Fine-tune "
         "(`tomosim finetune default ...`) on a few corrected slabs of your own data.",
         "",

@@ -14,7 +14,10 @@ Run from the repository root with ../shared/structures beside it::
     of the 3J6E lattice patch, whose three laterally adjacent protofilaments give the microtubule
     axis by the same screw fit; then turned so that ``+z`` is the plus end (β above α) and the
     dimer's mean atom position lies on ``+x``. Only 5IJ0 coordinates are shipped; the patch
-    contributes the orientation (a rotation, i.e. a fact about PDB 3J6E).
+    contributes the orientation (a rotation, i.e. a fact about PDB 3J6E). Finally moved by the
+    smallest rigid motion that leaves no heavy atom within 2.2 Å of a neighbour on the 13- and
+    14-protofilament lattices (:func:`tomosim.clash_relief.relieve_clashes`; 5IJ0's side chains
+    at the lateral contacts are not the patch's).
 
 Both files are written with gzip mtime 0, so reruns are byte-identical. The script prints the
 helical values that ``tomosim.filaments.PRESETS`` holds.
@@ -22,6 +25,7 @@ helical values that ``tomosim.filaments.PRESETS`` holds.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import sys
 from pathlib import Path
@@ -29,6 +33,8 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
+from tomosim.clash_relief import Relief, lattice_placement, relieve_clashes
+from tomosim.filament_lattice import PRESETS, helical_lattice
 from tomosim.filament_templates import (
     build_template,
     find_subunits,
@@ -133,21 +139,52 @@ def tubulin(shared: Path) -> None:
     if beta_z < alpha_z:  # make +z the plus end (beta above alpha): turn 180 deg about x
         in_frame = in_frame * np.array([1.0, -1.0, -1.0])
     radius14 = float(np.hypot(*in_frame.mean(axis=0)[:2]))
+    radius13 = radius14 * np.sin(np.pi / 14) / np.sin(np.pi / 13)
+    placed, relief = _relieved_dimer(in_frame - in_frame.mean(axis=0), radius13, radius14)
+    print(f"clash relief against the 13- and 14-pf lattices: {relief.angle_deg:.3f} deg, "
+          f"{relief.shift:.3f} A; clashing atoms (13, 14 pf) {list(relief.clashes_before)} -> "
+          f"{list(relief.clashes_after)} of {relief.n_atoms}")
     k = 0
     for ch in model:
         for r in ch:
             for atom in r:
-                atom.pos = gemmi.Position(*(round(float(v), 3) for v in in_frame[k]))
+                atom.pos = gemmi.Position(*(round(float(v), 3) for v in placed[k]))
                 k += 1
     options = gemmi.PdbWriteOptions()
     options.minimal_file = True
     options.cryst1_record = False
     _write_gz(dimer.make_pdb_string(options), OUT / "tubulin_5ij0.pdb.gz")
-    outer = float(np.hypot(in_frame[:, 0], in_frame[:, 1]).max())
-    radius13 = radius14 * np.sin(np.pi / 14) / np.sin(np.pi / 13)
+    radial = np.hypot(placed[:, 0], placed[:, 1])
+    radius = float(np.hypot(*placed.mean(axis=0)[:2]))
     print(f"tubulin dimer: radius in the 14-pf patch {radius14:.2f} A (13-pf with the same "
-          f"lateral chord {radius13:.2f} A), farthest atom {outer - radius14:.2f} A beyond the "
-          f"dimer centre radius, alpha/beta centre heights {alpha_z:.2f}/{beta_z:.2f} A")
+          f"lateral chord {radius13:.2f} A; after relief {radius:.2f} A), atoms from "
+          f"{radial.min():.2f} to {radial.max():.2f} A from the axis, alpha/beta centre heights "
+          f"{alpha_z:.2f}/{beta_z:.2f} A")
+
+
+def _relieved_dimer(
+    local: np.ndarray, radius13: float, radius14: float
+) -> tuple[np.ndarray, Relief]:
+    """Relieve the dimer (coordinates about its mean atom) against the 13- and 14-pf lattices.
+
+    Returns it placed as subunit 0 of the 13-pf lattice and turned so that its mean atom lies on
+    ``+x`` at height 0 (a symmetry of the lattice), with the relief.
+    """
+    base = PRESETS["microtubule"]
+    reach = 2.0 * float(np.linalg.norm(local, axis=1).max()) + 3.0
+    placements = []
+    for n_pf, radius in ((13, radius13), (14, radius14)):
+        params = dataclasses.replace(base, protofilaments=n_pf, radius=radius,
+                                     outer_radius=None, inner_radius=0.0)
+        positions, rotations = helical_lattice(3 * n_pf, params)
+        placements.append(lattice_placement(positions, rotations, n_pf + 5, reach=reach))
+    relief = relieve_clashes(local, placements)
+    placed = relief.motion.apply(local) + np.array([radius13, 0.0, 0.0])
+    centre = placed.mean(axis=0)
+    turn = -np.arctan2(centre[1], centre[0])
+    rotation = np.array([[np.cos(turn), -np.sin(turn), 0.0], [np.sin(turn), np.cos(turn), 0.0],
+                         [0.0, 0.0, 1.0]])
+    return placed @ rotation.T - np.array([0.0, 0.0, centre[2]]), relief
 
 
 def main() -> None:

@@ -231,7 +231,7 @@ def test_actin_filament_has_no_more_overlap_than_6bno() -> None:
     source = [s.positions for s in find_subunits(structure)]
     ours, theirs = overlap_fraction(built, 3), overlap_fraction(source, 7)
     print(f"actin overlap fraction: built {ours:.4f}, 6BNO_A15 {theirs:.4f}")
-    assert ours <= theirs + 0.002
+    assert ours <= theirs
 
 
 def test_decorated_subunit_rebuilds_the_cofilactin_model() -> None:
@@ -256,8 +256,11 @@ def test_decorated_subunit_rebuilds_the_cofilactin_model() -> None:
           f"{template.residual:.2f} A)")
     assert rmsd < 2.0 * template.residual
     ours, theirs = overlap_fraction(built, 4), overlap_fraction(source, 4)
-    print(f"cofilactin overlap fraction: built {ours:.4f}, MD model {theirs:.4f}")
-    assert ours <= theirs + 0.002
+    print(f"cofilactin overlap fraction: built {ours:.4f}, MD model {theirs:.4f} (clash relief "
+          f"{template.relief_deg:.2f}°, {template.relief_shift:.2f} Å)")
+    assert ours <= theirs
+    assert template.overlap <= template.source_overlap
+    assert template.relief_deg < 1.0 and template.relief_shift < 1.0  # well inside the 2.5 Å residual
     # the resolved species writes the fitted lattice into the config
     resolved = resolved_species(species)
     assert resolved.decoration.twist == pytest.approx(template.twist, abs=1e-3)
@@ -351,20 +354,25 @@ def test_microtubule_is_left_handed_with_one_seam_and_plus_end_up() -> None:
     assert lateral_distance == pytest.approx(53.4, abs=1.5)
 
 
-def test_microtubule_overlap_no_worse_than_the_patch() -> None:
+@pytest.mark.parametrize("protofilaments", [13, 14])
+def test_microtubule_overlap_no_worse_than_the_patch(protofilaments) -> None:
+    """Every contact of a built dimer (lateral, longitudinal, across the seam) against the
+    contacts of the patch's middle dimer (A/B) with its lateral neighbours."""
     patch = shared_structure(PATCH)
     structure = gemmi.read_structure(str(patch))
     structure.remove_hydrogens()
     chains = {ch.name: np.array([[a.pos.x, a.pos.y, a.pos.z] for r in ch for a in r])
               for ch in structure[0]}
-    source = [np.concatenate([chains["A"], chains["B"]]), np.concatenate([chains["C"],
-              chains["D"]]), np.concatenate([chains["E"], chains["F"]])]
-    theirs = overlap_fraction(source, 0)
+    dimers = [np.concatenate([chains[a], chains[b]]) for a, b in ("AB", "CD", "EF")]
+    theirs = overlap_fraction(dimers, 0)
     alpha, beta = _dimer_parts(preset_template_path("microtubule"))
-    built = _build(np.concatenate([alpha, beta]), PRESETS["microtubule"], 13 * 3)
-    ours = overlap_fraction(built, 13 + 5)
-    print(f"microtubule overlap fraction: built (13 pf) {ours:.4f}, 3J6E patch {theirs:.4f}")
-    assert ours <= theirs + 0.002
+    params = species_parameters(
+        FilamentSpecies(name="mt", preset="microtubule", protofilaments=protofilaments))
+    built = _build(np.concatenate([alpha, beta]), params, protofilaments * 3)
+    ours = max(overlap_fraction(built, protofilaments + q) for q in range(protofilaments))
+    print(f"microtubule overlap fraction: built ({protofilaments} pf, worst of one ring incl. the "
+          f"seam) {ours:.4f}, 3J6E patch (middle dimer) {theirs:.4f}")
+    assert ours <= theirs
 
 
 # ---------------------------------------------------------------------------------------------

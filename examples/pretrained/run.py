@@ -41,7 +41,7 @@ SHIPPED = REPO / "src" / "tomosim" / "data" / "models" / "default.pt"
 CARD = REPO / "docs" / "pretrained_model.md"
 QUICK_SIMULATION = [
     "sample.shape=[32,96,96]", "sample.ice_thickness=250", "filaments.0.length=[300,500]",
-    "filaments.1.length=[300,500]", "filaments.0.count=2", "filaments.1.count=1",
+    "filaments.1.length=[300,500]", "filaments.0.count=1", "filaments.1.count=2",
     "vesicles.radius=[100,150]", "microscope.tilt.step=6", "context.slab.thickness_gradient=0",
     "context.slab.roughness=0", "context.slab.curtain_amplitude=0", "context.contamination.count=0",
 ]
@@ -146,6 +146,7 @@ def main() -> None:
         times["training"] = run_step("train", [
             "train", *map(str, phantom_folders(work / "train")), "-o", str(model),
             "--config", str(HERE / "train.yaml"), "--threads", str(args.threads), "--quiet",
+            "--overwrite",
             *train_set], logs)
     reports = []
     segment_time = 0.0
@@ -222,7 +223,9 @@ def write_card(
         "subunits on the 6BNO helix, microtubules from PDB 5IJ0 αβ-tubulin on a left-handed "
         "13-protofilament B-lattice with a seam (`preset: actin`, `preset: microtubule`). "
         "Ribosomes are the coarse `builtin:ribosome`; membranes are vesicle and sheet bilayers "
-        "(free-form deformation 0–60 Å). Cellular context: crowders (proteasome, apoferritin, "
+        "(free-form deformation 0–60 Å). Filament labels are envelopes: a tube of the outer "
+        "radius around the axis (47 Å for actin; the microtubule wall, 81–143 Å, without the "
+        "lumen), as annotators draw them. Cellular context: crowders (proteasome, apoferritin, "
         "tubulin dimers, actin monomers; 12–30 % of the volume, labelled background), "
         "a slab in vacuum whose thickness gradient, surface roughness and curtains are drawn from "
         "zero up (flat ice to a rough lamella), gold fiducials and ice "

@@ -120,8 +120,8 @@ class HelicalParameters:
 PRESETS: dict[str, HelicalParameters] = {
     "actin": HelicalParameters(rise=28.111, twist=-166.648, radius=15.806, outer_radius=47.0),
     "microtubule": HelicalParameters(
-        rise=81.8, twist=0.0, radius=110.52, protofilaments=13, start=-3, start_rise=40.9,
-        outer_radius=141.2, inner_radius=79.7,
+        rise=81.8, twist=0.0, radius=112.129, protofilaments=13, start=-3, start_rise=40.9,
+        outer_radius=143.0, inner_radius=81.0,
     ),
 }
 """Helical parameters of the presets with shipped templates (values and sources in the module
@@ -414,7 +414,12 @@ def fitted_helix_lines(species: FilamentSpecies) -> list[str]:
             out.append(
                 f"filament {species.name!r}{what}: helix fitted to {fitted.source}: twist "
                 f"{fitted.twist:.2f}°, rise {fitted.rise:.2f} Å, radius {fitted.radius:.2f} Å "
-                f"(RMS residual {fitted.residual:.2f} Å over {fitted.n_subunits} subunits)"
+                f"(RMS residual {fitted.residual:.2f} Å over {fitted.n_subunits} subunits); "
+                f"atoms within 2.2 Å of a neighbour {100 * fitted.overlap:.2f} % "
+                f"(model {100 * fitted.source_overlap:.2f} %)"
+                + (f" after clash relief by {fitted.relief_deg:.2f}° and "
+                   f"{fitted.relief_shift:.2f} Å" if fitted.relief_deg or fitted.relief_shift
+                   else "")
             )
     return out
 

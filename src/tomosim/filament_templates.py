@@ -26,6 +26,13 @@ decorated one whose core is the same molecule line up on one lattice. The templa
 point (its mean atom position, CONVENTIONS.md) then sits at radius ``radius``, azimuth
 ``reference_azimuth`` and height ``reference_height`` (0 and 0 for a single-part subunit).
 
+Repeated by the average screw, the chosen subunit may come closer to its neighbours than it
+is to them in the model (an MD frame's subunits deviate from the average screw). When its copies
+have more heavy atoms within :data:`tomosim.clash_relief.CLASH_DISTANCE` of each other than the
+subunit has of its real neighbours in the model, the template is moved by the smallest rigid
+motion that brings it back to the model's count (:func:`tomosim.clash_relief.relieve_clashes`);
+the motion and both counts are reported.
+
 Templates and fits are cached in :func:`tomosim.io.cache_dir` ``("filament_templates")``, keyed by
 the model file's sha256, the atom selection and :data:`TEMPLATE_CODE_VERSION`; files are written
 atomically. Within a process the fit is also memoised.
@@ -51,12 +58,18 @@ import gemmi
 import numpy as np
 from scipy.spatial import cKDTree
 
+from tomosim.clash_relief import (
+    CLASH_DISTANCE,
+    Placement,
+    compose,
+    relieve_clashes,
+)
 from tomosim.errors import TomosimError
-from tomosim.helix import HelixFit, filament_frame, fit_helix
+from tomosim.helix import HelixFit, RigidMotion, filament_frame, fit_helix
 from tomosim.io import atomic_path, cache_dir
 from tomosim.sources import resolve_source
 
-TEMPLATE_CODE_VERSION = "2"
+TEMPLATE_CODE_VERSION = "3"
 """Bump when the subunit search, the fit or the template file layout changes."""
 
 MAX_HELIX_RESIDUAL = 5.0
@@ -64,10 +77,6 @@ MAX_HELIX_RESIDUAL = 5.0
 ``helix: auto``. Real models fit better: 6BNO_A15 0.1 Å; the cofilactin MD start frame of
 Hocky et al. 2.5 Å over its decorated subunits 9–16 and 3.9 Å over its bare subunits 1–8 (side
 chains and the bare/decorated boundary); subunits out of helical order give tens of Å."""
-
-CLASH_DISTANCE = 2.2
-"""Å; heavy atoms of different subunits closer than this overlap (below any non-bonded contact:
-van der Waals radii are ≥ 1.5 Å each)."""
 
 ENVELOPE_MARGIN = 2.0
 """Å added to the farthest atom's distance from the axis to get a template's outer radius."""
@@ -135,6 +144,13 @@ class SubunitTemplate:
         Subunits found in the model.
     core_residues
         ``{residue number: residue name}`` of the core, for the decoration check.
+    overlap
+        Fraction of the template's atoms within :data:`tomosim.clash_relief.CLASH_DISTANCE` of
+        its screw copies (±1, ±2), after clash relief.
+    source_overlap
+        The same fraction for the chosen subunit and its real neighbours in the model.
+    relief_deg, relief_shift
+        Rotation (degrees) and translation (Å) of the clash relief (0 when none was needed).
     """
 
     path: Path
@@ -150,6 +166,10 @@ class SubunitTemplate:
     residual: float
     n_subunits: int
     core_residues: dict[int, str]
+    overlap: float = 0.0
+    source_overlap: float = 0.0
+    relief_deg: float = 0.0
+    relief_shift: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,7 +443,8 @@ def build_template(
     ------
     TomosimError
         Unreadable model, unknown chain or segment, fewer than 2 subunits, a residual above
-        :data:`MAX_HELIX_RESIDUAL` (the message gives it).
+        :data:`MAX_HELIX_RESIDUAL` (the message gives it), or a subunit that no small rigid
+        motion keeps from clashing with its screw copies more than with its real neighbours.
     """
     _, structure = read_filament_model(
         source, chains=chains, segments=segments, keep_ligands=keep_ligands
@@ -435,12 +456,26 @@ def build_template(
     best = min(range(len(subunits)), key=lambda i: (round(overlaps[i], 4), abs(i - middle)))
     chosen = subunits[best]
     core_part = max(set(chosen.parts.tolist()), key=lambda p: (int(np.sum(chosen.parts == p)), p))
-    core = chosen.positions[chosen.parts == core_part]
-    motion = filament_frame(fit, core.mean(axis=0))
+    frame = filament_frame(fit, chosen.positions[chosen.parts == core_part].mean(axis=0))
+    neighbours = [subunits[i].positions for i in (best - 2, best - 1, best + 1, best + 2)
+                  if 0 <= i < len(subunits)]
+    distance, _ = cKDTree(np.concatenate(neighbours)).query(chosen.positions)
+    in_model = int(np.sum(distance < CLASH_DISTANCE))
+    screw = Placement(RigidMotion(np.eye(3), np.zeros(3)), tuple(
+        RigidMotion(_rotation_z(step * fit.twist), np.array([0.0, 0.0, step * fit.rise]))
+        for step in (-2, -1, 1, 2)
+    ))
+    try:
+        relief = relieve_clashes(frame.apply(chosen.positions), [screw], allowed=[in_model])
+    except TomosimError as exc:
+        raise TomosimError(f"{exc}: {source}") from None
+    motion = _core_on_x(compose(frame, relief.motion), chosen.positions[chosen.parts == core_part])
     moved = motion.apply(chosen.positions)
+    core = moved[chosen.parts == core_part]
     reference = moved.mean(axis=0)
     radial = np.hypot(moved[:, 0], moved[:, 1])
     _write_subunit(structure, chosen, motion.rotation, motion.translation, output)
+    n_atoms = len(chosen.positions)
     return SubunitTemplate(
         path=output,
         source=str(source),
@@ -449,13 +484,34 @@ def build_template(
         radius=float(np.hypot(reference[0], reference[1])),
         reference_azimuth=float(np.degrees(np.arctan2(reference[1], reference[0]))),
         reference_height=float(reference[2]),
-        core_radius=fit.radius_of(core.mean(axis=0)),
+        core_radius=float(np.hypot(*core.mean(axis=0)[:2])),
         outer_radius=float(radial.max() + ENVELOPE_MARGIN),
         inner_radius=float(max(0.0, radial.min() - ENVELOPE_MARGIN)),
         residual=fit.residual,
         n_subunits=len(subunits),
         core_residues=dict(chosen.residues[core_part]),
+        overlap=relief.clashes_after[0] / n_atoms,
+        source_overlap=in_model / n_atoms,
+        relief_deg=relief.angle_deg,
+        relief_shift=relief.shift,
     )
+
+
+def _rotation_z(angle_deg: float) -> np.ndarray:
+    a = math.radians(angle_deg)
+    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0],
+                     [0.0, 0.0, 1.0]])
+
+
+def _core_on_x(motion: RigidMotion, core: np.ndarray) -> RigidMotion:
+    """Follow ``motion`` by the turn about ``z`` and shift along it that centre the core.
+
+    The moved core's mean atom position ends on ``+x`` at height 0 (a symmetry of the lattice).
+    """
+    centre = motion.apply(core).mean(axis=0)
+    turn = RigidMotion(_rotation_z(-math.degrees(math.atan2(centre[1], centre[0]))),
+                       np.array([0.0, 0.0, -centre[2]]))
+    return compose(motion, turn)
 
 
 def _template_from_json(path: Path, data: dict[str, object]) -> SubunitTemplate:

@@ -69,10 +69,13 @@ Presets (real subunits)
     lateral screw is −25.66°, +8.89 Å: left-handed). 13 protofilaments, left-handed 3-start
     B-lattice counted in monomers (``start = −3``, ``start_rise`` 40.9 Å) with one seam, 81.8 Å
     dimer repeat (GDP lattice ≈ 81.5–82 Å; Alushin et al. 2014, *Cell* 157, 1117; Zhang et al.
-    2015, *Cell* 162, 849), no supertwist; dimer centre radius 110.52 Å = the 3J6E patch's
-    118.86 Å (14-pf) × sin(π/14)/sin(π/13), which keeps the lateral contact distance (no gaps);
-    lumen radius 79.7 Å, outer radius 141.2 Å. ``protofilaments: 14`` rescales the radius the
-    same way and reproduces the patch.
+    2015, *Cell* 162, 849), no supertwist. Dimer centre radius 112.13 Å: the 3J6E patch's
+    118.86 Å (14-pf) × sin(π/14)/sin(π/13) = 110.52 Å, which keeps the lateral contact distance
+    (no gaps), then 1.6 Å more from the clash relief that clears 8 of 5IJ0's 6,781 heavy atoms
+    from the lateral neighbours (0.88°, 1.62 Å rigid motion, :mod:`tomosim.clash_relief`; the
+    patch's own side chains there do not clash). Lumen radius 81.0 Å, outer radius 143.0 Å
+    (atoms ± 2 Å). ``protofilaments: 14`` rescales the radius the same way and reproduces the
+    patch's subunit positions within 2 Å.
 """
 
 from __future__ import annotations

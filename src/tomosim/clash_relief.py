@@ -69,11 +69,22 @@ class Placement:
         Motion from template coordinates to the subunit's place in the filament frame.
     neighbours
         Motions from that subunit to each neighbour it may touch (filament frame to filament
-        frame).
+        frame): copies of the template, which move with it.
+    fixed
+        ``(m, 3)`` atoms of other templates nearby (filament frame, Å), which do not move: the
+        bare subunits next to a decorated one, say.
     """
 
     subunit: RigidMotion
     neighbours: tuple[RigidMotion, ...]
+    fixed: np.ndarray | None = None
+
+    def others(self, placed: np.ndarray) -> np.ndarray:
+        """Atoms of the neighbours of ``placed`` (the template at its place), ``(k, 3)``."""
+        parts = [m.apply(placed) for m in self.neighbours]
+        if self.fixed is not None:
+            parts.append(np.asarray(self.fixed, dtype=np.float64))
+        return np.concatenate(parts) if parts else np.empty((0, 3))
 
 
 @dataclass(frozen=True)
@@ -128,9 +139,9 @@ def lattice_placement(
 def clashing_atoms(atoms: np.ndarray, placement: Placement, clash: float = CLASH_DISTANCE) -> int:
     """Atoms of the placed template closer than ``clash`` Å to an atom of a neighbour."""
     placed = placement.subunit.apply(atoms)
-    if not placement.neighbours:
+    others = placement.others(placed)
+    if not len(others):
         return 0
-    others = np.concatenate([m.apply(placed) for m in placement.neighbours])
     distance, _ = cKDTree(others).query(placed, distance_upper_bound=clash)
     return int(np.sum(distance < clash))
 
@@ -178,8 +189,8 @@ def relieve_clashes(
     interfaces = []
     for placement in placements:
         placed = placement.subunit.apply(atoms)
-        others = np.concatenate([m.apply(placed) for m in placement.neighbours])
-        distance, _ = cKDTree(others).query(placed, distance_upper_bound=INTERFACE)
+        distance, _ = cKDTree(placement.others(placed)).query(
+            placed, distance_upper_bound=INTERFACE)
         interfaces.append(np.flatnonzero(distance < INTERFACE))
     regulariser = 0.05
 
@@ -188,8 +199,7 @@ def relieve_clashes(
         moved = _moved(atoms, centre, p)
         for placement, interface in zip(placements, interfaces, strict=True):
             placed = placement.subunit.apply(moved)
-            others = np.concatenate([m.apply(placed) for m in placement.neighbours])
-            distance, _ = cKDTree(others).query(placed[interface])
+            distance, _ = cKDTree(placement.others(placed)).query(placed[interface])
             out.append(np.maximum(0.0, CLASH_DISTANCE + MARGIN - distance))
         out.append(regulariser * np.concatenate([p[:3] * LEVER, p[3:]]))
         return np.concatenate(out)

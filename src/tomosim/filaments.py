@@ -42,6 +42,17 @@ subunit sits at ``c(s) + r (cos φ n(s) + sin φ b(s))`` with rotation ``[n b t]
 frame does not spin about the tangent, so the twist comes from the lattice alone and a curved
 filament stays a proper helix locally.
 
+**Contacts.** Heavy atoms of neighbouring subunits closer than 2.2 Å count as overlapping. A
+template repeated on its lattice overlaps its neighbours no more than its source model's subunits
+do (6BNO actin 0.80 %, model 0.84 %; the cofilactin and microtubule templates 0 %, after the
+rigid clash relief of :mod:`tomosim.clash_relief`). **Known limit: decoration junctions.** Where
+a decorated run meets bare subunits, two models in different conformations touch (6BNO actin and
+the cofilactin subunit), and the subunits at the junction overlap more: 1.05 % (bare, where a run
+starts) and 1.6–1.7 % (the two bare subunits after a run ends, which the last cofilins reach)
+against 0.80 % inside a bare stretch (``tests/test_helix.py``). No rigid motion clears it (a
+relief of the decorated subunit within 3° and 2.5 Å leaves 17–31 atoms; shifting the junction
+step by ±6°/±2 Å leaves ≥ 30): it needs junction-state subunits, which no shipped model has.
+
 **Volume edges.** Filaments are *kept inside* the volume: every point of the axis stays at least
 the filament's ``outer_radius`` from the outermost voxel centres, so no filament is cut at a face
 and its label is never truncated. A filament whose minimum length cannot fit in its arrangement

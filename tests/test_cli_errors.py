@@ -379,6 +379,12 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
     ("dataset-workers-zero", "dataset {in}/sim.yaml -n 1 -o {out}/d --workers 0", ("--workers",)),
     ("dataset-missing-config", "dataset {in}/missing.yaml -n 1 -o {out}/d", ("missing.yaml",)),
     ("dataset-empty-config", "dataset {in}/empty.yaml -n 1 -o {out}/d", ("empty.yaml",)),
+    ("dataset-huge-sample",
+     "dataset {in}/sim.yaml -n 2 -o {out}/d --set sample.shape=[4096,4096,4096]",
+     ("GiB", "4096")),
+    ("dataset-workers-too-big-for-limit",
+     "dataset {in}/sim.yaml -n 4 -o {out}/d --workers 4 --max-memory-gb 0.001",
+     ("GiB", "4 phantom(s)", "--max-memory-gb")),
     ("dataset-bad-set", "dataset {in}/sim.yaml -n 1 -o {out}/d --set sample.pixel_size=-1",
      ("pixel_size",)),
 ]

@@ -236,6 +236,7 @@ def generate_dataset(
     overwrite: bool = False,
     connect_timeout: float = 5.0,
     simulate: SimulateFunction | None = None,
+    max_memory_gb: float | None = None,
 ) -> DatasetIndex:
     """Simulate ``n`` randomised phantoms into ``output_dir``, in parallel and resumably.
 
@@ -266,6 +267,11 @@ def generate_dataset(
     simulate
         The function that writes one phantom folder, ``simulate(config, folder, progress=False)``;
         default :func:`tomosim.pipeline.simulate`. It must be importable on the workers.
+    max_memory_gb
+        Memory limit for the local workers together, GiB; None = the memory available. The
+        largest drawn phantom's estimate (:func:`tomosim.pipeline.simulation_bytes`) times the
+        number of local workers must fit, else nothing is written. Not checked with a
+        ``scheduler`` (the memory is the remote workers').
 
     Returns
     -------
@@ -297,6 +303,8 @@ def generate_dataset(
 
     # draw and validate every phantom before touching the output folder: bad input fails fast
     drawn = [draw_phantom(tree, seed, i, source=source) for i in range(n)]
+    if scheduler is None:
+        _check_dataset_memory([cfg for cfg, _ in drawn], min(int(workers), n), max_memory_gb)
 
     root = Path(output_dir)
     if root.exists() and not root.is_dir():
@@ -341,6 +349,23 @@ def generate_dataset(
         if failure is not None:
             raise failure
         return index.snapshot()
+
+
+def _check_dataset_memory(
+    configs: list[SimulationConfig], workers: int, max_memory_gb: float | None
+) -> None:
+    """Refuse when ``workers`` phantoms as large as the largest drawn one do not fit."""
+    from tomosim.memory import check_memory
+
+    sizes = [pipeline.simulation_bytes(cfg) for cfg in configs]
+    largest = int(np.argmax(sizes))
+    shape = tuple(configs[largest].sample.shape)
+    check_memory(
+        sizes[largest] * workers,
+        what=f"simulating {workers} phantom(s) at a time of up to {shape} voxels (phantom "
+        f"{largest})",
+        max_memory_gb=max_memory_gb,
+    )
 
 
 def read_index(output_dir: str | os.PathLike[str]) -> DatasetIndex:

@@ -57,7 +57,9 @@ from tomosim.formats.alignment import write_alignment_files
 from tomosim.formats.omezarr import write_ome_zarr
 from tomosim.io import atomic_path, write_mrc, write_text, write_tlt
 from tomosim.labels import class_colour, class_table, write_class_table
+from tomosim.memory import simulate_bytes
 from tomosim.microscope import TiltSeries, simulate_tilt_series
+from tomosim.microscope.tilt_scheme import tilt_angles
 from tomosim.particles import optics_table, particles_table, write_particles
 from tomosim.phantom import Phantom
 from tomosim.potential import ICE_POTENTIAL_V, Potential
@@ -175,6 +177,19 @@ def compute_templates(config: SimulationConfig) -> dict[str, Potential]:
 
 def _ice_potential(config: SimulationConfig) -> float:
     return config.potential.ice_potential_v or ICE_POTENTIAL_V
+
+
+def simulation_bytes(cfg: SimulationConfig) -> float:
+    """Return the estimated peak memory of simulating ``cfg``, bytes.
+
+    See :func:`tomosim.memory.simulate_bytes`.
+    """
+    tilt = cfg.microscope.tilt
+    n_tilts = len(tilt_angles(tilt.min_angle, tilt.max_angle, tilt.step))
+    return simulate_bytes(
+        cfg.sample.shape, n_tilts=n_tilts, padding=cfg.microscope.optics.padding,
+        reconstruction_binning=cfg.reconstruction.binning,
+    )
 
 
 def simulate(

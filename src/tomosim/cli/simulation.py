@@ -191,18 +191,16 @@ def _simulate_to_folder(
 ) -> SimulationResult:
     """Check a simulation's size, then simulate into a staging folder renamed to OUTPUT."""
     from tomosim.io import staged_folder
-    from tomosim.memory import check_memory, simulate_bytes
+    from tomosim.memory import check_memory
     from tomosim.microscope.tilt_scheme import tilt_angles
     from tomosim.pipeline import simulate as run_simulation
+    from tomosim.pipeline import simulation_bytes
 
     tilt = cfg.microscope.tilt
     n_tilts = len(tilt_angles(tilt.min_angle, tilt.max_angle, tilt.step))
-    needed = simulate_bytes(
-        cfg.sample.shape, n_tilts=n_tilts, padding=cfg.microscope.optics.padding,
-        reconstruction_binning=cfg.reconstruction.binning,
-    )
     check_memory(
-        needed, what=f"simulating a {tuple(cfg.sample.shape)} sample with {n_tilts} tilts",
+        simulation_bytes(cfg),
+        what=f"simulating a {tuple(cfg.sample.shape)} sample with {n_tilts} tilts",
         max_memory_gb=max_memory_gb,
     )
     nothing = not (cfg.proteins.species or cfg.filaments or cfg.vesicles.count)
@@ -455,8 +453,14 @@ def dataset_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a different dataset in the folder.")
     ] = False,
+    max_memory_gb: MaxMemoryOption = None,
 ) -> None:
-    """Simulate N randomised phantoms in parallel (resumable: re-run to continue)."""
+    """Simulate N randomised phantoms in parallel (resumable: re-run to continue).
+
+    With local workers, the largest drawn phantom's memory estimate times the workers must fit
+    in the memory available (or --max-memory-gb); phantoms run on a Dask scheduler's workers are
+    not checked here.
+    """
     import time
 
     from tomosim.dataset import generate_dataset
@@ -469,6 +473,7 @@ def dataset_command(
     index = generate_dataset(
         config, count, output, seed=seed, workers=workers, scheduler=scheduler,
         overrides=overrides or [], overwrite=overwrite, progress=True,
+        max_memory_gb=max_memory_gb,
     )
     typer.echo(
         f"{index.done} phantoms in {output}/ (index.csv, index.json) "

@@ -323,3 +323,58 @@ def test_train_cli_on_the_fly_real_pipeline(tmp_path, run_cli):
     code, _, err = run_cli("train", "--on-the-fly", sim, "-o", tmp_path / "m2")
     assert code == 2 and "sample.pixel_size" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m2").exists()
+
+
+def test_train_on_the_fly_with_spectrum_match_matches_every_phantom_reproducibly(tmp_path):
+    """spectrum_match on the fly: the model's stored training spectrum is that of validation
+    phantom 0 matched by hand (prepared, then match_training_volumes with the phantom's own
+    generator), not the unmatched one; the weights do not depend on the worker count."""
+    pytest.importorskip("monai")
+    from scipy import ndimage
+
+    from tomosim.dataset import draw_phantom
+    from tomosim.labels import read_class_table
+    from tomosim.spectrum import RadialSpectrum, spectrum_difference
+    from tomosim.train.config import SpectrumTarget, TrainConfig
+    from tomosim.train.data import prepare_training_volume, read_simulation_folder
+    from tomosim.train.spectrum_matching import (
+        match_training_volumes,
+        target_spectrum,
+        training_spectrum,
+    )
+    from tomosim.train.training import train_on_the_fly
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    target = ndimage.gaussian_filter(rng.normal(size=(32, 64, 64)), 1.5)
+    target = (target + 0.05 * rng.normal(size=target.shape)).astype(np.float32)
+    write_mrc(tmp_path / "real.mrc", target, voxel_size=10.0)
+    tree = {**POOL_TREE, "sample": {**POOL_TREE["sample"], "shape": [32, 64, 64]}}
+    settings = {**POOL_TRAIN, "spectrum_match": [str(tmp_path / "real.mrc")]}
+    two = {**settings, "on_the_fly": {**POOL_TRAIN["on_the_fly"], "workers": 2}}
+    common = {"phantom_seed": 9, "simulate": labelled_simulate}
+    first = train_on_the_fly(tree, config=TrainConfig.model_validate(settings),
+                             output_dir=tmp_path / "one", **common)
+    train_on_the_fly(tree, config=TrainConfig.model_validate(two),
+                     output_dir=tmp_path / "two", **common)
+    one_w, two_w = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert all(torch.equal(one_w[k], two_w[k]) for k in one_w)
+    plain = train_on_the_fly(tree, config=TrainConfig.model_validate(POOL_TRAIN),
+                             output_dir=tmp_path / "plain", **common)
+    # by hand: phantom 0 (the validation phantom), its generator, the target's spectrum
+    config, _ = draw_phantom({k: v for k, v in tree.items() if k != "seed"}, 9, 0, source="t")
+    labelled_simulate(config, tmp_path / "phantom_0")
+    volume = prepare_training_volume(
+        read_simulation_folder(tmp_path / "phantom_0"),
+        classes=read_class_table(tmp_path / "phantom_0" / "classes.csv"), pixel_size=10.0)
+    wanted = target_spectrum(SpectrumTarget(path=str(tmp_path / "real.mrc")), pixel_size=10.0)
+    generator = np.random.default_rng(np.random.SeedSequence(9, spawn_key=(0, 0)))
+    (matched,) = match_training_volumes([volume], [wanted], pixel_size=10.0, rng=generator)
+    by_hand = training_spectrum([matched.image], pixel_size=10.0)
+    unmatched = training_spectrum([volume.image], pixel_size=10.0)
+    stored = RadialSpectrum.from_dict(first.checkpoint.spectrum)
+    np.testing.assert_allclose(stored.amplitude, by_hand.amplitude, rtol=1e-6)
+    np.testing.assert_allclose(
+        RadialSpectrum.from_dict(plain.checkpoint.spectrum).amplitude, unmatched.amplitude,
+        rtol=1e-6)
+    assert np.max(np.abs(spectrum_difference(stored, unmatched)[1:])) > 0.2

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from tomosim.dataset import checked_seed, draw_phantom, phantom_folder
 from tomosim.errors import TomosimError
 from tomosim.formats.volumes import read_volume, volume_in_folder
 from tomosim.labels import ClassTable, class_table, make_class_table, merge_class_tables
+from tomosim.spectrum import RadialSpectrum
 from tomosim.train.config import OnTheFlyConfig
 from tomosim.train.data import (
     PatchSource,
@@ -63,6 +64,7 @@ from tomosim.train.data import (
     prepare_training_volume,
     read_simulation_folder,
 )
+from tomosim.train.spectrum_matching import match_training_volumes
 from tomosim.workers import limit_threads, threads_per_worker
 
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
@@ -343,12 +345,22 @@ class PreparedPhantom:
 
     classes: ClassTable
     pixel_size: float
+    spectrum_targets: tuple[RadialSpectrum, ...] = ()
 
     def __call__(self, folder: Path, rng: np.random.Generator) -> list[PatchSource]:
-        """The patch sources of one simulated phantom folder."""
+        """The patch sources of one simulated phantom folder.
+
+        With ``spectrum_targets``, the volume is first filtered to a random mixture of their
+        amplitude spectra drawn from ``rng`` (:func:`tomosim.train.spectrum_matching.
+        match_training_volumes`), as ``train`` does with ``spectrum_match``.
+        """
         volume = prepare_training_volume(
             read_simulation_folder(folder), classes=self.classes, pixel_size=self.pixel_size
         )
+        if self.spectrum_targets:
+            (volume,) = match_training_volumes(
+                [volume], self.spectrum_targets, pixel_size=self.pixel_size, rng=rng
+            )
         volume = dataclasses.replace(volume, name=f"on-the-fly {folder.name}")
         return [make_patch_source(volume, y_range=(0, volume.labels.shape[1]), rng=rng)]
 
@@ -381,6 +393,9 @@ class PhantomPool:
         Pool size, refresh interval, workers, threads, validation phantoms.
     start_iteration
         First training iteration (a resumed run's).
+    spectrum_targets
+        Amplitude spectra to match every phantom to (a random mixture per phantom, drawn from
+        the phantom's own generator: reproducible); none by default.
     simulate, scratch_dir
         As for :class:`PhantomStream` (``simulate`` must be importable by spawned processes).
     """
@@ -394,12 +409,14 @@ class PhantomPool:
         pixel_size: float,
         settings: OnTheFlyConfig,
         start_iteration: int = 0,
+        spectrum_targets: Sequence[RadialSpectrum] = (),
         simulate: Callable[..., object] | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.settings = settings
         self.validation_count = settings.validation_phantoms
-        transform = PreparedPhantom(classes=classes, pixel_size=float(pixel_size))
+        transform = PreparedPhantom(classes=classes, pixel_size=float(pixel_size),
+                                    spectrum_targets=tuple(spectrum_targets))
         oldest = self.validation_count + start_iteration // settings.refresh_every
         self._next = oldest + settings.pool_size  # the workers start after the first pool
         stream = PhantomStream(

@@ -526,7 +526,9 @@ def train_on_the_fly(
     for validation; training patches come from a pool of ``pool_size`` phantoms that takes in a
     fresh one every ``refresh_every`` iterations, simulated by ``workers`` background processes.
     Phantom ``k`` is phantom ``k`` of ``tomosim dataset`` with the same config and seed. The
-    result depends on the seeds only (not on worker count or timing).
+    result depends on the seeds only (not on worker count or timing). With
+    ``config.spectrum_match`` every phantom (validation ones included) is filtered to a random
+    mixture of the targets' spectra, drawn from the phantom's own generator.
 
     Parameters
     ----------
@@ -555,12 +557,6 @@ def train_on_the_fly(
     """
     import yaml
 
-    if config.spectrum_match:
-        raise TomosimError(
-            "spectrum_match is not available with --on-the-fly yet: simulate a set with "
-            "tomosim dataset and train on its folders"
-        )
-
     phantom_seed = checked_seed(phantom_seed, "phantom config seed")
     root = Path(output_dir)
     tree = {k: v for k, v in phantom_config.items() if k != "seed"}
@@ -580,6 +576,7 @@ def train_on_the_fly(
     if pixel_size is None:
         first, _ = draw_phantom(tree, phantom_seed, 0, source="on-the-fly config")
         pixel_size = float(first.sample.pixel_size)
+    targets = [target_spectrum(t, pixel_size=pixel_size) for t in config.spectrum_match]
     network, resume_from = _start_network(
         root, classes=classes, pixel_size=pixel_size, config=config, resume=resume
     )
@@ -596,7 +593,8 @@ def train_on_the_fly(
         )
     with PhantomPool(
         tree, phantom_seed, classes=classes, pixel_size=pixel_size, settings=settings,
-        start_iteration=start, simulate=simulate, scratch_dir=scratch_dir,
+        start_iteration=start, spectrum_targets=targets, simulate=simulate,
+        scratch_dir=scratch_dir,
     ) as pool:
         if not any(source.centres for source in pool.validation) and settings.validation_phantoms:
             raise TomosimError("the validation phantoms hold no labelled voxels")

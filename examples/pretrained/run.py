@@ -33,8 +33,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHIPPED = REPO / "src" / "tomosim" / "data" / "models" / "default.pt"
@@ -86,19 +84,25 @@ def drawn_pixel_sizes(dataset: Path) -> list[float]:
     return sizes
 
 
-def summarise(reports: list[dict]) -> dict[str, dict[str, float | None]]:
-    """Mean and s.d. over phantoms of Dice and clDice per class."""
-    out: dict[str, dict[str, float | None]] = {}
-    names = [c["name"] for c in reports[0]["classes"]]
-    for name in names:
-        row: dict[str, float | None] = {}
-        for key in ("dice", "cl_dice", "precision", "recall"):
-            values = [c[key] for r in reports for c in r["classes"]
-                      if c["name"] == name and c[key] is not None]
-            row[key] = float(np.mean(values)) if values else None
-            row[key + "_sd"] = float(np.std(values)) if len(values) > 1 else None
-        out[name] = row
-    return out
+def summarise(reports: list[dict], heldout: Path) -> dict[str, dict[str, float | int | None]]:
+    """Scores per class over the phantoms that contain it; stray voxels where it is absent.
+
+    :func:`tomosim.train.metrics.summarise_evaluations`, plus ``stray_percent``: the voxels
+    predicted as the class in phantoms without it, in % of those phantoms' voxels.
+    """
+    import mrcfile
+
+    from tomosim.train.metrics import summarise_evaluations
+
+    table = summarise_evaluations(reports)
+    folders = phantom_folders(heldout)
+    with mrcfile.open(folders[0] / "labels.mrc", header_only=True) as mrc:
+        voxels = int(mrc.header.nx) * int(mrc.header.ny) * int(mrc.header.nz)
+    for entry in table.values():
+        absent = int(entry["absent_in"] or 0)
+        stray = float(entry["absent_predicted_voxels"] or 0)
+        entry["stray_percent"] = 100.0 * stray / (absent * voxels) if absent else None
+    return table
 
 
 def fmt(value: float | None, sd: float | None = None) -> str:
@@ -131,9 +135,11 @@ def main() -> None:
     n_held = 1 if args.quick else args.heldout_phantoms
     phantoms = HERE / "phantoms.yaml"
     model = work / "model"
-    if args.card_only:
+    if args.card_only:  # the scores again from WORKDIR/scores, the times from results.json
         stored = json.loads((work / "results.json").read_text())
-        finish(stored["summary"], stored["times_s"], model, work, args)
+        reports = [json.loads((work / "scores" / f"{folder.name}.json").read_text())
+                   for folder in phantom_folders(work / "heldout")]
+        finish(summarise(reports, work / "heldout"), stored["times_s"], model, work, args)
         return
     times: dict[str, float] = {}
     times["training phantoms"] = run_step("dataset_train", [
@@ -163,7 +169,7 @@ def main() -> None:
             str(folder / "classes.csv"), "-o", str(scores)], logs)
         reports.append(json.loads(scores.read_text()))
     times["segment held-out"] = segment_time
-    summary = summarise(reports)
+    summary = summarise(reports, work / "heldout")
     (work / "results.json").write_text(json.dumps({"summary": summary, "times_s": times}, indent=2))
     finish(summary, times, model, work, args)
 
@@ -193,8 +199,10 @@ def write_card(
 
     train_config = yaml.safe_load((HERE / "train.yaml").read_text())
     net = train_config["network"]
-    rows = [f"| {name} | {fmt(s['dice'], s['dice_sd'])} | {fmt(s['cl_dice'], s['cl_dice_sd'])} | "
-            f"{fmt(s['precision'])} | {fmt(s['recall'])} |" for name, s in summary.items()]
+    rows = [f"| {name} | {s['dice_n']} | {fmt(s['dice'], s['dice_sd'])} | "
+            f"{fmt(s['cl_dice'], s['cl_dice_sd'])} | {fmt(s['precision'])} | {fmt(s['recall'])} | "
+            + (f"{s['absent_in']}: {s['stray_percent']:.2f} % |" if s["absent_in"] else "- |")
+            for name, s in summary.items()]
     final = metrics.get("final") or {}
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -253,10 +261,13 @@ def write_card(
         f"{len(held_sizes)} phantoms from the same distribution with another seed (13), "
         f"pixel sizes {', '.join(f'{s:.1f}' for s in held_sizes)} Å, segmented whole at their own "
         "pixel size (`tomosim segment`) and scored against their labels (`tomosim evaluate`); "
-        "mean ± s.d. over phantoms.",
+        "mean ± s.d. over the phantoms that contain the class (a phantom without it scores no "
+        "Dice; the voxels predicted as the class there are given as a percentage of their "
+        "volume).",
         "",
-        "| class | Dice | clDice | precision | recall |",
-        "|---|---|---|---|---|",
+        "| class | phantoms with it | Dice | clDice | precision | recall | "
+        "phantoms without it: stray voxels |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Wall times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()) + ".",

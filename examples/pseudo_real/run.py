@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+from tomosim.train.metrics import summarise_evaluations
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -58,28 +58,11 @@ def run_step(name: str, args: list[str], logs: Path) -> float:
     return time.monotonic() - start
 
 
-def summarise(reports: list[dict]) -> dict[str, dict[str, tuple[float | None, float | None]]]:
-    """class -> metric -> (mean, s.d.) over phantoms."""
-    names = [c["name"] for c in reports[0]["classes"]]
-    out: dict[str, dict[str, tuple[float | None, float | None]]] = {}
-    for name in names:
-        out[name] = {}
-        for key in ("dice", "cl_dice"):
-            values = [c[key] for r in reports for c in r["classes"]
-                      if c["name"] == name and c[key] is not None]
-            out[name][key] = (
-                float(np.mean(values)) if values else None,
-                float(np.std(values)) if len(values) > 1 else None,
-            )
-    return out
-
-
-def fmt(pair: tuple[float | None, float | None]) -> str:
-    """'mean ± sd' or '-'."""
-    mean, sd = pair
-    if mean is None:
+def fmt(value: float | None, sd: float | None = None) -> str:
+    """'mean ± sd', 'mean' or '-'."""
+    if value is None:
         return "-"
-    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
+    return f"{value:.2f} ± {sd:.2f}" if sd is not None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -141,7 +124,7 @@ def main() -> None:
                                          "--classes", str(folder / "classes.csv"), "-o",
                                          str(scores)], logs)
             reports.append(json.loads(scores.read_text()))
-        results[variant] = summarise(reports)
+        results[variant] = summarise_evaluations(reports)
     (work / "pseudo_real_results.json").write_text(json.dumps(
         {"results": results, "times_s": times}, indent=2))
     target = work / "pseudo_real.md" if args.quick else DOC
@@ -155,8 +138,10 @@ def document(results: dict, times: dict, n_phantoms: int, args: argparse.Namespa
     rows = []
     for c in classes:
         for v in results:
-            rows.append(f"| {c} | {v} | {fmt(results[v][c]['dice'])} | "
-                        f"{fmt(results[v][c]['cl_dice'])} |")
+            r = results[v][c]
+            rows.append(f"| {c} | {v} | {r['dice_n']} | {fmt(r['dice'], r['dice_sd'])} | "
+                        f"{fmt(r['cl_dice'], r['cl_dice_sd'])} | {fmt(r['precision'])} | "
+                        f"{fmt(r['recall'])} | {r['absent_in']}: {r['absent_predicted_voxels']} |")
     compare = "".join(f" --compare-model '{m}'" for m in args.compare_model)
     lines = [
         "# Pseudo-real experiment: the default model on domain-shifted phantoms",
@@ -193,10 +178,13 @@ def document(results: dict, times: dict, n_phantoms: int, args: argparse.Namespa
         "tomosim evaluate labels.mrc phantom/labels.mrc -o scores.json",
         "```",
         "",
-        f"{n_phantoms} phantoms; mean ± s.d. over phantoms; clDice for filaments only.",
+        f"{n_phantoms} phantoms; mean ± s.d. over the phantoms that contain the class (a phantom "
+        "without it scores no Dice; the voxels predicted as the class there are counted in the "
+        "last column); clDice for filaments only.",
         "",
-        "| class | variant | Dice | clDice |",
-        "|---|---|---|---|",
+        "| class | variant | phantoms with it | Dice | clDice | precision | recall | "
+        "phantoms without it: stray voxels |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + ".",

@@ -175,33 +175,15 @@ def read_drawn_settings(dataset: Path) -> dict[str, dict[str, str]]:
 
 
 def summarise(reports: list[dict]) -> dict[str, dict[str, float | int | None]]:
-    """Per class: mean and s.d. of each score over the phantoms that contain the class, pooled Dice.
+    """Per class: scores over the phantoms that contain the class, pooled Dice.
 
-    A phantom without a class (a filament that found no free place) scores no Dice for it (only
-    false positives, Dice 0 for any stray voxel); it is left out of that class's means, and the
-    voxels it predicts for the class are counted under ``absent_predicted_voxels``.
+    :func:`tomosim.train.metrics.summarise_evaluations`: a phantom without a class (a filament
+    that found no free place) is left out of that class's means, and the voxels it predicts for
+    the class are counted under ``absent_predicted_voxels``.
     """
-    import numpy as np
+    from tomosim.train.metrics import summarise_evaluations
 
-    table: dict[str, dict[str, float | int | None]] = {}
-    for name in CLASSES:
-        every = [c for r in reports for c in r["classes"] if c["name"] == name]
-        rows = [c for c in every if c["true_voxels"] > 0]
-        entry: dict[str, float | int | None] = {}
-        for key in ("dice", "iou", "precision", "recall", "cl_dice"):
-            values = [c[key] for c in rows if c[key] is not None]
-            entry[key] = float(np.mean(values)) if values else None
-            entry[f"{key}_sd"] = float(np.std(values)) if len(values) > 1 else None
-            entry[f"{key}_n"] = len(values)
-        overlap = sum(c["overlap_voxels"] for c in rows)
-        total = sum(c["true_voxels"] + c["predicted_voxels"] for c in rows)
-        entry["pooled_dice"] = 2.0 * overlap / total if total else None
-        entry["true_voxels"] = sum(c["true_voxels"] for c in rows)
-        entry["absent_in"] = len(every) - len(rows)
-        entry["absent_predicted_voxels"] = sum(
-            c["predicted_voxels"] for c in every if c["true_voxels"] == 0)
-        table[name] = entry
-    return table
+    return summarise_evaluations(reports, CLASSES)
 
 
 def confusion(dataset: Path, predictions: Path) -> list[list[int]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -155,3 +156,44 @@ def summarise_scores(scores: Sequence[ClassScores]) -> dict[str, float | None]:
         values = [getattr(s, key) for s in scores if getattr(s, key) is not None]
         summary[f"mean_{key}"] = float(np.mean(values)) if values else None
     return summary
+
+
+def summarise_evaluations(
+    reports: Sequence[dict[str, Any]], names: Sequence[str] | None = None
+) -> dict[str, dict[str, float | int | None]]:
+    """Per class, over ``tomosim evaluate`` reports of several tomograms.
+
+    Each score's mean, s.d. and count (``dice``, ``dice_sd``, ``dice_n``, ... for ``dice``,
+    ``iou``, ``precision``, ``recall``, ``cl_dice``) are taken over the tomograms that contain the
+    class; a tomogram without it scores no Dice for it (any stray voxel would give 0): it counts
+    under ``absent_in`` and its predicted voxels under ``absent_predicted_voxels``.
+    ``pooled_dice`` is the Dice of all voxels together; ``true_voxels`` their count.
+
+    Parameters
+    ----------
+    reports
+        The JSON reports of ``tomosim evaluate`` (a ``classes`` list of per-class scores).
+    names
+        Classes to summarise, in this order; default those of the first report.
+    """
+    if names is None:
+        names = [c["name"] for c in reports[0]["classes"]] if reports else []
+    table: dict[str, dict[str, float | int | None]] = {}
+    for name in names:
+        every = [c for r in reports for c in r["classes"] if c["name"] == name]
+        rows = [c for c in every if c["true_voxels"] > 0]
+        entry: dict[str, float | int | None] = {}
+        for key in ("dice", "iou", "precision", "recall", "cl_dice"):
+            values = [c[key] for c in rows if c[key] is not None]
+            entry[key] = float(np.mean(values)) if values else None
+            entry[f"{key}_sd"] = float(np.std(values)) if len(values) > 1 else None
+            entry[f"{key}_n"] = len(values)
+        overlap = sum(c["overlap_voxels"] for c in rows)
+        total = sum(c["true_voxels"] + c["predicted_voxels"] for c in rows)
+        entry["pooled_dice"] = 2.0 * overlap / total if total else None
+        entry["true_voxels"] = sum(c["true_voxels"] for c in rows)
+        entry["absent_in"] = len(every) - len(rows)
+        entry["absent_predicted_voxels"] = sum(
+            c["predicted_voxels"] for c in every if c["true_voxels"] == 0)
+        table[name] = entry
+    return table

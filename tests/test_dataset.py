@@ -199,6 +199,10 @@ def test_warnings_are_recorded_in_the_index(tmp_path, recwarn):
     assert read_index(tmp_path / "d") == index and len(recwarn) == 0
     rows = (tmp_path / "d" / "index.csv").read_text().splitlines()[1:]
     assert all(row.split(",")[4] == "1" for row in rows)
+    # resuming a finished dataset simulates nothing and keeps what the phantoms warned
+    again = generate_dataset(TREE, 2, tmp_path / "d", simulate=fake_simulate, progress=False)
+    assert again.phantoms[1].warnings == index.phantoms[1].warnings
+    assert read_index(tmp_path / "d") == index
 
 
 def test_failure_stops_records_and_resumes(tmp_path):

@@ -312,6 +312,7 @@ def generate_dataset(
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_folder(root):
         _check_or_clear(root, config_hash, overwrite=overwrite)
+        earlier = _recorded_warnings(root)
         write_text(
             root / "dataset_config.yaml",
             yaml.safe_dump({"seed": seed, "n": n, "config": tree}, sort_keys=False),
@@ -321,9 +322,10 @@ def generate_dataset(
             folder = phantom_folder(i)
             done = _clean_phantom(root, folder)
             parameters = {k: v for k, v in values.items() if k != "seed"}
-            entries.append(
-                PhantomEntry(i, folder, cfg.seed, "done" if done else "pending", parameters)
-            )
+            entries.append(PhantomEntry(
+                i, folder, cfg.seed, "done" if done else "pending", parameters,
+                warnings=earlier.get(i, ()) if done else (),
+            ))
         index = _IndexWriter(root, config_hash, seed, n, entries)
         index.write()
         pending = [e.index for e in entries if e.status != "done"]
@@ -524,6 +526,20 @@ def _read_header(root: Path) -> dict[str, Any] | None:
     if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
         raise TomosimError(f"{path} is not a tomosim dataset index (use --overwrite)")
     return header
+
+
+def _recorded_warnings(root: Path) -> dict[int, tuple[str, ...]]:
+    """Warnings the index in ``root`` records per phantom (kept for finished phantoms on resume).
+
+    Called after :func:`_check_or_clear`, so an index left here is this dataset's.
+    """
+    header = _read_header(root)
+    if header is None:
+        return {}
+    return {
+        int(row["phantom"]): tuple(str(w) for w in row.get("warnings", ()))
+        for row in header.get("phantoms", []) if row.get("warnings")
+    }
 
 
 def _check_or_clear(root: Path, config_hash: str, *, overwrite: bool) -> None:

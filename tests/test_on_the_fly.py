@@ -378,3 +378,23 @@ def test_train_on_the_fly_with_spectrum_match_matches_every_phantom_reproducibly
         RadialSpectrum.from_dict(plain.checkpoint.spectrum).amplitude, unmatched.amplitude,
         rtol=1e-6)
     assert np.max(np.abs(spectrum_difference(stored, unmatched)[1:])) > 0.2
+
+
+def test_stale_scratch_of_dead_processes_is_removed(tmp_path):
+    """A run killed by SIGKILL leaves tomosim-stream-<pid>-* folders; the next run removes
+    those whose process is gone and nothing else."""
+    import os
+    import subprocess
+    import sys
+
+    from tomosim.train.on_the_fly import SCRATCH_PREFIX, remove_stale_scratch
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = tmp_path / f"{SCRATCH_PREFIX}{child.pid}-abc"
+    alive = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{SCRATCH_PREFIX}nopid"
+    for folder in (dead, alive, other):
+        (folder / "phantom_00000").mkdir(parents=True)
+    assert remove_stale_scratch(tmp_path) == 1
+    assert not dead.exists() and alive.is_dir() and other.is_dir()

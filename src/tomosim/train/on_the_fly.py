@@ -70,6 +70,38 @@ from tomosim.workers import limit_threads, threads_per_worker
 Transform = Callable[[Path, np.random.Generator], Iterable[Any]]
 
 
+SCRATCH_PREFIX = "tomosim-stream-"
+"""Scratch folders of simulated phantoms are named ``tomosim-stream-<pid>-<random>``."""
+
+
+def remove_stale_scratch(folder: str | os.PathLike[str] | None = None) -> int:
+    """Remove phantom scratch folders left by processes that no longer exist (killed runs).
+
+    A run killed with SIGKILL cannot remove its scratch folders; the next run does, for every
+    folder in ``folder`` (default: the system's temporary folder) whose owner process is gone.
+    Folders of live processes, and names without a process id, are left alone.
+
+    Returns
+    -------
+    int
+        The number of folders removed.
+    """
+    root = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    removed = 0
+    for path in root.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid_text = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        except (PermissionError, OverflowError):  # another user's live process / not a pid
+            continue
+    return removed
+
+
 class PhantomStream(IterableDataset):
     """An endless (or per-epoch) stream of freshly simulated phantoms.
 
@@ -210,7 +242,8 @@ class PhantomStream(IterableDataset):
         simulate = self.simulate
         if simulate is None:
             simulate = pipeline.simulate
-        scratch = Path(tempfile.mkdtemp(prefix="tomosim-stream-", dir=self.scratch_dir))
+        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-",
+                                        dir=self.scratch_dir))
         try:
             folder = scratch / phantom_folder(k)
             simulate(config, folder, progress=False)
@@ -415,6 +448,7 @@ class PhantomPool:
     ) -> None:
         self.settings = settings
         self.validation_count = settings.validation_phantoms
+        remove_stale_scratch(scratch_dir)  # left by runs that were killed
         transform = PreparedPhantom(classes=classes, pixel_size=float(pixel_size),
                                     spectrum_targets=tuple(spectrum_targets))
         oldest = self.validation_count + start_iteration // settings.refresh_every

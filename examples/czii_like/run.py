@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +45,9 @@ import pandas as pd
 import starfile
 
 from tomosim.particles import write_particles_star
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from example_steps import phantom_folders, run_step  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -80,28 +82,6 @@ QUICK_TRAIN = [
 ]
 
 
-def tomosim_command() -> list[str]:
-    """The ``tomosim`` console script, or this Python running the CLI module."""
-    found = shutil.which("tomosim")
-    return [found] if found else [sys.executable, "-m", "tomosim.cli"]
-
-
-def run_step(name: str, args: list[str], logs: Path) -> float:
-    """Run ``tomosim ARGS``, stdout and stderr to ``logs/NAME.log``; returns wall seconds."""
-    log = logs / f"{name}.log"
-    shown = shlex.join(args)
-    print(f"[{time.strftime('%H:%M:%S')}] {name}: tomosim {shown[:300]}", flush=True)
-    start = time.monotonic()
-    with open(log, "w") as handle:
-        handle.write(f"$ tomosim {shlex.join(args)}\n")
-        handle.flush()
-        code = subprocess.call(tomosim_command() + args, stdout=handle, stderr=subprocess.STDOUT)
-    if code != 0:
-        tail = log.read_text().splitlines()[-15:]
-        sys.exit(f"step {name} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))
-    return time.monotonic() - start
-
-
 def choose_structures(mode: str) -> tuple[list[str], list[dict[str, str]]]:
     """``--set`` overrides that replace unavailable ids by stand-ins, and a row per class."""
     from tomosim.errors import TomosimError
@@ -128,10 +108,6 @@ def choose_structures(mode: str) -> tuple[list[str], list[dict[str, str]]]:
         rows.append({"class": name, "requested": identifier, "used": f"stand-in {stand_in}",
                      "note": what})
     return overrides, rows
-
-
-def phantom_folders(dataset: Path) -> list[Path]:
-    return sorted(p for p in dataset.glob("phantom_*") if (p / "tomogram.mrc").is_file())
 
 
 def renamed(star: Path, name: str) -> pd.DataFrame:

@@ -27,11 +27,12 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from example_steps import fmt, phantom_folders, run_step  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -47,30 +48,6 @@ QUICK_TRAIN = [
     "epochs=1", "iterations_per_epoch=2", "batch_size=2", "patch_size=32", "network.depth=2",
     "network.base_channels=4", "validation_patches=2",
 ]
-
-
-def tomosim_command() -> list[str]:
-    """This Python running the CLI module (the worktree's code when PYTHONPATH points at it)."""
-    return [sys.executable, "-m", "tomosim.cli"]
-
-
-def run_step(name: str, args: list[str], logs: Path) -> float:
-    """Run one tomosim command, logging to ``logs/name.log``; return its wall time in s."""
-    logs.mkdir(parents=True, exist_ok=True)
-    command = [*tomosim_command(), *args]
-    start = time.monotonic()
-    with open(logs / f"{name}.log", "w") as handle:
-        handle.write(" ".join(command) + "\n")
-        handle.flush()
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
-    if code:
-        sys.exit(f"step {name} failed (exit {code}); see {logs / (name + '.log')}")
-    return time.monotonic() - start
-
-
-def phantom_folders(dataset: Path) -> list[Path]:
-    """The phantom folders of a ``tomosim dataset`` output, in index order."""
-    return sorted(p for p in dataset.glob("phantom_*") if (p / "tomogram.mrc").is_file())
 
 
 def drawn_pixel_sizes(dataset: Path) -> list[float]:
@@ -103,13 +80,6 @@ def summarise(reports: list[dict], heldout: Path) -> dict[str, dict[str, float |
         stray = float(entry["absent_predicted_voxels"] or 0)
         entry["stray_percent"] = 100.0 * stray / (absent * voxels) if absent else None
     return table
-
-
-def fmt(value: float | None, sd: float | None = None) -> str:
-    """A score with its s.d., or '-'."""
-    if value is None:
-        return "-"
-    return f"{value:.2f} ± {sd:.2f}" if sd is not None else f"{value:.2f}"
 
 
 def main() -> None:

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tomosim.train.metrics import summarise_evaluations
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from example_steps import fmt, run_step  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -42,27 +43,6 @@ QUICK = ["sample.shape=[32,96,96]", "sample.ice_thickness=300", "sample.pixel_si
          "vesicles.deformation=20"]
 QUICK_TRAIN = ["epochs=1", "iterations_per_epoch=2", "batch_size=2", "patch_size=32",
                "network.depth=2", "network.base_channels=4", "validation_patches=2"]
-
-
-def run_step(name: str, args: list[str], logs: Path) -> float:
-    """Run ``tomosim ARGS`` logging to ``logs/name.log``; return the wall time, s."""
-    logs.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "tomosim.cli", *args]
-    start = time.monotonic()
-    with open(logs / f"{name}.log", "w") as handle:
-        handle.write(" ".join(command) + "\n")
-        handle.flush()
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
-    if code:
-        sys.exit(f"step {name} failed (exit {code}); see {logs / (name + '.log')}")
-    return time.monotonic() - start
-
-
-def fmt(value: float | None, sd: float | None = None) -> str:
-    """'mean ± sd', 'mean' or '-'."""
-    if value is None:
-        return "-"
-    return f"{value:.2f} ± {sd:.2f}" if sd is not None else f"{value:.2f}"
 
 
 def main() -> None:

@@ -54,11 +54,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from example_steps import run_step  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -87,32 +89,6 @@ QUICK_TRAIN = [
 def structures_folder() -> Path:
     """The ``../shared/structures`` folder beside the repository (used when unset elsewhere)."""
     return REPO.parent / "shared" / "structures"
-
-
-def tomosim_command() -> list[str]:
-    """The ``tomosim`` console script, or this Python running the CLI module."""
-    found = shutil.which("tomosim")
-    return [found] if found else [sys.executable, "-m", "tomosim.cli"]
-
-
-def run_step(name: str, args: list[str], logs: Path) -> float:
-    """Run ``tomosim ARGS``, stdout and stderr to ``logs/NAME.log``; returns wall seconds."""
-    command = tomosim_command() + args
-    log = logs / f"{name}.log"
-    shown = shlex.join(args)
-    if len(shown) > 400:
-        shown = shown[:200] + " ... " + shown[-150:]
-    print(f"[{time.strftime('%H:%M:%S')}] {name}: tomosim {shown}", flush=True)
-    start = time.monotonic()
-    with open(log, "w") as handle:
-        handle.write(f"$ tomosim {shlex.join(args)}\n")
-        handle.flush()
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
-    seconds = time.monotonic() - start
-    if code != 0:
-        tail = log.read_text().splitlines()[-15:]
-        sys.exit(f"step {name} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))
-    return seconds
 
 
 def phantom_folders(dataset: Path) -> list[Path]:

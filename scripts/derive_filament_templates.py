@@ -41,7 +41,7 @@ from tomosim.filament_templates import (
     matched_pairs,
     read_filament_model,
 )
-from tomosim.helix import filament_frame, fit_helix, superpose
+from tomosim.helix import filament_frame, fit_helix, onto_x_axis, superpose
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "tomosim" / "data" / "filaments"
@@ -180,11 +180,7 @@ def _relieved_dimer(
         placements.append(lattice_placement(positions, rotations, n_pf + 5, reach=reach))
     relief = relieve_clashes(local, placements)
     placed = relief.motion.apply(local) + np.array([radius13, 0.0, 0.0])
-    centre = placed.mean(axis=0)
-    turn = -np.arctan2(centre[1], centre[0])
-    rotation = np.array([[np.cos(turn), -np.sin(turn), 0.0], [np.sin(turn), np.cos(turn), 0.0],
-                         [0.0, 0.0, 1.0]])
-    return placed @ rotation.T - np.array([0.0, 0.0, centre[2]]), relief
+    return onto_x_axis(placed).apply(placed), relief
 
 
 def main() -> None:

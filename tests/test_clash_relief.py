@@ -10,12 +10,11 @@ from tomosim.clash_relief import (
     CLASH_DISTANCE,
     Placement,
     clashing_atoms,
-    compose,
     lattice_placement,
     relieve_clashes,
 )
 from tomosim.errors import TomosimError
-from tomosim.helix import RigidMotion
+from tomosim.helix import RigidMotion, compose
 
 IDENTITY = RigidMotion(np.eye(3), np.zeros(3))
 

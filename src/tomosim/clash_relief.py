@@ -189,8 +189,11 @@ def relieve_clashes(
     interfaces = []
     for placement in placements:
         placed = placement.subunit.apply(atoms)
-        distance, _ = cKDTree(placement.others(placed)).query(
-            placed, distance_upper_bound=INTERFACE)
+        others = placement.others(placed)
+        if not len(others):  # nothing to touch: no residuals from this placement
+            interfaces.append(np.empty(0, dtype=np.intp))
+            continue
+        distance, _ = cKDTree(others).query(placed, distance_upper_bound=INTERFACE)
         interfaces.append(np.flatnonzero(distance < INTERFACE))
     regulariser = 0.05
 
@@ -198,6 +201,8 @@ def relieve_clashes(
         out = []
         moved = _moved(atoms, centre, p)
         for placement, interface in zip(placements, interfaces, strict=True):
+            if not len(interface):
+                continue
             placed = placement.subunit.apply(moved)
             distance, _ = cKDTree(placement.others(placed)).query(placed[interface])
             out.append(np.maximum(0.0, CLASH_DISTANCE + MARGIN - distance))
@@ -221,9 +226,3 @@ def relieve_clashes(
         )
     return Relief(motion, centre, angle, shift, before, after, len(atoms))
 
-
-def compose(first: RigidMotion, then: RigidMotion) -> RigidMotion:
-    """The motion ``then ∘ first`` (apply ``first``, then ``then``)."""
-    return RigidMotion(
-        then.rotation @ first.rotation, then.rotation @ first.translation + then.translation
-    )

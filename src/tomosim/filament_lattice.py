@@ -25,6 +25,7 @@ from tomosim.filament_templates import (
     preset_template_path,
     template_residues,
 )
+from tomosim.helix import rotation_z
 from tomosim.sources import resolve_source
 
 DEFAULT_SUBUNIT_RADIUS = 30.0
@@ -133,19 +134,6 @@ LITERATURE: dict[str, tuple[float, float]] = {
     "cofilactin": (27.0, -162.0),
 }
 """``(rise Å, twist °)`` per subunit from the literature, for comparison (module docstring)."""
-
-
-def rotation_z(angle_deg: np.ndarray) -> np.ndarray:
-    """``(n, 3, 3)`` active rotations about ``+z`` by ``angle_deg``."""
-    a = np.deg2rad(np.asarray(angle_deg, dtype=np.float64))
-    c, s = np.cos(a), np.sin(a)
-    out = np.zeros(a.shape + (3, 3))
-    out[..., 0, 0] = c
-    out[..., 0, 1] = -s
-    out[..., 1, 0] = s
-    out[..., 1, 1] = c
-    out[..., 2, 2] = 1.0
-    return out
 
 
 def helical_lattice(

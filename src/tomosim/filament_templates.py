@@ -58,14 +58,17 @@ import gemmi
 import numpy as np
 from scipy.spatial import cKDTree
 
-from tomosim.clash_relief import (
-    CLASH_DISTANCE,
-    Placement,
-    compose,
-    relieve_clashes,
-)
+from tomosim.clash_relief import CLASH_DISTANCE, Placement, relieve_clashes
 from tomosim.errors import TomosimError
-from tomosim.helix import HelixFit, RigidMotion, filament_frame, fit_helix
+from tomosim.helix import (
+    HelixFit,
+    RigidMotion,
+    compose,
+    filament_frame,
+    fit_helix,
+    onto_x_axis,
+    rotation_z,
+)
 from tomosim.io import atomic_path, cache_dir
 from tomosim.sources import resolve_source
 
@@ -462,14 +465,16 @@ def build_template(
     distance, _ = cKDTree(np.concatenate(neighbours)).query(chosen.positions)
     in_model = int(np.sum(distance < CLASH_DISTANCE))
     screw = Placement(RigidMotion(np.eye(3), np.zeros(3)), tuple(
-        RigidMotion(_rotation_z(step * fit.twist), np.array([0.0, 0.0, step * fit.rise]))
+        RigidMotion(rotation_z(step * fit.twist), np.array([0.0, 0.0, step * fit.rise]))
         for step in (-2, -1, 1, 2)
     ))
     try:
         relief = relieve_clashes(frame.apply(chosen.positions), [screw], allowed=[in_model])
     except TomosimError as exc:
         raise TomosimError(f"{exc}: {source}") from None
-    motion = _core_on_x(compose(frame, relief.motion), chosen.positions[chosen.parts == core_part])
+    relieved = compose(frame, relief.motion)
+    core_atoms = relieved.apply(chosen.positions[chosen.parts == core_part])
+    motion = compose(relieved, onto_x_axis(core_atoms))  # core on +x at height 0
     moved = motion.apply(chosen.positions)
     core = moved[chosen.parts == core_part]
     reference = moved.mean(axis=0)
@@ -495,23 +500,6 @@ def build_template(
         relief_deg=relief.angle_deg,
         relief_shift=relief.shift,
     )
-
-
-def _rotation_z(angle_deg: float) -> np.ndarray:
-    a = math.radians(angle_deg)
-    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0],
-                     [0.0, 0.0, 1.0]])
-
-
-def _core_on_x(motion: RigidMotion, core: np.ndarray) -> RigidMotion:
-    """Follow ``motion`` by the turn about ``z`` and shift along it that centre the core.
-
-    The moved core's mean atom position ends on ``+x`` at height 0 (a symmetry of the lattice).
-    """
-    centre = motion.apply(core).mean(axis=0)
-    turn = RigidMotion(_rotation_z(-math.degrees(math.atan2(centre[1], centre[0]))),
-                       np.array([0.0, 0.0, -centre[2]]))
-    return compose(motion, turn)
 
 
 def _template_from_json(path: Path, data: dict[str, object]) -> SubunitTemplate:

@@ -48,6 +48,37 @@ class RigidMotion:
         return np.asarray(points, dtype=np.float64) @ self.rotation.T + self.translation
 
 
+def compose(first: RigidMotion, then: RigidMotion) -> RigidMotion:
+    """The motion ``then ∘ first`` (apply ``first``, then ``then``)."""
+    return RigidMotion(
+        then.rotation @ first.rotation, then.rotation @ first.translation + then.translation
+    )
+
+
+def rotation_z(angle_deg: np.ndarray | float) -> np.ndarray:
+    """``(..., 3, 3)`` active rotations about ``+z`` by ``angle_deg`` (degrees)."""
+    a = np.deg2rad(np.asarray(angle_deg, dtype=np.float64))
+    c, s = np.cos(a), np.sin(a)
+    out = np.zeros(a.shape + (3, 3))
+    out[..., 0, 0] = c
+    out[..., 0, 1] = -s
+    out[..., 1, 0] = s
+    out[..., 1, 1] = c
+    out[..., 2, 2] = 1.0
+    return out
+
+
+def onto_x_axis(points: np.ndarray) -> RigidMotion:
+    """The turn about ``z`` and shift along it that put the mean of ``points`` on ``+x`` at z = 0.
+
+    In the filament frame this is a symmetry of every helical lattice: applied to a template, it
+    moves the whole filament, not the subunits relative to each other.
+    """
+    centre = np.asarray(points, dtype=np.float64).mean(axis=0)
+    turn = rotation_z(-math.degrees(math.atan2(centre[1], centre[0])))
+    return RigidMotion(turn, np.array([0.0, 0.0, -centre[2]]))
+
+
 @dataclass(frozen=True)
 class HelixFit:
     """The screw transform between consecutive subunits of a filament model.

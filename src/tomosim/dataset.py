@@ -311,8 +311,7 @@ def generate_dataset(
         raise TomosimError(f"output {root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_folder(root):
-        _check_or_clear(root, config_hash, overwrite=overwrite)
-        earlier = _recorded_warnings(root)
+        earlier = _recorded_warnings(_check_or_clear(root, config_hash, overwrite=overwrite))
         write_text(
             root / "dataset_config.yaml",
             yaml.safe_dump({"seed": seed, "n": n, "config": tree}, sort_keys=False),
@@ -528,12 +527,8 @@ def _read_header(root: Path) -> dict[str, Any] | None:
     return header
 
 
-def _recorded_warnings(root: Path) -> dict[int, tuple[str, ...]]:
-    """Warnings the index in ``root`` records per phantom (kept for finished phantoms on resume).
-
-    Called after :func:`_check_or_clear`, so an index left here is this dataset's.
-    """
-    header = _read_header(root)
+def _recorded_warnings(header: dict[str, Any] | None) -> dict[int, tuple[str, ...]]:
+    """Warnings an index ``header`` records per phantom (kept for finished phantoms on resume)."""
     if header is None:
         return {}
     return {
@@ -542,8 +537,13 @@ def _recorded_warnings(root: Path) -> dict[int, tuple[str, ...]]:
     }
 
 
-def _check_or_clear(root: Path, config_hash: str, *, overwrite: bool) -> None:
-    """Refuse (or, with ``overwrite``, clear) a folder holding another dataset."""
+def _check_or_clear(
+    root: Path, config_hash: str, *, overwrite: bool
+) -> dict[str, Any] | None:
+    """Refuse (or, with ``overwrite``, clear) a folder holding another dataset.
+
+    Returns the index header of this dataset found in ``root`` (None when there is none).
+    """
     try:
         header = _read_header(root)
         if header is None and any(root.glob("phantom_*")):
@@ -566,6 +566,8 @@ def _check_or_clear(root: Path, config_hash: str, *, overwrite: bool) -> None:
                 shutil.rmtree(path)
         for name in ("index.json", "index.csv", "dataset_config.yaml"):
             (root / name).unlink(missing_ok=True)
+        return None
+    return header
 
 
 def _clean_phantom(root: Path, folder: str) -> bool:
